@@ -1,0 +1,1 @@
+"""Temporal activities: every side effect (database, mail, Temporal calls on behalf of a round)."""

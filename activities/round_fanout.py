@@ -1,0 +1,205 @@
+"""Activities that act on many schools of a round: start their workflows, extend their deadlines,
+and the area's cutoff escalation."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from sqlalchemy.engine import Engine
+from sqlmodel import select
+from temporalio import activity
+from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError
+
+from activities.school_round import school_emails
+from db.engine import session_scope
+from db.models import OutboxMail, Round, School, SchoolRound, User
+from dmcflow.settings import Settings
+from domain.messages import (
+    AreaCutoffInput, AreaCutoffStatus, AreaCutoffStep, FanoutPage, FanoutPageResult, SchoolRoundInput,
+)
+from domain.rounds import RoundPolicy, Schedule
+from domain.school_round import SchoolRoundState
+from mailer import outbox
+from mailer.render import render
+from workflows import activity_calls as calls
+from workflows import search_attributes as sa
+from workflows.area_cutoff import AreaCutoffWorkflow
+from workflows.ids import area_cutoff_id, area_key, school_round_id
+from workflows.school_round import SchoolRoundWorkflow
+
+log = logging.getLogger(__name__)
+CONCURRENCY = 64
+
+
+def activity_now():
+    # Temporal's clock, not the machine's: under time skipping the two differ by days.
+    return activity.info().current_attempt_scheduled_time
+
+
+class RoundFanoutActivities:
+    def __init__(self, engine: Engine, settings: Settings, client: Client) -> None:
+        self.engine = engine
+        self.settings = settings
+        self.client = client
+
+    @activity.defn(name=calls.FANOUT_PAGE)
+    async def fanout_page(self, page: FanoutPage) -> FanoutPageResult:
+        if page.operation == "start":
+            return await self._start_page(page)
+        return await self._extend_page(page)
+
+    # --- start ----------------------------------------------------------------------------------
+
+    def _schools_page(self, page: FanoutPage) -> tuple[Round, list[tuple[str, str]]]:
+        with session_scope(self.engine) as session:
+            rnd = session.get(Round, page.round_id)
+            stmt = select(School.code, School.area).order_by(School.code).limit(page.limit)
+            if page.after:
+                stmt = stmt.where(School.code > page.after)
+            if page.area:
+                stmt = stmt.where(School.area == page.area)
+            return rnd, list(session.exec(stmt))
+
+    async def _start_page(self, page: FanoutPage) -> FanoutPageResult:
+        rnd, schools = await asyncio.to_thread(self._schools_page, page)
+        if not schools:
+            await self._start_area_workflows(page.round_id)
+            return FanoutPageResult(done=0, skipped=0, last=None)
+        schedule = Schedule(opens_at=rnd.opens_at, confirm_from=rnd.confirm_from, cutoff_at=rnd.cutoff_at)
+        policy = RoundPolicy.model_validate(rnd.policy)
+        gate = asyncio.Semaphore(CONCURRENCY)
+        skipped = 0
+
+        async def start(code: str, area: str) -> None:
+            nonlocal skipped
+            state = SchoolRoundState(round_id=rnd.id, school_code=code, area=area, schedule=schedule, policy=policy)
+            async with gate:
+                try:
+                    await self.client.start_workflow(
+                        SchoolRoundWorkflow.run, SchoolRoundInput(state=state), id=school_round_id(rnd.id, code),
+                        task_queue=self.settings.task_queue,
+                        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+                        id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                        search_attributes=TypedSearchAttributes([
+                            SearchAttributePair(sa.ROUND, rnd.id), SearchAttributePair(sa.AREA, area),
+                            SearchAttributePair(sa.SCHOOL, code),
+                            SearchAttributePair(sa.STAGE, state.stage(activity_now()).value)]),
+                    )
+                except WorkflowAlreadyStartedError:
+                    skipped += 1  # its round already ended (certified or closed): never restarted
+
+        await asyncio.gather(*(start(code, area) for code, area in schools))
+        activity.heartbeat(schools[-1][0])
+        return FanoutPageResult(done=len(schools) - skipped, skipped=skipped, last=schools[-1][0])
+
+    async def _start_area_workflows(self, round_id: str) -> None:
+        def areas() -> list[str]:
+            with session_scope(self.engine) as session:
+                return list(session.exec(select(School.area).distinct()))
+
+        for area in await asyncio.to_thread(areas):
+            await self.client.start_workflow(
+                AreaCutoffWorkflow.run, AreaCutoffInput(round_id=round_id, area=area),
+                id=area_cutoff_id(round_id, area), task_queue=self.settings.task_queue,
+                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+                id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+                search_attributes=TypedSearchAttributes([SearchAttributePair(sa.ROUND, round_id),
+                                                         SearchAttributePair(sa.AREA, area)]),
+            )
+
+    # --- extend ---------------------------------------------------------------------------------
+
+    def _open_schools_page(self, page: FanoutPage) -> list[tuple[str, str]]:
+        with session_scope(self.engine) as session:
+            stmt = (select(SchoolRound.school_code, SchoolRound.area)
+                    .where(SchoolRound.round_id == page.round_id, SchoolRound.certified_at.is_(None))
+                    .order_by(SchoolRound.school_code).limit(page.limit))
+            if page.after:
+                stmt = stmt.where(SchoolRound.school_code > page.after)
+            if page.area:
+                stmt = stmt.where(SchoolRound.area == page.area)
+            return list(session.exec(stmt))
+
+    async def _extend_page(self, page: FanoutPage) -> FanoutPageResult:
+        schools = await asyncio.to_thread(self._open_schools_page, page)
+        if not schools:
+            await self._signal_areas(page)
+            return FanoutPageResult(done=0, skipped=0, last=None)
+        gate = asyncio.Semaphore(CONCURRENCY)
+        skipped = 0
+
+        async def extend(code: str) -> None:
+            nonlocal skipped
+            handle = self.client.get_workflow_handle(school_round_id(page.round_id, code))
+            async with gate:
+                try:
+                    await handle.execute_update(SchoolRoundWorkflow.extend_deadline, page.extension)
+                except (WorkflowUpdateFailedError, RPCError):
+                    skipped += 1  # refused (e.g. certified meanwhile) or closed: the others still move
+
+        await asyncio.gather(*(extend(code) for code, _ in schools))
+        activity.heartbeat(schools[-1][0])
+        return FanoutPageResult(done=len(schools) - skipped, skipped=skipped, last=schools[-1][0])
+
+    async def _signal_areas(self, page: FanoutPage) -> None:
+        def areas() -> list[str]:
+            with session_scope(self.engine) as session:
+                stmt = select(SchoolRound.area).where(SchoolRound.round_id == page.round_id).distinct()
+                return [page.area] if page.area else list(session.exec(stmt))
+
+        for area in await asyncio.to_thread(areas):
+            try:
+                await self.client.get_workflow_handle(area_cutoff_id(page.round_id, area)).signal(
+                    AreaCutoffWorkflow.deadline_moved)
+            except RPCError:
+                pass  # the area's escalation already ended: nothing left to wake
+
+    # --- the area's escalation at the cutoff --------------------------------------------------
+
+    @activity.defn(name=calls.AREA_CUTOFF_STEP)
+    async def area_cutoff_step(self, step: AreaCutoffStep) -> AreaCutoffStatus:
+        status, keys = await asyncio.to_thread(self._escalate, step)
+        for key in keys:
+            await outbox.deliver(self.engine, self.settings, key)
+        return status
+
+    def _escalate(self, step: AreaCutoffStep) -> tuple[AreaCutoffStatus, list[str]]:
+        prefix = f"escalation/{step.round_id}/{area_key(step.area)}/"
+        with session_scope(self.engine) as session:
+            open_rows = select(SchoolRound).where(
+                SchoolRound.round_id == step.round_id, SchoolRound.area == step.area,
+                SchoolRound.certified_at.is_(None), SchoolRound.escalated_at.is_(None))
+            due = list(session.exec(open_rows.where(SchoolRound.cutoff_at <= step.now).order_by(SchoolRound.school_code)))
+            escalated = 0
+            if due:
+                rnd = session.get(Round, step.round_id)
+                policy = RoundPolicy.model_validate(rnd.policy)
+                for row in due:
+                    row.escalated_at = step.now
+                    session.add(row)
+                if policy.escalate_at_cutoff:
+                    cutoff = max(r.cutoff_at for r in due)
+                    schools = []
+                    for row in due:
+                        school = session.get(School, row.school_code)
+                        schools.append({"code": row.school_code, "name": school.name if school else "",
+                                        "confirmed": row.confirmed_at is not None,
+                                        "emails": school_emails(session, row.school_code)})
+                    officers = list(session.exec(select(User.email).where(
+                        User.role == "district", User.area == step.area, User.active, User.email.is_not(None))))
+                    subject, body = render("escalation.txt.j2", round_id=step.round_id, area=step.area,
+                                           cutoff_at=cutoff, schools=schools)
+                    outbox.enqueue(session, self.settings, key=f"{prefix}{cutoff.isoformat()}", kind="escalation",
+                                   to=officers, subject=subject, body=body)
+                    escalated = len(due)
+            pending = list(session.exec(select(OutboxMail.key).where(
+                OutboxMail.key.startswith(prefix), OutboxMail.status == "pending")))
+            nxt = session.exec(select(SchoolRound.cutoff_at).where(
+                SchoolRound.round_id == step.round_id, SchoolRound.area == step.area,
+                SchoolRound.certified_at.is_(None), SchoolRound.escalated_at.is_(None),
+            ).order_by(SchoolRound.cutoff_at).limit(1)).first()
+        return AreaCutoffStatus(escalated=escalated, next_cutoff=nxt), pending

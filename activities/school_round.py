@@ -1,0 +1,84 @@
+"""Activities of the school round: gate counts, projection and audit, roster batches, reminders.
+
+Each is idempotent: a retry after a crash or a timeout finds its own earlier effect and stops there.
+Database work is synchronous and runs on the worker's thread pool; mail is async.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from sqlalchemy.engine import Engine
+from sqlmodel import select
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from db.engine import session_scope
+from db.gate import gate_progress
+from db.models import School, SchoolEmail
+from db.projection import write_transition
+from db.roster_changes import apply_batch
+from dmcflow.settings import Settings
+from domain.messages import ApplyRosterBatch, BatchOutcome, ReminderRequest, Transition
+from domain.refusals import Refusal
+from domain.school_round import GateProgress
+from mailer import outbox
+from mailer.render import render
+from workflows import activity_calls as calls
+
+log = logging.getLogger(__name__)
+
+
+def school_emails(session, school_code: str) -> list[str]:
+    return list(session.exec(select(SchoolEmail.email).where(SchoolEmail.school_code == school_code)))
+
+
+class SchoolRoundActivities:
+    def __init__(self, engine: Engine, settings: Settings) -> None:
+        self.engine = engine
+        self.settings = settings
+
+    @activity.defn(name=calls.LOAD_GATE)
+    def load_gate(self, round_id: str, school_code: str) -> GateProgress:
+        with session_scope(self.engine) as session:
+            return gate_progress(session, round_id, school_code)
+
+    @activity.defn(name=calls.RECORD_TRANSITION)
+    def record_transition(self, transition: Transition) -> None:
+        with session_scope(self.engine) as session:
+            write_transition(session, transition)
+
+    @activity.defn(name=calls.APPLY_ROSTER_BATCH)
+    def apply_roster_batch(self, batch: ApplyRosterBatch, round_id: str, school_code: str) -> BatchOutcome:
+        at = activity.info().current_attempt_scheduled_time
+        try:
+            with session_scope(self.engine) as session:
+                applied = apply_batch(session, batch.batch_id, batch.actor.user_id, at)
+                if applied.round_id != round_id or applied.school_code != school_code:
+                    raise Refusal("batch_mismatch", "ชุดข้อมูลไม่ใช่ของโรงเรียน/รอบนี้",
+                                  "The batch belongs to another school or round", 422)
+                report = applied.report
+                gate = gate_progress(session, round_id, school_code)
+        except Refusal as r:
+            raise ApplicationError(r.message_en, r.as_dict(), type="Refusal", non_retryable=True) from None
+        return BatchOutcome(batch_id=batch.batch_id, applied=report["applied"], unchanged=report["unchanged"],
+                            refused=report["refused"], gate=gate)
+
+    @activity.defn(name=calls.SEND_SCHOOL_REMINDER)
+    async def send_school_reminder(self, req: ReminderRequest) -> bool:
+        key = f"reminder/{req.round_id}/{req.school_code}/{req.due_at.isoformat()}"
+        await asyncio.to_thread(self._enqueue_reminder, key, req)
+        return await outbox.deliver(self.engine, self.settings, key)
+
+    def _enqueue_reminder(self, key: str, req: ReminderRequest) -> None:
+        with session_scope(self.engine) as session:
+            school = session.get(School, req.school_code)
+            subject, body = render(
+                "reminder.txt.j2", round_id=req.round_id, school_code=req.school_code,
+                school_name=school.name if school else req.school_code, stage=req.stage.value,
+                cutoff_at=req.cutoff_at, time_left=req.cutoff_at - req.due_at,
+                link=f"{self.settings.public_url}/rounds/{req.round_id}/schools/{req.school_code}")
+            outbox.enqueue(session, self.settings, key=key, kind="reminder", to=school_emails(session, req.school_code),
+                           subject=subject, body=body)
+

@@ -1,0 +1,1 @@
+"""The HTTP API: routers per resource, dependencies for the user, the database and Temporal."""

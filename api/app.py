@@ -1,0 +1,50 @@
+"""The FastAPI application: one engine and one Temporal client, made at start-up and shared."""
+
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from sqlalchemy.engine import Engine
+from temporalio.client import Client
+
+from api import errors
+from api.deps import UserDep
+from api.routers import health, roster, rounds, school_rounds, schools
+from db.engine import make_engine
+from dmcflow.settings import Settings, get_settings
+from dmcflow.temporal_client import connect
+
+
+def create_app(settings: Settings | None = None, *, engine: Engine | None = None,
+               temporal: Client | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        if getattr(app.state, "temporal", None) is None:
+            app.state.engine = make_engine(settings.database_url)
+            app.state.temporal = await connect(settings)
+        yield
+        if engine is None:
+            app.state.engine.dispose()
+
+    app = FastAPI(title="dmcflow", version="0.1.0", lifespan=lifespan,
+                  description="DMC round 3 (end of academic year) for OBEC schools. Every refusal answers "
+                              "`{code, message_th, message_en}`.")
+    # Given parts (tests, the local stack) are usable at once, without waiting for the lifespan.
+    app.state.settings, app.state.engine, app.state.temporal = settings, engine, temporal
+    errors.install(app)
+    for module in (health, schools, rounds, roster, school_rounds):
+        app.include_router(module.router)
+
+    @app.get("/me", operation_id="whoami", tags=["users"], summary="The user behind the token")
+    def whoami(user: UserDep) -> dict:
+        return {"id": user.id, "name": user.display_name, "role": user.role, "school_code": user.school_code,
+                "area": user.area}
+
+    return app
+
+
+def app_from_env() -> FastAPI:  # uvicorn api.app:app_from_env --factory
+    return create_app()

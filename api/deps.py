@@ -1,0 +1,73 @@
+"""Dependencies: the database session, the current user from the bearer token, Temporal, and scope checks."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+from temporalio.client import Client
+
+from db.directory import user_by_token
+from db.engine import session_scope
+from db.models import School, User
+from dmcflow.settings import Settings
+from domain.refusals import forbidden, not_found, unauthenticated
+
+bearer = HTTPBearer(auto_error=False, description="a user's token, from `dmcflow users add`")
+
+
+def get_engine(request: Request) -> Engine:
+    return request.app.state.engine
+
+
+def get_settings_dep(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+def get_temporal(request: Request) -> Client:
+    return request.app.state.temporal
+
+
+def get_session(engine: Annotated[Engine, Depends(get_engine)]) -> Iterator[Session]:
+    with session_scope(engine) as session:
+        yield session
+
+
+def current_user(creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+                 engine: Annotated[Engine, Depends(get_engine)]) -> User:
+    if creds is None or not creds.credentials:
+        raise unauthenticated()
+    with session_scope(engine) as session:
+        user = user_by_token(session, creds.credentials)
+    if user is None:
+        raise unauthenticated()
+    return user
+
+
+SessionDep = Annotated[Session, Depends(get_session)]
+UserDep = Annotated[User, Depends(current_user)]
+TemporalDep = Annotated[Client, Depends(get_temporal)]
+EngineDep = Annotated[Engine, Depends(get_engine)]
+SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
+
+
+def require_role(user: User, *roles: str, what_th: str, what_en: str) -> None:
+    if user.role not in roles:
+        raise forbidden(what_th, what_en)
+
+
+def school_in_scope(session: Session, user: User, school_code: str) -> School:
+    """The school, if this user may see it: its own staff and director, its area's officers, admins."""
+    school = session.get(School, school_code)
+    if school is None:
+        raise not_found("โรงเรียน", "school", school_code)
+    allowed = (user.role == "admin"
+               or (user.role == "district" and user.area == school.area)
+               or (user.role in ("staff", "director") and user.school_code == school_code))
+    if not allowed:
+        raise forbidden("เข้าถึงโรงเรียนนี้", "act on this school")
+    return school

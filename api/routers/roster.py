@@ -1,0 +1,128 @@
+"""Roster changes: a DMC export import and end-of-year records. Both are staged in the database and
+applied by the school's workflow, which serialises them with confirmation (a confirmed roster is frozen)."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections import defaultdict
+from typing import Annotated
+
+from fastapi import APIRouter, File, UploadFile
+from sqlmodel import select
+
+from api.deps import EngineDep, TemporalDep, UserDep, require_role, school_in_scope
+from api.errors import ERROR_RESPONSES
+from api.schemas import BatchReport
+from api.workflow_updates import school_update
+from db.engine import session_scope
+from db.models import Round, RosterBatch, School
+from domain.end_of_year import EndOfYearBatch
+from domain.messages import ApplyRosterBatch, BatchOutcome
+from domain.refusals import Refusal, invalid, not_found
+from domain.roster_file import HEADER_OF, MAX_BYTES, RosterRow, parse_roster
+from domain.school_round import Actor
+from workflows.school_round import SchoolRoundWorkflow
+
+router = APIRouter(prefix="/rounds/{round_id}", tags=["roster"], responses=ERROR_RESPONSES)
+
+
+def _row_payload(r: RosterRow) -> dict:
+    d = dict(r.__dict__)
+    d["birth_date"] = r.birth_date.isoformat() if r.birth_date else None
+    return d
+
+
+async def _apply(engine, client, user, round_id: str, school_code: str, kind: str, payload: dict,
+                 step: str | None = None) -> tuple[BatchOutcome, dict]:
+    batch_id = f"b-{uuid.uuid4().hex}"
+
+    def stage() -> None:
+        with session_scope(engine) as session:
+            session.add(RosterBatch(id=batch_id, round_id=round_id, school_code=school_code, kind=kind,
+                                    payload=payload, created_by=user.id))
+
+    def finish(refused: bool) -> dict:
+        with session_scope(engine) as session:
+            batch = session.get(RosterBatch, batch_id)
+            if refused:  # nothing was applied: drop the staged personal data
+                batch.status, batch.payload = "refused", {}
+                session.add(batch)
+            return batch.report
+
+    await asyncio.to_thread(stage)
+    try:
+        outcome = await school_update(
+            client, round_id, school_code, SchoolRoundWorkflow.apply_roster_batch,
+            ApplyRosterBatch(batch_id=batch_id, kind=kind, step=step, actor=Actor(user_id=user.id, role=user.role)),
+            result_type=BatchOutcome)
+    except Refusal:
+        await asyncio.to_thread(finish, True)
+        raise
+    return outcome, await asyncio.to_thread(finish, False)
+
+
+@router.post("/students/import", operation_id="import_students", response_model=BatchReport,
+             summary="Import a DMC export (CSV UTF-8/BOM/TIS-620/windows-874 or XLSX), rule by rule, row by row")
+async def import_students(round_id: str, user: UserDep, engine: EngineDep, client: TemporalDep,
+                          file: Annotated[UploadFile, File(description="the DMC export")]) -> BatchReport:
+    require_role(user, "staff", "admin", what_th="นำเข้าข้อมูลนักเรียน", what_en="import students")
+    data = await file.read(MAX_BYTES + 1)
+    parsed = await asyncio.to_thread(parse_roster, data, file.filename or "")
+    report = BatchReport(total_rows=parsed.total_rows, issues=[i.__dict__ for i in parsed.issues])
+
+    def group() -> dict[str, list[RosterRow]]:
+        with session_scope(engine) as session:
+            if session.get(Round, round_id) is None:
+                raise not_found("รอบ", "round", round_id)
+            known = set(session.exec(select(School.code).where(School.code.in_({r.school_code for r in parsed.rows}))))
+        groups: dict[str, list[RosterRow]] = defaultdict(list)
+        for r in parsed.rows:
+            if r.school_code not in known:
+                report.issues.append({"row": r.row, "column": HEADER_OF["school_code"], "value": r.school_code,
+                                      "code": "unknown_school", "message_th": "ไม่พบรหัสโรงเรียนนี้ในระบบ",
+                                      "message_en": "No school has this code"})
+            elif user.role == "staff" and r.school_code != user.school_code:
+                report.issues.append({"row": r.row, "column": HEADER_OF["school_code"], "value": r.school_code,
+                                      "code": "other_school", "message_th": "นำเข้าได้เฉพาะนักเรียนของโรงเรียนตนเอง",
+                                      "message_en": "Staff may import their own school's students only"})
+            else:
+                groups[r.school_code].append(r)
+        return groups
+
+    groups = await asyncio.to_thread(group)
+    for code, rows in sorted(groups.items()):
+        try:
+            outcome, detail = await _apply(engine, client, user, round_id, code, "import",
+                                           {"rows": [_row_payload(r) for r in rows]})
+        except Refusal as r:
+            report.issues.extend({"row": row.row, "column": HEADER_OF["school_code"], "value": code, **r.as_dict()}
+                                 for row in rows)
+            continue
+        report.applied += outcome.applied
+        report.unchanged += outcome.unchanged
+        report.issues.extend(detail.get("issues", []))
+        if len(groups) == 1:
+            report.gate = outcome.gate.summary()
+    report.refused = len(report.issues)
+    report.issues.sort(key=lambda i: (i.get("row") or 0, i.get("column", "")))
+    return report
+
+
+@router.post("/schools/{school_code}/end-of-year", operation_id="record_end_of_year", response_model=BatchReport,
+             summary="Record end-of-year data: menu 3.2.2, then 3.2.2.1, then 3.2.2.2 (R10)")
+async def record_end_of_year(round_id: str, school_code: str, body: EndOfYearBatch, user: UserDep,
+                             engine: EngineDep, client: TemporalDep) -> BatchReport:
+    require_role(user, "staff", what_th="บันทึกข้อมูลสิ้นปี", what_en="record end-of-year data")
+
+    def scope() -> None:
+        with session_scope(engine) as session:
+            school_in_scope(session, user, school_code)
+
+    await asyncio.to_thread(scope)
+    if len(body.records) == 0:
+        raise invalid("records_required", "ต้องมีรายการอย่างน้อยหนึ่งรายการ", "At least one record is required")
+    outcome, detail = await _apply(engine, client, user, round_id, school_code, "end_of_year",
+                                   body.model_dump(mode="json"), step=body.step)
+    return BatchReport(total_rows=len(body.records), applied=outcome.applied, unchanged=outcome.unchanged,
+                       refused=outcome.refused, issues=detail.get("issues", []), gate=outcome.gate.summary())

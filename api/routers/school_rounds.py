@@ -1,0 +1,79 @@
+"""A school's round: its state, and the decisions of staff (R11) and the director (R12)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from fastapi import APIRouter
+from sqlmodel import select
+
+from api.deps import EngineDep, TemporalDep, UserDep, require_role, school_in_scope
+from api.errors import ERROR_RESPONSES
+from api.schemas import AuditOut, SchoolRoundOut
+from api.views import instant, school_round_view
+from api.workflow_updates import school_update
+from db.engine import session_scope
+from db.models import AuditEvent
+from domain.school_round import Actor
+from workflows.school_round import SchoolRoundWorkflow
+
+router = APIRouter(prefix="/rounds/{round_id}/schools/{school_code}", tags=["school rounds"],
+                   responses=ERROR_RESPONSES)
+
+
+def _view(engine, user, round_id: str, school_code: str) -> SchoolRoundOut:
+    with session_scope(engine) as session:
+        school = school_in_scope(session, user, school_code)
+        return school_round_view(session, round_id, school)
+
+
+async def _decide(engine, client, user, round_id, school_code, update) -> SchoolRoundOut:
+    await asyncio.to_thread(_view, engine, user, round_id, school_code)  # scope and existence first
+    await school_update(client, round_id, school_code, update, Actor(user_id=user.id, role=user.role))
+    return await asyncio.to_thread(_view, engine, user, round_id, school_code)
+
+
+@router.get("", operation_id="get_school_round", response_model=SchoolRoundOut,
+            summary="Stage, deadlines (ISO and Thai), gate progress, who confirmed and certified, blocking cases")
+async def get_school_round(round_id: str, school_code: str, user: UserDep, engine: EngineDep) -> SchoolRoundOut:
+    return await asyncio.to_thread(_view, engine, user, round_id, school_code)
+
+
+@router.post("/confirmation", operation_id="confirm_school_round", response_model=SchoolRoundOut,
+             summary="School staff confirm every student's existence (R11), 08.30–16.30 น. on the day")
+async def confirm_school_round(round_id: str, school_code: str, user: UserDep, engine: EngineDep,
+                               client: TemporalDep) -> SchoolRoundOut:
+    require_role(user, "staff", what_th="ยืนยันข้อมูล (เฉพาะเจ้าหน้าที่โรงเรียน)", what_en="confirm (school staff only)")
+    return await _decide(engine, client, user, round_id, school_code, SchoolRoundWorkflow.confirm)
+
+
+@router.delete("/confirmation", operation_id="withdraw_confirmation", response_model=SchoolRoundOut,
+               summary="School staff withdraw their confirmation, before the director certifies")
+async def withdraw_confirmation(round_id: str, school_code: str, user: UserDep, engine: EngineDep,
+                                client: TemporalDep) -> SchoolRoundOut:
+    require_role(user, "staff", what_th="ยกเลิกการยืนยัน (เฉพาะเจ้าหน้าที่โรงเรียน)",
+                 what_en="withdraw a confirmation (school staff only)")
+    return await _decide(engine, client, user, round_id, school_code, SchoolRoundWorkflow.withdraw_confirmation)
+
+
+@router.post("/certification", operation_id="certify_school_round", response_model=SchoolRoundOut,
+             summary="The director certifies (R12), after staff confirmation, 08.30–16.30 น. on the day")
+async def certify_school_round(round_id: str, school_code: str, user: UserDep, engine: EngineDep,
+                               client: TemporalDep) -> SchoolRoundOut:
+    require_role(user, "director", what_th="รับรองข้อมูล (เฉพาะผู้อำนวยการ)", what_en="certify (director only)")
+    return await _decide(engine, client, user, round_id, school_code, SchoolRoundWorkflow.certify)
+
+
+@router.get("/audit", operation_id="list_school_audit", response_model=list[AuditOut],
+            summary="The school's audit trail for the round: who did what, when, before and after")
+async def list_school_audit(round_id: str, school_code: str, user: UserDep, engine: EngineDep) -> list[AuditOut]:
+    def load() -> list[AuditOut]:
+        with session_scope(engine) as session:
+            school_in_scope(session, user, school_code)
+            rows = session.exec(select(AuditEvent).where(AuditEvent.round_id == round_id,
+                                                         AuditEvent.school_code == school_code)
+                                .order_by(AuditEvent.at, AuditEvent.id)).all()
+            return [AuditOut(at=instant(r.at), actor=r.actor, action=r.action, before=r.before, after=r.after,
+                             reason=r.reason) for r in rows]
+
+    return await asyncio.to_thread(load)

@@ -1,0 +1,58 @@
+"""Read models built from the projection: stages computed at read time with the domain's own rule."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from sqlmodel import Session, func, select
+
+from api.schemas import Instant, Person, RoundOut, SchoolRoundOut
+from db.directory import round_spec
+from db.models import Round, School, SchoolRound, User
+from domain.refusals import refusal
+from domain.rounds import Schedule
+from domain.school_round import STAGE_TH, Decision, GateProgress, stage_at
+from domain.thai_time import thai_datetime
+from workflows.ids import school_round_id
+
+
+def instant(value: datetime) -> Instant:
+    return Instant(iso=value, th=thai_datetime(value))
+
+
+def round_view(session: Session, row: Round) -> RoundOut:
+    spec = round_spec(row)
+    started = session.exec(select(func.count()).select_from(SchoolRound).where(SchoolRound.round_id == row.id)).one()
+    return RoundOut(
+        id=row.id, academic_year=row.academic_year, opens_at=instant(row.opens_at),
+        confirm_from=instant(row.confirm_from), cutoff_at=instant(row.cutoff_at), policy=spec.policy,
+        reminders=[instant(i) for i in spec.schedule.reminder_instants(spec.policy)],
+        started_at=instant(row.started_at) if row.started_at else None,
+        schools=session.exec(select(func.count()).select_from(School)).one(), schools_started=started)
+
+
+def _person(session: Session, by: str | None, at: datetime | None) -> Person | None:
+    if by is None or at is None:
+        return None
+    user = session.get(User, by)
+    return Person(by=by, by_name=user.display_name if user else None, at=instant(at))
+
+
+def school_round_view(session: Session, round_id: str, school: School, now: datetime | None = None) -> SchoolRoundOut:
+    row = session.get(SchoolRound, (round_id, school.code))
+    if row is None:
+        raise refusal("round_not_started", f"ยังไม่ได้เริ่มรอบ {round_id} ของโรงเรียนนี้",
+                      f"Round {round_id} has not been started for this school", 404)
+    now = now or datetime.now(timezone.utc)
+    schedule = Schedule(opens_at=row.opens_at, confirm_from=row.confirm_from, cutoff_at=row.cutoff_at)
+    confirmed = Decision(by=row.confirmed_by, at=row.confirmed_at) if row.confirmed_at else None
+    certified = Decision(by=row.certified_by, at=row.certified_at) if row.certified_at else None
+    stage = stage_at(now, schedule, confirmed, certified)
+    return SchoolRoundOut(
+        round_id=round_id, school_code=school.code, school_name=school.name, area=row.area, stage=stage.value,
+        stage_th=STAGE_TH[stage], opens_at=instant(row.opens_at), confirm_from=instant(row.confirm_from),
+        cutoff_at=instant(row.cutoff_at), seconds_to_cutoff=max(0, int((row.cutoff_at - now).total_seconds())),
+        gate=GateProgress.model_validate(row.gate).summary(),
+        confirmed=_person(session, row.confirmed_by, row.confirmed_at),
+        certified=_person(session, row.certified_by, row.certified_at),
+        blocking_cases=row.blocking, workflow_id=school_round_id(round_id, school.code))

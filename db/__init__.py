@@ -1,0 +1,1 @@
+"""The application database: sqlmodel tables, engine and sessions, Alembic migrations."""

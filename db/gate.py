@@ -1,0 +1,33 @@
+"""R10 gate progress of one school in one round, counted by the database."""
+
+from __future__ import annotations
+
+from sqlalchemy import and_, case, func, select
+from sqlmodel import Session
+
+from db.models import EndOfYearRecord, Student
+from domain.school_round import GateProgress
+
+ACTIVE = "studying"
+
+
+def gate_progress(session: Session, round_id: str, school_code: str) -> GateProgress:
+    r = EndOfYearRecord
+    repeat = r.result == "repeat"
+    graduated = r.result == "graduated"
+    stmt = (
+        select(
+            func.count(Student.id),
+            func.count(r.result),
+            func.sum(case((repeat, 1), else_=0)),
+            func.sum(case((and_(repeat, r.reasons.is_not(None)), 1), else_=0)),
+            func.sum(case((graduated, 1), else_=0)),
+            func.sum(case((and_(graduated, r.destination.is_not(None)), 1), else_=0)),
+        )
+        .select_from(Student)
+        .outerjoin(r, and_(r.student_pk == Student.id, r.round_id == round_id))
+        .where(Student.school_code == school_code, Student.status == ACTIVE)
+    )
+    students, results, repeaters, reasons, graduates, destinations = session.exec(stmt).one()
+    return GateProgress(students=students or 0, results=results or 0, repeaters=repeaters or 0,
+                        repeat_reasons=reasons or 0, graduates=graduates or 0, destinations=destinations or 0)

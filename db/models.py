@@ -1,0 +1,169 @@
+"""Tables. Personal data (national IDs, names) lives here and only here."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timezone
+
+from sqlalchemy import JSON, Column, Index, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from db.types import AwareDateTime
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Area(SQLModel, table=True):
+    __tablename__ = "areas"
+    name: str = Field(primary_key=True, max_length=120)
+
+
+class School(SQLModel, table=True):
+    __tablename__ = "schools"
+    code: str = Field(primary_key=True, max_length=10)
+    name: str = Field(max_length=200)
+    area: str = Field(foreign_key="areas.name", index=True, max_length=120)
+    updated_at: datetime = Field(default_factory=utcnow, sa_column=Column(AwareDateTime(), nullable=False))
+
+
+class SchoolEmail(SQLModel, table=True):
+    """The school's registered addresses: mail from them is trusted, reminders go to them."""
+
+    __tablename__ = "school_emails"
+    __table_args__ = (UniqueConstraint("school_code", "email"),)
+    id: int | None = Field(default=None, primary_key=True)
+    school_code: str = Field(foreign_key="schools.code", index=True, max_length=10)
+    email: str = Field(index=True, max_length=254)
+
+
+class User(SQLModel, table=True):
+    __tablename__ = "users"
+    id: str = Field(primary_key=True, max_length=40)
+    display_name: str = Field(max_length=200)
+    email: str | None = Field(default=None, max_length=254)
+    role: str = Field(index=True, max_length=20)
+    school_code: str | None = Field(default=None, foreign_key="schools.code", index=True, max_length=10)
+    area: str | None = Field(default=None, foreign_key="areas.name", index=True, max_length=120)
+    token_hash: str = Field(unique=True, index=True, max_length=64)
+    active: bool = True
+    created_at: datetime = Field(default_factory=utcnow, sa_column=Column(AwareDateTime(), nullable=False))
+
+
+class Round(SQLModel, table=True):
+    __tablename__ = "rounds"
+    id: str = Field(primary_key=True, max_length=40)
+    academic_year: int
+    opens_at: datetime = Field(sa_column=Column(AwareDateTime(), nullable=False))
+    confirm_from: datetime = Field(sa_column=Column(AwareDateTime(), nullable=False))
+    cutoff_at: datetime = Field(sa_column=Column(AwareDateTime(), nullable=False))
+    policy: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow, sa_column=Column(AwareDateTime(), nullable=False))
+    started_at: datetime | None = Field(default=None, sa_column=Column(AwareDateTime(), nullable=True))
+
+
+class SchoolRound(SQLModel, table=True):
+    """Projection of each SchoolRoundWorkflow, written by its activities, read by the API."""
+
+    __tablename__ = "school_rounds"
+    __table_args__ = (Index("ix_school_rounds_round_area", "round_id", "area"),)
+    round_id: str = Field(foreign_key="rounds.id", primary_key=True, max_length=40)
+    school_code: str = Field(foreign_key="schools.code", primary_key=True, max_length=10)
+    area: str = Field(max_length=120)
+    stage: str = Field(max_length=30)
+    opens_at: datetime = Field(sa_column=Column(AwareDateTime(), nullable=False))
+    confirm_from: datetime = Field(sa_column=Column(AwareDateTime(), nullable=False))
+    cutoff_at: datetime = Field(sa_column=Column(AwareDateTime(), nullable=False))
+    confirmed_by: str | None = Field(default=None, max_length=40)
+    confirmed_at: datetime | None = Field(default=None, sa_column=Column(AwareDateTime(), nullable=True))
+    certified_by: str | None = Field(default=None, max_length=40)
+    certified_at: datetime | None = Field(default=None, sa_column=Column(AwareDateTime(), nullable=True))
+    gate: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    blocking: list = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    escalated_at: datetime | None = Field(default=None, sa_column=Column(AwareDateTime(), nullable=True))
+    version: int = 0  # the workflow's own counter: an older projection never overwrites a newer one
+    updated_at: datetime = Field(default_factory=utcnow, sa_column=Column(AwareDateTime(), nullable=False))
+
+
+class Student(SQLModel, table=True):
+    __tablename__ = "students"
+    __table_args__ = (UniqueConstraint("school_code", "student_id"),)
+    id: int | None = Field(default=None, primary_key=True)
+    school_code: str = Field(foreign_key="schools.code", index=True, max_length=10)
+    student_id: str = Field(index=True, max_length=13, description="national ID or G-code, normalised")
+    student_no: str = Field(default="", max_length=20)
+    prefix: str = Field(default="", max_length=40)
+    first_name: str = Field(max_length=120)
+    last_name: str = Field(max_length=120)
+    gender: str = Field(default="", max_length=4)
+    grade: str = Field(max_length=4)
+    classroom: str = Field(default="", max_length=10)
+    birth_date: date | None = None
+    sat_final_exam: bool = True
+    status: str = Field(default="studying", index=True, max_length=20)
+    updated_at: datetime = Field(default_factory=utcnow, sa_column=Column(AwareDateTime(), nullable=False))
+
+
+class EndOfYearRecord(SQLModel, table=True):
+    __tablename__ = "end_of_year_records"
+    round_id: str = Field(foreign_key="rounds.id", primary_key=True, max_length=40)
+    student_pk: int = Field(foreign_key="students.id", primary_key=True)
+    result: str | None = Field(default=None, max_length=20)
+    years_studied: int | None = None
+    reasons: list | None = Field(default=None, sa_column=Column(JSON(none_as_null=True), nullable=True))
+    destination: str | None = Field(default=None, max_length=40)
+    note: str | None = Field(default=None, max_length=500)
+    updated_by: str = Field(max_length=40)
+    updated_at: datetime = Field(default_factory=utcnow, sa_column=Column(AwareDateTime(), nullable=False))
+
+
+class RosterBatch(SQLModel, table=True):
+    """A roster change staged by the API and applied by the school's workflow.
+
+    The workflow sees only the batch id, so no national ID or name ever enters a workflow history.
+    """
+
+    __tablename__ = "roster_batches"
+    id: str = Field(primary_key=True, max_length=40)
+    round_id: str = Field(foreign_key="rounds.id", index=True, max_length=40)
+    school_code: str = Field(foreign_key="schools.code", index=True, max_length=10)
+    kind: str = Field(max_length=20)  # import | end_of_year
+    payload: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    status: str = Field(default="staged", max_length=20)  # staged | applied | refused
+    report: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    created_by: str = Field(max_length=40)
+    created_at: datetime = Field(default_factory=utcnow, sa_column=Column(AwareDateTime(), nullable=False))
+    applied_at: datetime | None = Field(default=None, sa_column=Column(AwareDateTime(), nullable=True))
+
+
+class AuditEvent(SQLModel, table=True):
+    __tablename__ = "audit_events"
+    __table_args__ = (Index("ix_audit_round_school", "round_id", "school_code"),)
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(unique=True, max_length=200, description="idempotency key: a retried activity writes once")
+    at: datetime = Field(sa_column=Column(AwareDateTime(), nullable=False))
+    actor: str = Field(max_length=40)  # a user id, or "system"
+    action: str = Field(max_length=60)
+    round_id: str | None = Field(default=None, max_length=40)
+    school_code: str | None = Field(default=None, max_length=10)
+    area: str | None = Field(default=None, max_length=120)
+    before: dict | None = Field(default=None, sa_column=Column(JSON(none_as_null=True), nullable=True))
+    after: dict | None = Field(default=None, sa_column=Column(JSON(none_as_null=True), nullable=True))
+    reason: str | None = Field(default=None, max_length=1000)
+
+
+class OutboxMail(SQLModel, table=True):
+    """Every outgoing email, keyed so that a retried activity never sends the same mail twice."""
+
+    __tablename__ = "outbox_mail"
+    key: str = Field(primary_key=True, max_length=200)
+    kind: str = Field(max_length=40)
+    recipients: list = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    subject: str = Field(max_length=300)
+    body_text: str = Field(sa_column=Column(Text, nullable=False))
+    message_id: str = Field(max_length=250)
+    in_reply_to: str | None = Field(default=None, max_length=250)
+    status: str = Field(default="pending", max_length=20)  # pending | sent
+    attempts: int = 0
+    created_at: datetime = Field(default_factory=utcnow, sa_column=Column(AwareDateTime(), nullable=False))
+    sent_at: datetime | None = Field(default=None, sa_column=Column(AwareDateTime(), nullable=True))

@@ -1,0 +1,1 @@
+"""dmcflow: application wiring (settings, Temporal client, console command, local stack)."""

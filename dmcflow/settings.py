@@ -1,0 +1,42 @@
+"""Configuration from the environment (prefix DMCFLOW_) or a .env file, with embedded local defaults."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+VAR_DIR = Path("var")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="DMCFLOW_", env_file=".env", extra="ignore")
+
+    database_url: str = Field(f"sqlite:///{VAR_DIR / 'dmcflow.sqlite'}",
+                              description="SQLite by default; postgresql://user:pw@host/db for production")
+    temporal_address: str = "127.0.0.1:7233"
+    temporal_namespace: str = "default"
+    task_queue: str = "dmcflow"
+
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 2525
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    smtp_starttls: bool = False
+    smtp_timeout_seconds: float = 20.0
+    mail_from: str = "DMC Flow <dmcflow@localhost>"
+
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    public_url: str = "http://127.0.0.1:8000"
+
+    # the local stack (dmcflow dev): where the embedded servers keep their files
+    var_dir: Path = VAR_DIR
+    temporal_ui_port: int = 8233
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

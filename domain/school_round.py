@@ -1,0 +1,241 @@
+"""The school round's state machine (R10–R12 and the cutoff), as pure functions over its state.
+
+The workflow holds this state and asks these functions; the API asks the same functions to show a
+stage from the projection, so a stage is computed one way everywhere.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import Enum
+
+from pydantic import BaseModel, Field
+
+from domain.refusals import Refusal, refusal
+from domain.rounds import RoundPolicy, Schedule
+from domain.thai_time import english_datetime, thai_datetime
+
+
+class Stage(str, Enum):
+    not_open = "not_open"
+    open = "open"
+    confirmation_window = "confirmation_window"
+    confirmed = "confirmed"
+    certified = "certified"
+    late = "late"
+
+
+STAGE_TH = {
+    Stage.not_open: "ยังไม่เปิดระบบ",
+    Stage.open: "เปิดปรับปรุงข้อมูล",
+    Stage.confirmation_window: "ช่วงยืนยันข้อมูล",
+    Stage.confirmed: "ยืนยันข้อมูลแล้ว",
+    Stage.certified: "ผู้อำนวยการรับรองแล้ว",
+    Stage.late: "ไม่ทันกำหนด",
+}
+
+
+class Actor(BaseModel):
+    """Who acts, by opaque user id and role only: names stay in the database, out of histories."""
+
+    user_id: str
+    role: str
+
+
+class Decision(BaseModel):
+    by: str
+    at: datetime
+
+
+class GateProgress(BaseModel):
+    """R10: how far the school is with menus 3.2.2, 3.2.2.1 and 3.2.2.2 (counts only, no names)."""
+
+    students: int = 0
+    results: int = Field(0, description="3.2.2 recorded")
+    repeaters: int = 0
+    repeat_reasons: int = Field(0, description="3.2.2.1 recorded, for repeaters")
+    graduates: int = 0
+    destinations: int = Field(0, description="3.2.2.2 recorded, for graduates")
+
+    @property
+    def step_322_done(self) -> bool:
+        return self.results >= self.students
+
+    @property
+    def step_3221_done(self) -> bool:
+        return self.step_322_done and self.repeat_reasons >= self.repeaters
+
+    @property
+    def step_3222_done(self) -> bool:
+        return self.step_3221_done and self.destinations >= self.graduates
+
+    @property
+    def complete(self) -> bool:
+        return self.students > 0 and self.step_3222_done
+
+    def summary(self) -> dict:
+        return {
+            **self.model_dump(),
+            "steps": {"3.2.2": self.step_322_done, "3.2.2.1": self.step_3221_done, "3.2.2.2": self.step_3222_done},
+            "complete": self.complete,
+        }
+
+
+class BlockingCase(BaseModel):
+    """An open side process that blocks confirmation (R3 duplicates, R4 ID corrections, R8 dropouts)."""
+
+    kind: str  # duplicate | id_correction | dropout
+    ref: str  # the case's own reference, never a personal identifier
+
+
+class SchoolRoundState(BaseModel):
+    round_id: str
+    school_code: str
+    area: str
+    schedule: Schedule
+    policy: RoundPolicy = Field(default_factory=RoundPolicy)
+    gate: GateProgress = Field(default_factory=GateProgress)
+    confirmed: Decision | None = None
+    certified: Decision | None = None
+    blocking: list[BlockingCase] = Field(default_factory=list)
+    reminders_sent: list[datetime] = Field(default_factory=list)
+    late_notified_for: datetime | None = None
+
+    def stage(self, now: datetime) -> Stage:
+        return stage_at(now, self.schedule, self.confirmed, self.certified)
+
+
+def stage_at(now: datetime, schedule: Schedule, confirmed: Decision | None, certified: Decision | None) -> Stage:
+    if certified is not None:
+        return Stage.certified
+    if now < schedule.opens_at:
+        return Stage.not_open
+    if now >= schedule.cutoff_at:
+        return Stage.late
+    if confirmed is not None:
+        return Stage.confirmed
+    if now >= schedule.confirm_from:
+        return Stage.confirmation_window
+    return Stage.open
+
+
+# --- refusals of the round -------------------------------------------------------------------------
+
+def _not_yet(schedule: Schedule) -> Refusal:
+    return refusal(
+        "window_not_open",
+        f"ยังไม่ถึงเวลายืนยัน/รับรองข้อมูล เริ่มได้ {thai_datetime(schedule.confirm_from)}",
+        f"Confirmation and certification open at {english_datetime(schedule.confirm_from)}",
+    )
+
+
+def _closed(schedule: Schedule) -> Refusal:
+    return refusal(
+        "round_closed",
+        f"ระบบปิดแล้วเมื่อ {thai_datetime(schedule.cutoff_at)}",
+        f"The round closed at {english_datetime(schedule.cutoff_at)}",
+    )
+
+
+def _not_open(schedule: Schedule) -> Refusal:
+    return refusal(
+        "round_not_open",
+        f"รอบนี้ยังไม่เปิด เปิด {thai_datetime(schedule.opens_at)}",
+        f"The round opens at {english_datetime(schedule.opens_at)}",
+    )
+
+
+def _already_certified() -> Refusal:
+    return refusal("already_certified", "ผู้อำนวยการรับรองข้อมูลแล้ว แก้ไขไม่ได้",
+                   "The director has already certified; nothing can change")
+
+
+def check_roster_editable(state: SchoolRoundState, now: datetime) -> None:
+    """Roster edits: only while the round is open, frozen while confirmed and after the cutoff."""
+    stage = state.stage(now)
+    if stage is Stage.not_open:
+        raise _not_open(state.schedule)
+    if stage is Stage.late:
+        raise _closed(state.schedule)
+    if stage is Stage.certified:
+        raise _already_certified()
+    if stage is Stage.confirmed:
+        raise refusal(
+            "roster_frozen",
+            "ข้อมูลถูกยืนยันแล้ว แก้ไขไม่ได้ หากต้องแก้ไข ให้เจ้าหน้าที่ยกเลิกการยืนยันก่อน",
+            "The roster is confirmed and frozen; staff must withdraw the confirmation to edit it",
+        )
+
+
+def check_can_confirm(state: SchoolRoundState, now: datetime) -> None:
+    stage = state.stage(now)
+    if stage is Stage.not_open:
+        raise _not_open(state.schedule)
+    if stage is Stage.open:
+        raise _not_yet(state.schedule)
+    if stage is Stage.late:
+        raise _closed(state.schedule)
+    if stage is Stage.certified:
+        raise _already_certified()
+    if stage is Stage.confirmed:
+        raise refusal("already_confirmed", "ยืนยันข้อมูลไปแล้ว", "Already confirmed")
+    gate = state.gate
+    if gate.students == 0:
+        raise refusal("roster_empty", "ยังไม่มีนักเรียนในทะเบียน ยืนยันไม่ได้",
+                      "The roster has no students; there is nothing to confirm")
+    if not gate.step_322_done:
+        missing = gate.students - gate.results
+        raise refusal("gate_3_2_2", f"ยังบันทึกข้อมูลสิ้นปี (เมนู 3.2.2) ไม่ครบ ขาดอีก {missing} คน",
+                      f"End-of-year results (menu 3.2.2) missing for {missing} student(s)")
+    if not gate.step_3221_done:
+        missing = gate.repeaters - gate.repeat_reasons
+        raise refusal("gate_3_2_2_1", f"ยังบันทึกสาเหตุการซ้ำชั้น (เมนู 3.2.2.1) ไม่ครบ ขาดอีก {missing} คน",
+                      f"Reasons for repeating (menu 3.2.2.1) missing for {missing} student(s)")
+    if not gate.step_3222_done:
+        missing = gate.graduates - gate.destinations
+        raise refusal("gate_3_2_2_2", f"ยังบันทึกการศึกษาต่อของผู้จบ (เมนู 3.2.2.2) ไม่ครบ ขาดอีก {missing} คน",
+                      f"Further-study destinations (menu 3.2.2.2) missing for {missing} graduate(s)")
+    if state.blocking:
+        refs = ", ".join(f"{c.kind}:{c.ref}" for c in state.blocking)
+        raise refusal("blocking_cases", f"ยังมีเรื่องค้างที่ต้องปิดก่อนยืนยัน: {refs}",
+                      f"Open cases must be closed before confirming: {refs}")
+
+
+def check_can_withdraw(state: SchoolRoundState, now: datetime) -> None:
+    stage = state.stage(now)
+    if stage is Stage.certified:
+        raise _already_certified()
+    if stage is Stage.late:
+        raise _closed(state.schedule)
+    if stage is not Stage.confirmed:
+        raise refusal("not_confirmed", "ยังไม่ได้ยืนยันข้อมูล จึงไม่มีอะไรให้ยกเลิก",
+                      "There is no confirmation to withdraw")
+
+
+def check_can_certify(state: SchoolRoundState, now: datetime) -> None:
+    stage = state.stage(now)
+    if stage is Stage.not_open:
+        raise _not_open(state.schedule)
+    if stage is Stage.open:
+        raise _not_yet(state.schedule)
+    if stage is Stage.late:
+        raise _closed(state.schedule)
+    if stage is Stage.certified:
+        raise _already_certified()
+    if stage is Stage.confirmation_window:
+        raise refusal("not_confirmed", "เจ้าหน้าที่ต้องยืนยันข้อมูลก่อน ผู้อำนวยการจึงรับรองได้",
+                      "School staff must confirm before the director can certify")
+
+
+def check_extension(state: SchoolRoundState, now: datetime, new_cutoff: datetime) -> None:
+    if state.certified is not None:
+        raise _already_certified()
+    if new_cutoff <= state.schedule.confirm_from:
+        raise refusal(
+            "extension_before_window",
+            f"กำหนดส่งใหม่ต้องหลังเวลาเริ่มยืนยัน {thai_datetime(state.schedule.confirm_from)}",
+            f"The new cutoff must be after confirmation opens ({english_datetime(state.schedule.confirm_from)})",
+            422,
+        )
+    if new_cutoff <= now:
+        raise refusal("extension_in_past", "กำหนดส่งใหม่ต้องอยู่ในอนาคต", "The new cutoff must be in the future", 422)

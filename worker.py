@@ -1,0 +1,52 @@
+"""The dmcflow worker: runs every workflow and activity on the task queue.
+
+    python worker.py            # uses DMCFLOW_* settings (see dmcflow/settings.py)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from concurrent.futures import ThreadPoolExecutor
+
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from activities.round_fanout import RoundFanoutActivities
+from activities.school_round import SchoolRoundActivities
+from db.engine import make_engine
+from dmcflow.settings import Settings, get_settings
+from dmcflow.temporal_client import connect
+from workflows.area_cutoff import AreaCutoffWorkflow
+from workflows.round_fanout import RoundFanoutWorkflow
+from workflows.school_round import SchoolRoundWorkflow
+
+WORKFLOWS = [SchoolRoundWorkflow, RoundFanoutWorkflow, AreaCutoffWorkflow]
+
+
+def build_worker(client: Client, settings: Settings, *, engine=None, task_queue: str | None = None,
+                 executor: ThreadPoolExecutor | None = None) -> Worker:
+    engine = engine or make_engine(settings.database_url)
+    school = SchoolRoundActivities(engine, settings)
+    fanout = RoundFanoutActivities(engine, settings, client)
+    return Worker(
+        client,
+        task_queue=task_queue or settings.task_queue,
+        workflows=WORKFLOWS,
+        activities=[school.load_gate, school.record_transition, school.apply_roster_batch,
+                    school.send_school_reminder, fanout.fanout_page, fanout.area_cutoff_step],
+        activity_executor=executor or ThreadPoolExecutor(max_workers=64),
+        max_concurrent_activities=64,
+        max_cached_workflows=5000,
+    )
+
+
+async def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    settings = get_settings()
+    client = await connect(settings)
+    await build_worker(client, settings).run()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,44 @@
+"""How workflows call activities: by name, with explicit timeouts and retry policies.
+
+Workflows import no activity code (the sandbox would pull in the database and SMTP clients); the
+names below are the contract that `activities/` registers.
+"""
+
+from datetime import timedelta
+
+from temporalio.common import RetryPolicy
+
+LOAD_GATE = "load_gate"
+RECORD_TRANSITION = "record_transition"
+APPLY_ROSTER_BATCH = "apply_roster_batch"
+SEND_SCHOOL_REMINDER = "send_school_reminder"
+FANOUT_PAGE = "fanout_page"
+AREA_CUTOFF_STEP = "area_cutoff_step"
+
+# Refusals are answers, not faults: retrying them changes nothing.
+_NON_RETRYABLE = ["Refusal"]
+
+DATABASE = {
+    "start_to_close_timeout": timedelta(seconds=60),
+    "retry_policy": RetryPolicy(
+        initial_interval=timedelta(milliseconds=500), backoff_coefficient=2.0,
+        maximum_interval=timedelta(seconds=30), non_retryable_error_types=_NON_RETRYABLE,
+    ),
+}
+
+# Mail keeps trying while the SMTP server is down (for up to a day); the outbox makes retries safe.
+MAIL = {
+    "start_to_close_timeout": timedelta(seconds=60),
+    "schedule_to_close_timeout": timedelta(days=1),
+    "retry_policy": RetryPolicy(
+        initial_interval=timedelta(seconds=2), backoff_coefficient=2.0,
+        maximum_interval=timedelta(minutes=5), non_retryable_error_types=_NON_RETRYABLE,
+    ),
+}
+
+# A page of a round-wide operation talks to Temporal for up to 500 schools.
+FANOUT = {
+    "start_to_close_timeout": timedelta(minutes=5),
+    "heartbeat_timeout": timedelta(seconds=60),
+    "retry_policy": RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30)),
+}

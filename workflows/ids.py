@@ -1,0 +1,20 @@
+"""Stable workflow IDs: from round, school code and area only, never from a person."""
+
+import hashlib
+
+
+def school_round_id(round_id: str, school_code: str) -> str:
+    return f"school-round/{round_id}/{school_code}"
+
+
+def area_key(area: str) -> str:
+    # Area names are Thai; a short digest keeps IDs ASCII while the name stays a search attribute.
+    return hashlib.sha1(area.encode()).hexdigest()[:12]
+
+
+def area_cutoff_id(round_id: str, area: str) -> str:
+    return f"area-cutoff/{round_id}/{area_key(area)}"
+
+
+def fanout_id(round_id: str, operation: str, token: str = "") -> str:
+    return f"round-{operation}/{round_id}" + (f"/{token}" if token else "")

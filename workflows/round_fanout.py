@@ -1,0 +1,42 @@
+"""RoundFanoutWorkflow: a round-wide operation (start every school, extend every deadline) page by page.
+
+Each page is one activity that talks to Temporal for up to `page_size` schools, so a round of 30,000
+schools is 60 activities, not 30,000 children; continue-as-new keeps even that history short.
+"""
+
+from __future__ import annotations
+
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from domain.messages import FanoutInput, FanoutPage, FanoutPageResult
+    from workflows import activity_calls as calls
+
+PAGES_PER_RUN = 50
+
+
+@workflow.defn
+class RoundFanoutWorkflow:
+    def __init__(self) -> None:
+        self.progress = {"done": 0, "skipped": 0, "finished": False}
+
+    @workflow.run
+    async def run(self, inp: FanoutInput) -> dict:
+        after, done, skipped = inp.after, inp.done, inp.skipped
+        for _ in range(PAGES_PER_RUN):
+            page = await workflow.execute_activity(
+                calls.FANOUT_PAGE,
+                FanoutPage(round_id=inp.round_id, operation=inp.operation, area=inp.area,
+                           extension=inp.extension, after=after, limit=inp.page_size),
+                result_type=FanoutPageResult, **calls.FANOUT)
+            done, skipped = done + page.done, skipped + page.skipped
+            self.progress.update(done=done, skipped=skipped)
+            if page.last is None:
+                self.progress["finished"] = True
+                return dict(self.progress)
+            after = page.last
+        workflow.continue_as_new(inp.model_copy(update={"after": after, "done": done, "skipped": skipped}))
+
+    @workflow.query
+    def status(self) -> dict:
+        return dict(self.progress)

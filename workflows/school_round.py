@@ -1,0 +1,240 @@
+"""SchoolRoundWorkflow: one school's round-3 lifecycle, from `not_open` to `certified` or `late`.
+
+Time: one durable timer at a time, always aimed at the next instant that matters (opening,
+confirmation window, a reminder, the cutoff); an extension wakes the loop so the timer is re-armed.
+Humans: confirmation, withdrawal, certification, extension and roster changes are updates whose
+validators answer at once with the domain's refusal.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timedelta
+
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from domain.messages import (
+        ApplyRosterBatch, AuditEntry, BatchOutcome, ExtendDeadline, ReminderRequest, SchoolRoundInput,
+        SchoolRoundResult, Transition,
+    )
+    from domain.refusals import Refusal, refusal
+    from domain.end_of_year import check_step_order
+    from domain.school_round import (
+        Actor, BlockingCase, Decision, GateProgress, SchoolRoundState, Stage, check_can_certify,
+        check_can_confirm, check_can_withdraw, check_extension, check_roster_editable,
+    )
+    from workflows import activity_calls as calls
+    from workflows import search_attributes as sa
+    from workflows.refusal_errors import as_application_error
+
+# A reminder whose instant passed more than this long ago (the round started late, or the worker was
+# down for hours) is skipped rather than sent out of its moment.
+REMINDER_TOLERANCE = timedelta(minutes=15)
+HISTORY_LIMIT = 4000
+
+
+def _require_role(actor: Actor, *roles: str) -> None:
+    if actor.role not in roles:
+        raise as_application_error(refusal(
+            "forbidden", "บทบาทนี้ไม่มีสิทธิ์ทำรายการนี้", f"Only {' or '.join(roles)} may do this", 403))
+
+
+@workflow.defn
+class SchoolRoundWorkflow:
+    @workflow.init
+    def __init__(self, inp: SchoolRoundInput) -> None:
+        self.state: SchoolRoundState = inp.state
+        self.version = inp.version
+        self._wake = False
+        self._lock = asyncio.Lock()  # roster changes and decisions never interleave
+
+    # --- the lifecycle ------------------------------------------------------------------------
+
+    @workflow.run
+    async def run(self, inp: SchoolRoundInput) -> SchoolRoundResult:
+        if not inp.continued:
+            self.state.gate = await workflow.execute_activity(
+                calls.LOAD_GATE, args=[self.state.round_id, self.state.school_code],
+                result_type=GateProgress, **calls.DATABASE)
+            await self._record(None)
+        projected = self.state.stage(workflow.now())
+        while True:
+            now = workflow.now()
+            stage = self.state.stage(now)
+            if stage is not projected:
+                await self._record(None)  # a timer moved the stage: keep projection and search attribute true
+                projected = stage
+            if stage is Stage.certified:
+                break
+            if stage is Stage.late:
+                close_at = self.state.schedule.cutoff_at + self.state.policy.late_grace
+                if now >= close_at:
+                    break
+                await self._sleep_until(close_at)  # an extension may still reopen the school
+                continue
+            await self._send_due_reminders(now)
+            await self._sleep_until(self._next_instant(workflow.now()))
+            if self._history_is_long():
+                await workflow.wait_condition(workflow.all_handlers_finished)
+                workflow.continue_as_new(SchoolRoundInput(state=self.state, version=self.version, continued=True))
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        return SchoolRoundResult(
+            stage=self.state.stage(workflow.now()),
+            confirmed_by=self.state.confirmed.by if self.state.confirmed else None,
+            certified_by=self.state.certified.by if self.state.certified else None,
+        )
+
+    def _next_instant(self, now: datetime) -> datetime:
+        s = self.state.schedule
+        candidates = [s.opens_at, s.confirm_from, s.cutoff_at, *self._pending_reminders()]
+        return min((c for c in candidates if c > now), default=s.cutoff_at)
+
+    def _pending_reminders(self) -> list[datetime]:
+        return [i for i in self.state.schedule.reminder_instants(self.state.policy) if i not in self.state.reminders_sent]
+
+    async def _send_due_reminders(self, now: datetime) -> None:
+        for due in self._pending_reminders():
+            if due > now:
+                continue
+            self.state.reminders_sent.append(due)  # marked first: a reminder is never sent twice
+            if now - due > REMINDER_TOLERANCE:
+                continue
+            await workflow.execute_activity(
+                calls.SEND_SCHOOL_REMINDER,
+                ReminderRequest(round_id=self.state.round_id, school_code=self.state.school_code,
+                                stage=self.state.stage(now), cutoff_at=self.state.schedule.cutoff_at, due_at=due),
+                result_type=bool, **calls.MAIL)
+
+    async def _sleep_until(self, instant: datetime) -> None:
+        delay = instant - workflow.now()
+        if delay > timedelta(0):
+            try:
+                await workflow.wait_condition(lambda: self._wake, timeout=delay)
+            except asyncio.TimeoutError:
+                pass
+        self._wake = False
+
+    def _history_is_long(self) -> bool:
+        info = workflow.info()
+        return info.is_continue_as_new_suggested() or info.get_current_history_length() > HISTORY_LIMIT
+
+    async def _record(self, audit: AuditEntry | None) -> None:
+        """Project the state (database row and search attribute) and write the audit event, once."""
+        self.version += 1
+        stage = self.state.stage(workflow.now())
+        workflow.upsert_search_attributes([sa.STAGE.value_set(stage.value)])
+        await workflow.execute_activity(
+            calls.RECORD_TRANSITION, Transition(state=self.state, stage=stage, version=self.version, audit=audit),
+            **calls.DATABASE)
+
+    def _audit(self, actor: str, action: str, before: dict | None = None, after: dict | None = None,
+               reason: str | None = None) -> AuditEntry:
+        return AuditEntry(
+            key=f"{workflow.info().workflow_id}/{workflow.info().run_id}/{self.version + 1}", at=workflow.now(),
+            actor=actor, action=action, round_id=self.state.round_id, school_code=self.state.school_code,
+            area=self.state.area, before=before, after=after, reason=reason)
+
+    @staticmethod
+    def _check(rule, *args) -> None:
+        try:
+            rule(*args)
+        except Refusal as r:
+            raise as_application_error(r) from None
+
+    # --- decisions (updates) ------------------------------------------------------------------
+
+    @workflow.update
+    async def confirm(self, actor: Actor) -> SchoolRoundState:
+        async with self._lock:
+            self._check(check_can_confirm, self.state, workflow.now())  # the gate may have moved meanwhile
+            self.state.confirmed = Decision(by=actor.user_id, at=workflow.now())
+            await self._record(self._audit(actor.user_id, "confirm", after={"stage": Stage.confirmed.value}))
+            return self.state
+
+    @confirm.validator
+    def _validate_confirm(self, actor: Actor) -> None:
+        _require_role(actor, "staff")
+        self._check(check_can_confirm, self.state, workflow.now())
+
+    @workflow.update
+    async def withdraw_confirmation(self, actor: Actor) -> SchoolRoundState:
+        async with self._lock:
+            self._check(check_can_withdraw, self.state, workflow.now())
+            before = self.state.confirmed.model_dump(mode="json") if self.state.confirmed else None
+            self.state.confirmed = None
+            await self._record(self._audit(actor.user_id, "withdraw_confirmation", before=before))
+            return self.state
+
+    @withdraw_confirmation.validator
+    def _validate_withdraw(self, actor: Actor) -> None:
+        _require_role(actor, "staff")
+        self._check(check_can_withdraw, self.state, workflow.now())
+
+    @workflow.update
+    async def certify(self, actor: Actor) -> SchoolRoundState:
+        async with self._lock:
+            self._check(check_can_certify, self.state, workflow.now())
+            self.state.certified = Decision(by=actor.user_id, at=workflow.now())
+            await self._record(self._audit(actor.user_id, "certify", after={"stage": Stage.certified.value}))
+            self._wake = True  # certified is final: let the loop finish
+            return self.state
+
+    @certify.validator
+    def _validate_certify(self, actor: Actor) -> None:
+        _require_role(actor, "director")
+        self._check(check_can_certify, self.state, workflow.now())
+
+    @workflow.update
+    async def extend_deadline(self, change: ExtendDeadline) -> SchoolRoundState:
+        async with self._lock:
+            self._check(check_extension, self.state, workflow.now(), change.cutoff_at)
+            before = {"cutoff_at": self.state.schedule.cutoff_at.isoformat()}
+            self.state.schedule = self.state.schedule.with_cutoff(change.cutoff_at)
+            await self._record(self._audit(change.actor.user_id, "extend_deadline", before=before,
+                                           after={"cutoff_at": change.cutoff_at.isoformat(), "scope": change.scope},
+                                           reason=change.reason))
+            self._wake = True  # re-arm the timers against the new cutoff
+            return self.state
+
+    @extend_deadline.validator
+    def _validate_extend(self, change: ExtendDeadline) -> None:
+        _require_role(change.actor, "admin", "district")
+        self._check(check_extension, self.state, workflow.now(), change.cutoff_at)
+
+    @workflow.update
+    async def apply_roster_batch(self, batch: ApplyRosterBatch) -> BatchOutcome:
+        async with self._lock:
+            self._validate_batch(batch)
+            outcome = await workflow.execute_activity(
+                calls.APPLY_ROSTER_BATCH, args=[batch, self.state.round_id, self.state.school_code],
+                result_type=BatchOutcome, **calls.DATABASE)
+            if outcome.gate != self.state.gate:
+                self.state.gate = outcome.gate
+                await self._record(None)
+            return outcome
+
+    @apply_roster_batch.validator
+    def _validate_batch(self, batch: ApplyRosterBatch) -> None:
+        _require_role(batch.actor, "staff", "admin")
+        self._check(check_roster_editable, self.state, workflow.now())
+        if batch.kind == "end_of_year" and batch.step:
+            self._check(check_step_order, batch.step, self.state.gate)
+
+    # --- side processes (signals: fire-and-forget from their own workflows) --------------------
+
+    @workflow.signal
+    async def case_opened(self, case: BlockingCase) -> None:
+        if all(c.ref != case.ref for c in self.state.blocking):
+            self.state.blocking.append(case)
+            await self._record(None)
+
+    @workflow.signal
+    async def case_closed(self, ref: str) -> None:
+        if any(c.ref == ref for c in self.state.blocking):
+            self.state.blocking = [c for c in self.state.blocking if c.ref != ref]
+            await self._record(None)
+
+    @workflow.query
+    def snapshot(self) -> SchoolRoundState:
+        return self.state
