@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from contextlib import asynccontextmanager
+from datetime import datetime, timezone
 
 from fastapi import FastAPI
 from sqlalchemy.engine import Engine
@@ -16,8 +18,13 @@ from dmcflow.settings import Settings, get_settings
 from dmcflow.temporal_client import connect
 
 
+async def wall_clock() -> datetime:
+    return datetime.now(timezone.utc)
+
+
 def create_app(settings: Settings | None = None, *, engine: Engine | None = None,
-               temporal: Client | None = None) -> FastAPI:
+               temporal: Client | None = None, clock: Callable[[], Awaitable[datetime]] = wall_clock) -> FastAPI:
+    """`clock` answers "now" for stages shown at read time; tests hand it Temporal's skipped clock."""
     settings = settings or get_settings()
 
     @asynccontextmanager
@@ -33,7 +40,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
                   description="DMC round 3 (end of academic year) for OBEC schools. Every refusal answers "
                               "`{code, message_th, message_en}`.")
     # Given parts (tests, the local stack) are usable at once, without waiting for the lifespan.
-    app.state.settings, app.state.engine, app.state.temporal = settings, engine, temporal
+    app.state.settings, app.state.engine, app.state.temporal, app.state.clock = settings, engine, temporal, clock
     errors.install(app)
     for module in (health, schools, rounds, roster, school_rounds):
         app.include_router(module.router)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -32,6 +33,10 @@ def get_temporal(request: Request) -> Client:
     return request.app.state.temporal
 
 
+async def get_now(request: Request) -> datetime:
+    return await request.app.state.clock()
+
+
 def get_session(engine: Annotated[Engine, Depends(get_engine)]) -> Iterator[Session]:
     with session_scope(engine) as session:
         yield session
@@ -53,6 +58,7 @@ UserDep = Annotated[User, Depends(current_user)]
 TemporalDep = Annotated[Client, Depends(get_temporal)]
 EngineDep = Annotated[Engine, Depends(get_engine)]
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
+NowDep = Annotated[datetime, Depends(get_now)]
 
 
 def require_role(user: User, *roles: str, what_th: str, what_en: str) -> None:

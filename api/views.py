@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime
 
 from sqlmodel import Session, func, select
 
@@ -38,12 +38,11 @@ def _person(session: Session, by: str | None, at: datetime | None) -> Person | N
     return Person(by=by, by_name=user.display_name if user else None, at=instant(at))
 
 
-def school_round_view(session: Session, round_id: str, school: School, now: datetime | None = None) -> SchoolRoundOut:
+def school_round_view(session: Session, round_id: str, school: School, now: datetime) -> SchoolRoundOut:
     row = session.get(SchoolRound, (round_id, school.code))
     if row is None:
         raise refusal("round_not_started", f"ยังไม่ได้เริ่มรอบ {round_id} ของโรงเรียนนี้",
                       f"Round {round_id} has not been started for this school", 404)
-    now = now or datetime.now(timezone.utc)
     schedule = Schedule(opens_at=row.opens_at, confirm_from=row.confirm_from, cutoff_at=row.cutoff_at)
     confirmed = Decision(by=row.confirmed_by, at=row.confirmed_at) if row.confirmed_at else None
     certified = Decision(by=row.certified_by, at=row.certified_at) if row.certified_at else None

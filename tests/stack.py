@@ -80,7 +80,7 @@ def add_round(engine, round_id: str, opens_at: datetime, confirm_from: datetime,
 async def running_stack(env: WorkflowEnvironment, engine, settings: Settings):
     tokens: dict[str, str] = {}
     seed(engine, tokens)
-    app = create_app(settings, engine=engine, temporal=env.client)
+    app = create_app(settings, engine=engine, temporal=env.client, clock=env.get_current_time)
     async with build_worker(env.client, settings, engine=engine):
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api") as http:
             yield Stack(http=http, client=env.client, engine=engine, settings=settings, env=env, tokens=tokens)
@@ -88,3 +88,21 @@ async def running_stack(env: WorkflowEnvironment, engine, settings: Settings):
 
 def unique_round() -> str:
     return f"t{uuid.uuid4().hex[:10]}"
+
+
+HEADER = "รหัสโรงเรียน,ชื่อโรงเรียน,เลขประจำตัวประชาชน,ชั้น,ห้อง,เลขประจำตัวนักเรียน,เพศ,คำนำหน้าชื่อ,ชื่อ,นามสกุล,วันเกิด,สอบปลายภาค\n"
+READY_IDS = {SCHOOL: "1449900000018", SCHOOL_2: "1449910000096", OTHER_SCHOOL: "1449900000026"}
+STAFF_OF = {SCHOOL: "staff", SCHOOL_2: "staff2", OTHER_SCHOOL: "other_staff"}
+
+
+async def make_ready(stack: Stack, round_id: str, school: str) -> None:
+    """One promoted ม.1 student with 3.2.2 recorded: the school meets every R10 gate."""
+    sid = READY_IDS[school]
+    csv = HEADER + f"{school},โรงเรียน,{sid},ม.1,1,1,ช,เด็กชาย,ทดสอบ,ระบบ,01/01/2555,ใช่\n"
+    who = STAFF_OF[school]
+    r = await stack.http.post(f"/rounds/{round_id}/students/import", headers=stack.auth(who),
+                              files={"file": ("r.csv", csv.encode(), "text/csv")})
+    assert r.status_code == 200 and r.json()["applied"] == 1, r.text
+    r = await stack.http.post(f"/rounds/{round_id}/schools/{school}/end-of-year", headers=stack.auth(who),
+                              json={"step": "3.2.2", "records": [{"student": sid, "result": "promoted"}]})
+    assert r.status_code == 200 and r.json()["gate"]["complete"], r.text

@@ -2,26 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
-from pathlib import Path
+from datetime import timedelta
 
-import pytest
-
-from domain.thai_time import BANGKOK
 from tests.stack import SCHOOL, add_round, running_stack, unique_round
-
-SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "samples"
-
-
-def next_day_bangkok(now: datetime, hour: int, minute: int = 0, days: int = 1) -> datetime:
-    local = now.astimezone(BANGKOK) + timedelta(days=days)
-    return local.replace(hour=hour, minute=minute, second=0, microsecond=0)
-
-
-async def sleep_until(stack, instant: datetime) -> None:
-    delta = instant - await stack.now()
-    if delta > timedelta(0):
-        await stack.env.sleep(delta)
+from tests.timing import bangkok_on_day as next_day_bangkok
+from tests.timing import skip_to as sleep_until
 
 
 ROSTER = (

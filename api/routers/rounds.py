@@ -7,7 +7,7 @@ from fastapi import APIRouter, status
 from sqlmodel import func, select
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 
-from api.deps import EngineDep, SessionDep, SettingsDep, TemporalDep, UserDep, require_role, school_in_scope
+from api.deps import EngineDep, NowDep, SessionDep, SettingsDep, TemporalDep, UserDep, require_role, school_in_scope
 from api.errors import ERROR_RESPONSES
 from api.schemas import ExtensionIn, ExtensionOut, RoundIn, RoundOut, StartedOut
 from api.views import instant, round_view
@@ -95,7 +95,7 @@ async def get_round_operation(round_id: str, operation_id: str, user: UserDep, c
 @router.post("/{round_id}/deadline-extensions", operation_id="extend_deadline", response_model=ExtensionOut,
              summary="Move the cutoff of one school, an area or the whole round (admin; district for its area)")
 async def extend_deadline(round_id: str, body: ExtensionIn, user: UserDep, engine: EngineDep,
-                          client: TemporalDep, settings: SettingsDep) -> ExtensionOut:
+                          client: TemporalDep, settings: SettingsDep, now: NowDep) -> ExtensionOut:
     require_role(user, "admin", "district", what_th="ขยายเวลา", what_en="extend deadlines")
     cutoff = as_bangkok_input(body.cutoff_at)
     if body.school_code and body.area:
@@ -124,7 +124,7 @@ async def extend_deadline(round_id: str, body: ExtensionIn, user: UserDep, engin
             if cutoff <= rnd.confirm_from:
                 raise invalid("extension_before_window", "กำหนดส่งใหม่ต้องหลังเวลาเริ่มยืนยัน",
                               "The new cutoff must be after confirmation opens")
-            if cutoff <= utcnow():
+            if cutoff <= now:
                 raise invalid("extension_in_past", "กำหนดส่งใหม่ต้องอยู่ในอนาคต", "The new cutoff must be in the future")
             if scope == "round":
                 rnd.cutoff_at = cutoff  # schools started later get the new cutoff too
@@ -142,7 +142,7 @@ async def extend_deadline(round_id: str, body: ExtensionIn, user: UserDep, engin
         state = await school_update(client, round_id, body.school_code, SchoolRoundWorkflow.extend_deadline, change,
                                     result_type=SchoolRoundState)
         return ExtensionOut(round_id=round_id, scope=scope, cutoff_at=instant(state.schedule.cutoff_at),
-                            school={"school_code": body.school_code, "stage": state.stage(utcnow()).value})
+                            school={"school_code": body.school_code, "stage": state.stage(now).value})
     operation = fanout_id(round_id, "extend", uuid.uuid4().hex[:12])
     await client.start_workflow(
         RoundFanoutWorkflow.run, FanoutInput(round_id=round_id, operation="extend", area=body.area, extension=change),

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime
 
 from fastapi import APIRouter
 from sqlmodel import select
 
-from api.deps import EngineDep, TemporalDep, UserDep, require_role, school_in_scope
+from api.deps import EngineDep, NowDep, TemporalDep, UserDep, require_role, school_in_scope
 from api.errors import ERROR_RESPONSES
 from api.schemas import AuditOut, SchoolRoundOut
 from api.views import instant, school_round_view
@@ -21,47 +22,47 @@ router = APIRouter(prefix="/rounds/{round_id}/schools/{school_code}", tags=["sch
                    responses=ERROR_RESPONSES)
 
 
-def _view(engine, user, round_id: str, school_code: str) -> SchoolRoundOut:
+def _view(engine, user, round_id: str, school_code: str, now: datetime) -> SchoolRoundOut:
     with session_scope(engine) as session:
         school = school_in_scope(session, user, school_code)
-        return school_round_view(session, round_id, school)
+        return school_round_view(session, round_id, school, now)
 
 
-async def _decide(engine, client, user, round_id, school_code, update) -> SchoolRoundOut:
-    await asyncio.to_thread(_view, engine, user, round_id, school_code)  # scope and existence first
+async def _decide(engine, client, user, round_id, school_code, update, now: datetime) -> SchoolRoundOut:
+    await asyncio.to_thread(_view, engine, user, round_id, school_code, now)  # scope and existence first
     await school_update(client, round_id, school_code, update, Actor(user_id=user.id, role=user.role))
-    return await asyncio.to_thread(_view, engine, user, round_id, school_code)
+    return await asyncio.to_thread(_view, engine, user, round_id, school_code, now)
 
 
 @router.get("", operation_id="get_school_round", response_model=SchoolRoundOut,
             summary="Stage, deadlines (ISO and Thai), gate progress, who confirmed and certified, blocking cases")
-async def get_school_round(round_id: str, school_code: str, user: UserDep, engine: EngineDep) -> SchoolRoundOut:
-    return await asyncio.to_thread(_view, engine, user, round_id, school_code)
+async def get_school_round(round_id: str, school_code: str, user: UserDep, engine: EngineDep, now: NowDep) -> SchoolRoundOut:
+    return await asyncio.to_thread(_view, engine, user, round_id, school_code, now)
 
 
 @router.post("/confirmation", operation_id="confirm_school_round", response_model=SchoolRoundOut,
              summary="School staff confirm every student's existence (R11), 08.30–16.30 น. on the day")
 async def confirm_school_round(round_id: str, school_code: str, user: UserDep, engine: EngineDep,
-                               client: TemporalDep) -> SchoolRoundOut:
+                               client: TemporalDep, now: NowDep) -> SchoolRoundOut:
     require_role(user, "staff", what_th="ยืนยันข้อมูล (เฉพาะเจ้าหน้าที่โรงเรียน)", what_en="confirm (school staff only)")
-    return await _decide(engine, client, user, round_id, school_code, SchoolRoundWorkflow.confirm)
+    return await _decide(engine, client, user, round_id, school_code, SchoolRoundWorkflow.confirm, now)
 
 
 @router.delete("/confirmation", operation_id="withdraw_confirmation", response_model=SchoolRoundOut,
                summary="School staff withdraw their confirmation, before the director certifies")
 async def withdraw_confirmation(round_id: str, school_code: str, user: UserDep, engine: EngineDep,
-                                client: TemporalDep) -> SchoolRoundOut:
+                                client: TemporalDep, now: NowDep) -> SchoolRoundOut:
     require_role(user, "staff", what_th="ยกเลิกการยืนยัน (เฉพาะเจ้าหน้าที่โรงเรียน)",
                  what_en="withdraw a confirmation (school staff only)")
-    return await _decide(engine, client, user, round_id, school_code, SchoolRoundWorkflow.withdraw_confirmation)
+    return await _decide(engine, client, user, round_id, school_code, SchoolRoundWorkflow.withdraw_confirmation, now)
 
 
 @router.post("/certification", operation_id="certify_school_round", response_model=SchoolRoundOut,
              summary="The director certifies (R12), after staff confirmation, 08.30–16.30 น. on the day")
 async def certify_school_round(round_id: str, school_code: str, user: UserDep, engine: EngineDep,
-                               client: TemporalDep) -> SchoolRoundOut:
+                               client: TemporalDep, now: NowDep) -> SchoolRoundOut:
     require_role(user, "director", what_th="รับรองข้อมูล (เฉพาะผู้อำนวยการ)", what_en="certify (director only)")
-    return await _decide(engine, client, user, round_id, school_code, SchoolRoundWorkflow.certify)
+    return await _decide(engine, client, user, round_id, school_code, SchoolRoundWorkflow.certify, now)
 
 
 @router.get("/audit", operation_id="list_school_audit", response_model=list[AuditOut],
