@@ -106,6 +106,7 @@ class BatchReport(BaseModel):
 class AuditOut(BaseModel):
     at: Instant
     actor: str
+    actor_name: str | None = None
     action: str
     before: dict | None
     after: dict | None

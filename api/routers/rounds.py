@@ -4,8 +4,6 @@ import asyncio
 import uuid
 
 from fastapi import APIRouter, status
-from sqlmodel import func, select
-from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 
 from api.deps import EngineDep, NowDep, SessionDep, SettingsDep, TemporalDep, UserDep, require_role, school_in_scope
 from api.errors import ERROR_RESPONSES
@@ -15,6 +13,7 @@ from api.workflow_updates import school_update
 from db.directory import create_round as create
 from db.engine import session_scope
 from db.models import Area, AuditEvent, Round, School, utcnow
+from dmcflow import round_ops
 from domain.messages import ExtendDeadline, FanoutInput
 from domain.refusals import forbidden, invalid, not_found, refusal
 from domain.rounds import RoundPolicy, RoundSpec
@@ -60,20 +59,7 @@ def get_round(round_id: str, user: UserDep, session: SessionDep) -> RoundOut:
 async def start_round(round_id: str, user: UserDep, engine: EngineDep, client: TemporalDep,
                       settings: SettingsDep) -> StartedOut:
     require_role(user, "admin", what_th="เริ่มรอบ", what_en="start rounds")
-
-    def mark_started() -> int:
-        with session_scope(engine) as session:
-            row = _round(session, round_id)
-            row.started_at = row.started_at or utcnow()
-            session.add(row)
-            return session.exec(select(func.count()).select_from(School)).one()
-
-    schools = await asyncio.to_thread(mark_started)
-    operation = fanout_id(round_id, "start")
-    await client.start_workflow(
-        RoundFanoutWorkflow.run, FanoutInput(round_id=round_id, operation="start"), id=operation,
-        task_queue=settings.task_queue, id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-        id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE)
+    operation, schools = await round_ops.start_round(engine, client, settings.task_queue, round_id)
     return StartedOut(round_id=round_id, operation_id=operation, schools=schools)
 
 

@@ -14,8 +14,8 @@ from api.schemas import AuditOut, SchoolRoundOut
 from api.views import instant, school_round_view
 from api.workflow_updates import school_update
 from db.engine import session_scope
-from db.models import AuditEvent
-from domain.school_round import Actor
+from db.models import AuditEvent, User
+from domain.school_round import Actor, Stage, already_certified
 from workflows.school_round import SchoolRoundWorkflow
 
 router = APIRouter(prefix="/rounds/{round_id}/schools/{school_code}", tags=["school rounds"],
@@ -29,7 +29,9 @@ def _view(engine, user, round_id: str, school_code: str, now: datetime) -> Schoo
 
 
 async def _decide(engine, client, user, round_id, school_code, update, now: datetime) -> SchoolRoundOut:
-    await asyncio.to_thread(_view, engine, user, round_id, school_code, now)  # scope and existence first
+    view = await asyncio.to_thread(_view, engine, user, round_id, school_code, now)  # scope and existence first
+    if view.stage == Stage.certified.value:
+        raise already_certified()  # its workflow has ended; answer with the reason, not "not running"
     await school_update(client, round_id, school_code, update, Actor(user_id=user.id, role=user.role))
     return await asyncio.to_thread(_view, engine, user, round_id, school_code, now)
 
@@ -74,7 +76,9 @@ async def list_school_audit(round_id: str, school_code: str, user: UserDep, engi
             rows = session.exec(select(AuditEvent).where(AuditEvent.round_id == round_id,
                                                          AuditEvent.school_code == school_code)
                                 .order_by(AuditEvent.at, AuditEvent.id)).all()
-            return [AuditOut(at=instant(r.at), actor=r.actor, action=r.action, before=r.before, after=r.after,
-                             reason=r.reason) for r in rows]
+            names = dict(session.exec(select(User.id, User.display_name).where(
+                User.id.in_({r.actor for r in rows}))).all())
+            return [AuditOut(at=instant(r.at), actor=r.actor, actor_name=names.get(r.actor), action=r.action,
+                             before=r.before, after=r.after, reason=r.reason) for r in rows]
 
     return await asyncio.to_thread(load)
