@@ -8,7 +8,7 @@ from domain.refusals import invalid
 from domain.thai_time import arabic_digits
 
 _LEVELS = {"อ": 3, "ป": 6, "ม": 6}
-_GRADE = re.compile(r"^(อ|ป|ม)\s*\.?\s*(\d)$")
+_GRADE = re.compile(r"^(อ|ป|ม)\s*\.?\s*([0-9])$")  # [0-9]: \d would keep other scripts' digits
 GRADUATING = {"ป.6", "ม.3", "ม.6"}
 _ORDER = [f"อ.{i}" for i in range(1, 4)] + [f"ป.{i}" for i in range(1, 7)] + [f"ม.{i}" for i in range(1, 7)]
 

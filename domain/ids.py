@@ -9,9 +9,10 @@ from domain.refusals import Refusal, invalid
 from domain.thai_time import arabic_digits
 
 _SEPARATORS = re.compile(r"[\s\-‐‑‒–—_.]")
-_NATIONAL = re.compile(r"^[0-8]\d{12}$")
-_GCODE = re.compile(r"^G\d{12}$")
-_SCHOOL = re.compile(r"^\d{10}$")
+# [0-9], not \d: \d also matches other scripts' digits (e.g. Arabic-Indic), which must never be stored.
+_NATIONAL = re.compile(r"^[0-8][0-9]{12}$")
+_GCODE = re.compile(r"^G[0-9]{12}$")
+_SCHOOL = re.compile(r"^[0-9]{10}$")
 
 
 def _compact(raw: str) -> str:
@@ -31,7 +32,7 @@ def is_national_id(value: str) -> bool:
 def normalise_national_id(raw: str) -> str:
     """Accepts Thai digits, dashes and spaces; answers 13 Arabic digits or raises a Refusal."""
     value = _compact(raw)
-    if not re.fullmatch(r"\d{13}", value):
+    if not re.fullmatch(r"[0-9]{13}", value):
         raise invalid("national_id_format", "เลขประจำตัวประชาชนต้องมี 13 หลัก",
                       "A national ID has 13 digits")
     if value[0] == "9":
@@ -72,8 +73,10 @@ def normalise_school_code(raw: str) -> str:
 
 
 def normalise_name(raw: str) -> str:
-    """Thai names: NFC, inner whitespace collapsed, trimmed."""
-    return re.sub(r"\s+", " ", unicodedata.normalize("NFC", str(raw))).strip()
+    """Thai names: NFC, inner whitespace collapsed, trimmed; NIKHAHIT + SARA AA typed for SARA AM is
+    folded into SARA AM (NFC keeps them apart, and they look identical on screen)."""
+    text = unicodedata.normalize("NFC", str(raw)).replace("\u0e4d\u0e32", "\u0e33")
+    return re.sub(r"\s+", " ", text).strip()
 
 
 def masked(student_id: str) -> str:

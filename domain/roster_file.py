@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import csv
 import io
-import zipfile
 from dataclasses import dataclass, field
 from datetime import date
 
@@ -108,7 +107,9 @@ def read_table(data: bytes, filename: str = "") -> list[list[str]]:
     if data[:4] == b"PK\x03\x04" or filename.lower().endswith(".xlsx"):
         try:
             return _xlsx_rows(data)
-        except (zipfile.BadZipFile, KeyError, ValueError, OSError) as exc:
+        # An uploaded workbook is untrusted: broken XML (ParseError), missing parts (KeyError), bad values
+        # (TypeError/ValueError), no sheet (IndexError)... whatever fails, the file is unreadable.
+        except Exception as exc:  # noqa: BLE001
             raise invalid("file_unreadable", "อ่านไฟล์ XLSX ไม่ได้ ไฟล์อาจเสียหาย",
                           f"The XLSX file cannot be read ({type(exc).__name__})") from exc
     if b"\x00" in data[:4096]:
@@ -179,6 +180,8 @@ def _parse_row(index: int, raw: dict[str, str], issues: list[RowIssue]) -> Roste
             issues.append(_issue(index, key, "", invalid("required", "ต้องกรอกช่องนี้", "This column is required")))
     if len(issues) > before:
         return None
+    if raw["student_id"].isdigit() and len(raw["student_id"]) == 12:
+        raw["student_id"] = raw["student_id"].zfill(13)  # a 0-led ID typed as a number in a spreadsheet
     school = take("school_code", normalise_school_code)
     student = take("student_id", normalise_student_id)
     grade = take("grade", normalise_grade)

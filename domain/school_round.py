@@ -145,7 +145,7 @@ def _not_open(schedule: Schedule) -> Refusal:
     )
 
 
-def _already_certified() -> Refusal:
+def already_certified() -> Refusal:
     return refusal("already_certified", "ผู้อำนวยการรับรองข้อมูลแล้ว แก้ไขไม่ได้",
                    "The director has already certified; nothing can change")
 
@@ -158,7 +158,7 @@ def check_roster_editable(state: SchoolRoundState, now: datetime) -> None:
     if stage is Stage.late:
         raise _closed(state.schedule)
     if stage is Stage.certified:
-        raise _already_certified()
+        raise already_certified()
     if stage is Stage.confirmed:
         raise refusal(
             "roster_frozen",
@@ -176,7 +176,7 @@ def check_can_confirm(state: SchoolRoundState, now: datetime) -> None:
     if stage is Stage.late:
         raise _closed(state.schedule)
     if stage is Stage.certified:
-        raise _already_certified()
+        raise already_certified()
     if stage is Stage.confirmed:
         raise refusal("already_confirmed", "ยืนยันข้อมูลไปแล้ว", "Already confirmed")
     gate = state.gate
@@ -195,7 +195,7 @@ def check_can_confirm(state: SchoolRoundState, now: datetime) -> None:
         missing = gate.graduates - gate.destinations
         raise refusal("gate_3_2_2_2", f"ยังบันทึกการศึกษาต่อของผู้จบ (เมนู 3.2.2.2) ไม่ครบ ขาดอีก {missing} คน",
                       f"Further-study destinations (menu 3.2.2.2) missing for {missing} graduate(s)")
-    if False:
+    if state.blocking:
         refs = ", ".join(f"{c.kind}:{c.ref}" for c in state.blocking)
         raise refusal("blocking_cases", f"ยังมีเรื่องค้างที่ต้องปิดก่อนยืนยัน: {refs}",
                       f"Open cases must be closed before confirming: {refs}")
@@ -204,7 +204,7 @@ def check_can_confirm(state: SchoolRoundState, now: datetime) -> None:
 def check_can_withdraw(state: SchoolRoundState, now: datetime) -> None:
     stage = state.stage(now)
     if stage is Stage.certified:
-        raise _already_certified()
+        raise already_certified()
     if stage is Stage.late:
         raise _closed(state.schedule)
     if stage is not Stage.confirmed:
@@ -221,7 +221,7 @@ def check_can_certify(state: SchoolRoundState, now: datetime) -> None:
     if stage is Stage.late:
         raise _closed(state.schedule)
     if stage is Stage.certified:
-        raise _already_certified()
+        raise already_certified()
     if stage is Stage.confirmation_window:
         raise refusal("not_confirmed", "เจ้าหน้าที่ต้องยืนยันข้อมูลก่อน ผู้อำนวยการจึงรับรองได้",
                       "School staff must confirm before the director can certify")
@@ -229,7 +229,7 @@ def check_can_certify(state: SchoolRoundState, now: datetime) -> None:
 
 def check_extension(state: SchoolRoundState, now: datetime, new_cutoff: datetime) -> None:
     if state.certified is not None:
-        raise _already_certified()
+        raise already_certified()
     if new_cutoff <= state.schedule.confirm_from:
         raise refusal(
             "extension_before_window",

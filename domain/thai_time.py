@@ -44,8 +44,11 @@ def bangkok(year_ce: int, month: int, day: int, hour: int = 0, minute: int = 0, 
 
 
 def parse_local(text: str) -> datetime:
-    """ISO text; a naive one means Thai local time (what officers type), an offset is kept."""
+    """ISO text; a naive one means Thai local time (what officers type), an offset is kept.
+    A Buddhist-Era year (2567-04-30T16:30) is read as BE."""
     value = datetime.fromisoformat(arabic_digits(text.strip()))
+    if value.year > 2400:
+        value = value.replace(year=value.year - BE_OFFSET)
     return value.replace(tzinfo=BANGKOK) if value.tzinfo is None else value
 
 
