@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 
 import httpx
 from temporalio.client import Client
@@ -106,3 +108,15 @@ async def make_ready(stack: Stack, round_id: str, school: str) -> None:
     r = await stack.http.post(f"/rounds/{round_id}/schools/{school}/end-of-year", headers=stack.auth(who),
                               json={"step": "3.2.2", "records": [{"student": sid, "result": "promoted"}]})
     assert r.status_code == 200 and r.json()["gate"]["complete"], r.text
+
+
+HISTORIES = Path(__file__).parent / "histories"
+
+
+async def keep_history(stack: Stack, workflow_id: str, name: str) -> None:
+    """With DMCFLOW_RECORD_HISTORIES=1, store this workflow's history for the replay tests."""
+    if os.environ.get("DMCFLOW_RECORD_HISTORIES") != "1":
+        return
+    history = await stack.client.get_workflow_handle(workflow_id).fetch_history()
+    HISTORIES.mkdir(exist_ok=True)
+    (HISTORIES / f"{name}.json").write_text(history.to_json(), encoding="utf-8")

@@ -11,7 +11,10 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from tests.stack import AREA, OTHER_SCHOOL, SCHOOL, SCHOOL_2, add_round, make_ready, running_stack, unique_round
+from tests.stack import (
+    AREA, OTHER_SCHOOL, SCHOOL, SCHOOL_2, add_round, keep_history, make_ready, running_stack, unique_round,
+)
+from workflows.ids import area_cutoff_id, fanout_id
 from tests.timing import bangkok_on_day, eventually, skip_to
 
 
@@ -93,6 +96,9 @@ async def test_cutoff_escalates_late_schools_to_their_own_district(time_env, eng
         assert not [m for m in smtp.messages if "dmc@tuayang.ac.th" in m["To"]]
         r = await stack.http.get(url(rid, SCHOOL_2), headers=stack.auth("district"))
         assert r.json()["stage"] == "late"
+        await keep_history(stack, area_cutoff_id(rid, AREA), "area_cutoff_escalated")
+        await keep_history(stack, fanout_id(rid, "start"), "round_fanout_start")
+        await keep_history(stack, f"school-round/{rid}/{SCHOOL_2}", "school_round_late")
 
 
 async def test_school_extension_rearms_timers_and_is_audited(time_env, engine, settings, smtp):
@@ -141,6 +147,7 @@ async def test_school_extension_rearms_timers_and_is_audited(time_env, engine, s
         assert r.status_code == 200, r.text
         r = await stack.http.get(url(rid, SCHOOL), headers=stack.auth("staff"))
         assert r.json()["stage"] == "confirmation_window"
+        await keep_history(stack, f"school-round/{rid}/{SCHOOL}", "school_round_extended_late_reopened")
 
 
 async def make_ready_late_refused(stack, rid: str) -> None:

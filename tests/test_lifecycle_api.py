@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from tests.stack import SCHOOL, add_round, running_stack, unique_round
+from tests.stack import SCHOOL, add_round, keep_history, running_stack, unique_round
 from tests.timing import bangkok_on_day as next_day_bangkok
 from tests.timing import skip_to as sleep_until
 
@@ -91,3 +91,4 @@ async def test_open_to_certified_with_gates_and_reminders(time_env, engine, sett
         r = await stack.http.get(f"{url}/audit", headers=stack.auth("district"))
         actions = [e["action"] for e in r.json()]
         assert actions.count("confirm") == 1 and actions.count("certify") == 1
+        await keep_history(stack, f"school-round/{rid}/{SCHOOL}", "school_round_certified")
