@@ -16,13 +16,15 @@ from temporalio.service import RPCError
 
 from activities.school_round import school_emails
 from db.engine import session_scope
+from db.gate import gate_progress_many
 from db.models import OutboxMail, Round, School, SchoolRound, User
+from db.projection import insert_initial
 from dmcflow.settings import Settings
 from domain.messages import (
     AreaCutoffInput, AreaCutoffStatus, AreaCutoffStep, FanoutPage, FanoutPageResult, SchoolRoundInput,
 )
 from domain.rounds import RoundPolicy, Schedule
-from domain.school_round import SchoolRoundState
+from domain.school_round import SchoolRoundState, Stage
 from mailer import outbox
 from mailer.render import render
 from workflows import activity_calls as calls
@@ -54,7 +56,9 @@ class RoundFanoutActivities:
 
     # --- start ----------------------------------------------------------------------------------
 
-    def _schools_page(self, page: FanoutPage) -> tuple[Round, list[tuple[str, str]]]:
+    def _prepare_page(self, page: FanoutPage) -> tuple[list[SchoolRoundState], list[Stage]]:
+        """Gates of the whole page in one query, projection rows in one transaction: the workflows
+        then start with nothing to load, so starting a round costs the server little more than bare starts."""
         with session_scope(self.engine) as session:
             rnd = session.get(Round, page.round_id)
             stmt = select(School.code, School.area).order_by(School.code).limit(page.limit)
@@ -62,39 +66,47 @@ class RoundFanoutActivities:
                 stmt = stmt.where(School.code > page.after)
             if page.area:
                 stmt = stmt.where(School.area == page.area)
-            return rnd, list(session.exec(stmt))
+            schools = list(session.exec(stmt))
+            if not schools:
+                return [], []
+            schedule = Schedule(opens_at=rnd.opens_at, confirm_from=rnd.confirm_from, cutoff_at=rnd.cutoff_at)
+            policy = RoundPolicy.model_validate(rnd.policy)
+            gates = gate_progress_many(session, rnd.id, [code for code, _ in schools])
+            states = [SchoolRoundState(round_id=rnd.id, school_code=code, area=area, schedule=schedule, policy=policy,
+                                       gate=gates[code]) for code, area in schools]
+            now = activity_now()
+            stages = [state.stage(now) for state in states]
+            insert_initial(session, states, stages)
+            return states, stages
 
     async def _start_page(self, page: FanoutPage) -> FanoutPageResult:
-        rnd, schools = await asyncio.to_thread(self._schools_page, page)
-        if not schools:
+        states, stages = await asyncio.to_thread(self._prepare_page, page)
+        if not states:
             await self._start_area_workflows(page.round_id)
             return FanoutPageResult(done=0, skipped=0, last=None)
-        schedule = Schedule(opens_at=rnd.opens_at, confirm_from=rnd.confirm_from, cutoff_at=rnd.cutoff_at)
-        policy = RoundPolicy.model_validate(rnd.policy)
         gate = asyncio.Semaphore(CONCURRENCY)
         skipped = 0
 
-        async def start(code: str, area: str) -> None:
+        async def start(state: SchoolRoundState, stage: Stage) -> None:
             nonlocal skipped
-            state = SchoolRoundState(round_id=rnd.id, school_code=code, area=area, schedule=schedule, policy=policy)
             async with gate:
                 try:
                     await self.client.start_workflow(
-                        SchoolRoundWorkflow.run, SchoolRoundInput(state=state), id=school_round_id(rnd.id, code),
-                        task_queue=self.settings.task_queue,
+                        SchoolRoundWorkflow.run, SchoolRoundInput(state=state, projected=True),
+                        id=school_round_id(state.round_id, state.school_code), task_queue=self.settings.task_queue,
                         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
                         id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
                         search_attributes=TypedSearchAttributes([
-                            SearchAttributePair(sa.ROUND, rnd.id), SearchAttributePair(sa.AREA, area),
-                            SearchAttributePair(sa.SCHOOL, code),
-                            SearchAttributePair(sa.STAGE, state.stage(activity_now()).value)]),
+                            SearchAttributePair(sa.ROUND, state.round_id), SearchAttributePair(sa.AREA, state.area),
+                            SearchAttributePair(sa.SCHOOL, state.school_code),
+                            SearchAttributePair(sa.STAGE, stage.value)]),
                     )
                 except WorkflowAlreadyStartedError:
                     skipped += 1  # its round already ended (certified or closed): never restarted
+                activity.heartbeat(state.school_code)  # throttled by the SDK; a slow server never times out the page
 
-        await asyncio.gather(*(start(code, area) for code, area in schools))
-        activity.heartbeat(schools[-1][0])
-        return FanoutPageResult(done=len(schools) - skipped, skipped=skipped, last=schools[-1][0])
+        await asyncio.gather(*(start(state, stage) for state, stage in zip(states, stages)))
+        return FanoutPageResult(done=len(states) - skipped, skipped=skipped, last=states[-1].school_code)
 
     async def _start_area_workflows(self, round_id: str) -> None:
         def areas() -> list[str]:
@@ -140,6 +152,7 @@ class RoundFanoutActivities:
                     await handle.execute_update(SchoolRoundWorkflow.extend_deadline, page.extension)
                 except (WorkflowUpdateFailedError, RPCError):
                     skipped += 1  # refused (e.g. certified meanwhile) or closed: the others still move
+                activity.heartbeat(code)
 
         await asyncio.gather(*(extend(code) for code, _ in schools))
         activity.heartbeat(schools[-1][0])

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from db.models import AuditEvent, SchoolRound, utcnow
 from domain.messages import AuditEntry, Transition
+from domain.school_round import SchoolRoundState, Stage
 
 
 def write_transition(session: Session, t: Transition) -> None:
@@ -33,6 +34,21 @@ def write_transition(session: Session, t: Transition) -> None:
     row.updated_at = utcnow()
     session.add(row)
     write_audit(session, t.audit)
+
+
+def insert_initial(session: Session, states: list[SchoolRoundState], stages: list[Stage]) -> None:
+    """Projection rows for schools whose workflows are being started (version 0: any workflow write wins)."""
+    if not states:
+        return
+    existing = set(session.exec(select(SchoolRound.school_code).where(
+        SchoolRound.round_id == states[0].round_id,
+        SchoolRound.school_code.in_([s.school_code for s in states]))))
+    for s, stage in zip(states, stages):
+        if s.school_code in existing:
+            continue
+        session.add(SchoolRound(round_id=s.round_id, school_code=s.school_code, area=s.area, stage=stage.value,
+                                opens_at=s.schedule.opens_at, confirm_from=s.schedule.confirm_from,
+                                cutoff_at=s.schedule.cutoff_at, gate=s.gate.model_dump(), blocking=[], version=0))
 
 
 def write_audit(session: Session, entry: AuditEntry | None) -> None:

@@ -16,6 +16,7 @@ class SchoolRoundInput(BaseModel):
     state: SchoolRoundState
     version: int = 0
     continued: bool = False  # True after continue-as-new: state is already loaded
+    projected: bool = False  # True when the starter already wrote the gate and the projection row
 
 
 class SchoolRoundResult(BaseModel):

@@ -53,7 +53,7 @@ class SchoolRoundWorkflow:
 
     @workflow.run
     async def run(self, inp: SchoolRoundInput) -> SchoolRoundResult:
-        if not inp.continued:
+        if not inp.continued and not inp.projected:
             self.state.gate = await workflow.execute_activity(
                 calls.LOAD_GATE, args=[self.state.round_id, self.state.school_code],
                 result_type=GateProgress, **calls.DATABASE)
