@@ -105,7 +105,7 @@ class RoundFanoutActivities:
                     skipped += 1  # its round already ended (certified or closed): never restarted
                 activity.heartbeat(state.school_code)  # throttled by the SDK; a slow server never times out the page
 
-        await asyncio.gather(*(start(state, stage) for state, stage in zip(states, stages)))
+        await asyncio.gather(*(start(state, stage) for state, stage in zip(states, stages, strict=True)))
         return FanoutPageResult(done=len(states) - skipped, skipped=skipped, last=states[-1].school_code)
 
     async def _start_area_workflows(self, round_id: str) -> None:

@@ -43,7 +43,7 @@ def insert_initial(session: Session, states: list[SchoolRoundState], stages: lis
     existing = set(session.exec(select(SchoolRound.school_code).where(
         SchoolRound.round_id == states[0].round_id,
         SchoolRound.school_code.in_([s.school_code for s in states]))))
-    for s, stage in zip(states, stages):
+    for s, stage in zip(states, stages, strict=True):
         if s.school_code in existing:
             continue
         session.add(SchoolRound(round_id=s.round_id, school_code=s.school_code, area=s.area, stage=stage.value,

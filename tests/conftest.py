@@ -26,6 +26,7 @@ from dmcflow.temporal_client import DATA_CONVERTER
 from workflows import search_attributes as sa
 
 BIN = Path(sys.executable).parent
+pytest_plugins = ["tests.db_backends"]  # backend_engine: SQLite and PostgreSQL
 
 
 def free_port() -> int:

@@ -24,10 +24,10 @@ from db.models import (AuditEvent, EndOfYearRecord, Round, RosterBatch, School, 
 from db.projection import write_transition
 from db.roster_changes import apply_batch
 from domain.messages import AuditEntry, Transition
-from domain.rounds import RoundSpec, Schedule
+from domain.rounds import RoundSpec
 from domain.school_round import Decision, SchoolRoundState, Stage
 from domain.thai_time import BANGKOK, bangkok
-from tests.db_backends import backend_engine, backend_url  # noqa: F401  (fixtures)
+
 
 AREA = "สพม.มหาสารคาม"
 OTHER_AREA = "สพป.ขอนแก่น เขต 1"

@@ -12,7 +12,7 @@ from api.views import instant, round_view
 from api.workflow_updates import school_update
 from db.directory import create_round as create
 from db.engine import session_scope
-from db.models import Area, AuditEvent, Round, School, utcnow
+from db.models import Area, AuditEvent, Round, utcnow
 from dmcflow import round_ops
 from domain.messages import ExtendDeadline, FanoutInput
 from domain.refusals import forbidden, invalid, not_found, refusal
@@ -67,7 +67,7 @@ async def start_round(round_id: str, user: UserDep, engine: EngineDep, client: T
             summary="Progress of a round-wide operation (start, extension)")
 async def get_round_operation(round_id: str, operation_id: str, user: UserDep, client: TemporalDep) -> dict:
     require_role(user, "admin", "district", what_th="ดูงานของรอบ", what_en="see round operations")
-    if not operation_id.startswith(f"round-") or f"/{round_id}" not in operation_id:
+    if not operation_id.startswith("round-") or f"/{round_id}" not in operation_id:
         raise not_found("งาน", "operation", operation_id)
     handle = client.get_workflow_handle(operation_id)
     try:

@@ -1,7 +1,6 @@
 """Alembic environment: the URL comes from the caller's Config (db.migrate) or DMCFLOW_DATABASE_URL."""
 
 from alembic import context
-from sqlalchemy import pool
 from sqlmodel import SQLModel
 
 import db.models  # noqa: F401  (registers the tables on SQLModel.metadata)
