@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import logging
 import mailbox
+import os
 import sys
 from datetime import datetime
 from email.header import decode_header, make_header
@@ -107,6 +108,11 @@ def cmd_dev(a: argparse.Namespace) -> None:
         asyncio.run(local_stack.run(get_settings(), start_demo_round=not a.no_demo_round))
     except KeyboardInterrupt:
         pass
+    # Everything is stopped; the SDK's runtime threads would still retry against the stopped server
+    # and hold the interpreter open (temporalio/sdk-python#300), so leave at once.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def parser() -> argparse.ArgumentParser:

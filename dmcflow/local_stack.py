@@ -85,6 +85,17 @@ def start_mail_catcher(settings: Settings) -> Controller | None:
     return controller
 
 
+class _ApiServer(uvicorn.Server):
+    """Uvicorn re-raises Ctrl-C once it has stopped; here the stack stops the rest itself, in order
+    (worker, then Temporal), so the signal is consumed."""
+
+    @contextlib.contextmanager
+    def capture_signals(self):
+        with super().capture_signals():
+            yield
+            self._captured_signals.clear()
+
+
 async def run(settings: Settings, *, start_demo_round: bool = True) -> None:
     temporal = start_temporal(settings)
     catcher = start_mail_catcher(settings)
@@ -98,7 +109,7 @@ async def run(settings: Settings, *, start_demo_round: bool = True) -> None:
         client = await connect(settings)
         worker = build_worker(client, settings, engine=engine)
         app = create_app(settings, engine=engine, temporal=client)
-        server = uvicorn.Server(uvicorn.Config(app, host=settings.api_host, port=settings.api_port,
+        server = _ApiServer(uvicorn.Config(app, host=settings.api_host, port=settings.api_port,
                                                log_level="info", lifespan="on"))
         async with worker:
             if start_demo_round:

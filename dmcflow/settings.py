@@ -30,11 +30,16 @@ class Settings(BaseSettings):
 
     api_host: str = "127.0.0.1"
     api_port: int = 8000
-    public_url: str = "http://127.0.0.1:8000"
+    public_url: str | None = Field(None, description="base URL in emails; defaults to http://api_host:api_port")
 
     # the local stack (dmcflow dev): where the embedded servers keep their files
     var_dir: Path = VAR_DIR
     temporal_ui_port: int = 8233
+
+
+    def model_post_init(self, _context) -> None:
+        if self.public_url is None:
+            self.public_url = f"http://{self.api_host}:{self.api_port}"
 
 
 @lru_cache
