@@ -127,6 +127,8 @@ class SchoolRoundWorkflow:
         await workflow.execute_activity(
             calls.RECORD_TRANSITION, Transition(state=self.state, stage=stage, version=self.version, audit=audit),
             **calls.DATABASE)
+        if self._history_is_long():
+            self._wake = True  # many roster changes on one day: let the loop continue as new
 
     def _audit(self, actor: str, action: str, before: dict | None = None, after: dict | None = None,
                reason: str | None = None) -> AuditEntry:
