@@ -12,16 +12,18 @@ from concurrent.futures import ThreadPoolExecutor
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from activities.duplicate_case import DuplicateCaseActivities
 from activities.round_fanout import RoundFanoutActivities
 from activities.school_round import SchoolRoundActivities
 from db.engine import make_engine
 from dmcflow.settings import Settings, get_settings
 from dmcflow.temporal_client import connect
 from workflows.area_cutoff import AreaCutoffWorkflow
+from workflows.duplicate_case import DuplicateCaseWorkflow
 from workflows.round_fanout import RoundFanoutWorkflow
 from workflows.school_round import SchoolRoundWorkflow
 
-WORKFLOWS = [SchoolRoundWorkflow, RoundFanoutWorkflow, AreaCutoffWorkflow]
+WORKFLOWS = [SchoolRoundWorkflow, RoundFanoutWorkflow, AreaCutoffWorkflow, DuplicateCaseWorkflow]
 
 
 def build_worker(client: Client, settings: Settings, *, engine=None, task_queue: str | None = None,
@@ -29,12 +31,15 @@ def build_worker(client: Client, settings: Settings, *, engine=None, task_queue:
     engine = engine or make_engine(settings.database_url)
     school = SchoolRoundActivities(engine, settings)
     fanout = RoundFanoutActivities(engine, settings, client)
+    duplicates = DuplicateCaseActivities(engine, settings)
     return Worker(
         client,
         task_queue=task_queue or settings.task_queue,
         workflows=WORKFLOWS,
         activities=[school.load_gate, school.record_transition, school.apply_roster_batch,
-                    school.send_school_reminder, fanout.fanout_page, fanout.area_cutoff_step],
+                    school.send_school_reminder, fanout.fanout_page, fanout.area_cutoff_step,
+                    duplicates.record_duplicate_declarations, duplicates.resolve_duplicate,
+                    duplicates.notify_duplicate],
         activity_executor=executor or ThreadPoolExecutor(max_workers=64),
         max_concurrent_activities=64,
         max_cached_workflows=5000,

@@ -63,7 +63,7 @@ class SchoolRoundActivities:
         except Refusal as r:
             raise ApplicationError(r.message_en, r.as_dict(), type="Refusal", non_retryable=True) from None
         return BatchOutcome(batch_id=batch.batch_id, applied=report["applied"], unchanged=report["unchanged"],
-                            refused=report["refused"], gate=gate)
+                            refused=report["refused"], gate=gate, cases=report.get("cases", []))
 
     @activity.defn(name=calls.SEND_SCHOOL_REMINDER)
     async def send_school_reminder(self, req: ReminderRequest) -> bool:

@@ -12,7 +12,7 @@ from domain.refusals import Refusal, refusal
 from workflows.ids import school_round_id
 
 
-def _from_failure(exc: WorkflowUpdateFailedError) -> Refusal:
+def refusal_from_update_failure(exc: WorkflowUpdateFailedError) -> Refusal:
     cause = exc.cause
     while cause is not None and not isinstance(cause, ApplicationError):
         cause = cause.__cause__
@@ -29,7 +29,7 @@ async def school_update(client: Client, round_id: str, school_code: str, update,
     try:
         return await handle.execute_update(update, arg, result_type=result_type)
     except WorkflowUpdateFailedError as exc:
-        raise _from_failure(exc) from None
+        raise refusal_from_update_failure(exc) from None
     except RPCError as exc:
         if exc.status == RPCStatusCode.NOT_FOUND and "already completed" not in exc.message:
             raise refusal("round_not_started", f"ยังไม่ได้เริ่มรอบ {round_id} ของโรงเรียนนี้",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime, timezone
 
-from sqlalchemy import JSON, Column, Index, Text, UniqueConstraint
+from sqlalchemy import JSON, Column, Index, LargeBinary, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from db.types import AwareDateTime
@@ -24,6 +24,9 @@ class School(SQLModel, table=True):
     code: str = Field(primary_key=True, max_length=10)
     name: str = Field(max_length=200)
     area: str = Field(foreign_key="areas.name", index=True, max_length=120)
+    phone: str | None = Field(default=None, max_length=40)
+    address: str | None = Field(default=None, max_length=500)
+    director_name: str | None = Field(default=None, max_length=200)
     updated_at: datetime = Field(default_factory=utcnow, sa_column=Column(AwareDateTime(), nullable=False))
 
 
@@ -167,3 +170,36 @@ class OutboxMail(SQLModel, table=True):
     attempts: int = 0
     created_at: datetime = Field(default_factory=utcnow, sa_column=Column(AwareDateTime(), nullable=False))
     sent_at: datetime | None = Field(default=None, sa_column=Column(AwareDateTime(), nullable=True))
+
+
+class DuplicateCase(SQLModel, table=True):
+    """R3: one student counted twice. Holds the personal data the case workflow never sees."""
+
+    __tablename__ = "duplicate_cases"
+    id: str = Field(primary_key=True, max_length=40)
+    round_id: str = Field(foreign_key="rounds.id", index=True, max_length=40)
+    kind: str = Field(max_length=20)  # obec | affiliation
+    student_pk: int = Field(foreign_key="students.id", index=True)
+    student_id: str = Field(max_length=13)
+    holder_school: str = Field(foreign_key="schools.code", index=True, max_length=10)
+    claimant_school: str | None = Field(default=None, foreign_key="schools.code", index=True, max_length=10)
+    agency: str | None = Field(default=None, max_length=20)
+    pending: dict | None = Field(default=None, sa_column=Column(JSON(none_as_null=True), nullable=True))
+    status: str = Field(default="open", index=True, max_length=20)  # open | resolved
+    declarations: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    decision: dict | None = Field(default=None, sa_column=Column(JSON(none_as_null=True), nullable=True))
+    outcome: str | None = Field(default=None, max_length=20)  # the school that keeps the student, or "none"
+    opened_at: datetime = Field(default_factory=utcnow, sa_column=Column(AwareDateTime(), nullable=False))
+    resolved_at: datetime | None = Field(default=None, sa_column=Column(AwareDateTime(), nullable=True))
+
+
+class EvidenceFile(SQLModel, table=True):
+    """Evidence, content-addressed: the same file stored twice is one row. Never rendered on the server."""
+
+    __tablename__ = "evidence_files"
+    sha256: str = Field(primary_key=True, max_length=64)
+    content_type: str = Field(max_length=100)
+    size: int
+    filename: str = Field(default="", max_length=255)
+    data: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow, sa_column=Column(AwareDateTime(), nullable=False))

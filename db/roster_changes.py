@@ -9,10 +9,18 @@ from datetime import date, datetime
 
 from sqlmodel import Session, select
 
-from db.models import AuditEvent, EndOfYearRecord, RosterBatch, Student, utcnow
+from pydantic import ValidationError
+
+from db.directory import upsert_school
+from db.duplicates import open_obec_case
+from db.models import AuditEvent, EndOfYearRecord, Round, RosterBatch, School, Student, utcnow
 from domain.end_of_year import EndOfYearEntry, check_entry
-from domain.ids import normalise_student_id
+from domain.ids import normalise_name, normalise_student_id
 from domain.refusals import Refusal, refusal
+from domain.roster_rules import (
+    SchoolProfileIn, StatusIn, StudentIn, StudentUpdateIn, TransferOutIn, check_admission, check_status_change,
+    check_transfer_out, check_update,
+)
 
 ACTIVE = "studying"
 STUDENT_FIELDS = ("student_no", "prefix", "first_name", "last_name", "gender", "grade", "classroom",
@@ -38,6 +46,7 @@ def apply_import(session: Session, batch: RosterBatch, actor: str, at: datetime)
         select(Student).where(Student.school_code == batch.school_code))}
     ids = [r["student_id"] for r in rows if r["student_id"] not in existing]
     elsewhere: set[str] = set()
+    cases: list[dict] = []
     for start in range(0, len(ids), 500):
         chunk = ids[start:start + 500]
         elsewhere.update(session.exec(select(Student.student_id).where(
@@ -50,9 +59,8 @@ def apply_import(session: Session, batch: RosterBatch, actor: str, at: datetime)
         current = existing.get(r["student_id"])
         if current is None:
             if r["student_id"] in elsewhere:
-                issues.append(_issue(r["row"], "เลขประจำตัวประชาชน", r["student_id"], refusal(
-                    "active_elsewhere", "นักเรียนคนนี้มีสถานะกำลังศึกษาอยู่ที่โรงเรียนอื่น (ซ้ำซ้อน ข้อ 3)",
-                    "This student is active at another school (duplicate, R3)")))
+                case = _open_case(session, batch, r["student_id"], values, cases)
+                issues.append(_issue(r["row"], "เลขประจำตัวประชาชน", r["student_id"], _elsewhere(case)))
                 continue
             student = Student(school_code=batch.school_code, student_id=r["student_id"], **values)
             session.add(student)
@@ -74,7 +82,110 @@ def apply_import(session: Session, batch: RosterBatch, actor: str, at: datetime)
     for n, (before, after, _sid) in enumerate(audits):
         session.add(AuditEvent(key=f"{batch.id}/{n}", at=at, actor=actor, action="import_student",
                                round_id=batch.round_id, school_code=batch.school_code, before=before, after=after))
-    return {"applied": applied, "unchanged": unchanged, "refused": len(issues), "issues": issues}
+    return {"applied": applied, "unchanged": unchanged, "refused": len(issues), "issues": issues, "cases": cases}
+
+
+def _elsewhere(case_id: str) -> Refusal:
+    return refusal("active_elsewhere",
+                   f"นักเรียนคนนี้กำลังศึกษาอยู่ที่โรงเรียนอื่น จึงยังไม่เพิ่ม ได้เปิดเรื่องนักเรียนซ้ำซ้อน {case_id} แล้ว (ข้อ 3)",
+                   f"This student is active at another school, so was not added; duplicate case {case_id} is open (R3)",
+                   409)
+
+
+def _open_case(session: Session, batch: RosterBatch, student_id: str, fields: dict, cases: list[dict]) -> str:
+    holder = session.exec(select(Student).where(Student.student_id == student_id, Student.status == ACTIVE,
+                                                Student.school_code != batch.school_code)).first()
+    _, case = open_obec_case(session, batch.round_id, holder, batch.school_code, {"student_id": student_id, **fields})
+    if all(c["case_id"] != case.case_id for c in cases):
+        cases.append(case.model_dump())
+    return case.case_id
+
+
+def _find(session: Session, school_code: str, raw_id: str) -> Student:
+    sid = normalise_student_id(raw_id)
+    student = session.exec(select(Student).where(Student.school_code == school_code, Student.student_id == sid)).first()
+    if student is None:
+        raise refusal("student_not_on_roster", "ไม่พบนักเรียนคนนี้ในทะเบียนของโรงเรียน",
+                      "This student is not on the school's roster", 404)
+    return student
+
+
+def _audit(session: Session, batch: RosterBatch, actor: str, at: datetime, action: str, before, after) -> None:
+    session.add(AuditEvent(key=f"{batch.id}/0", at=at, actor=actor, action=action, round_id=batch.round_id,
+                           school_code=batch.school_code, before=before, after=after))
+
+
+def apply_student_op(session: Session, batch: RosterBatch, actor: str, at: datetime) -> dict:
+    """One operation of the rules table (R1, R2, R5–R9); a refusal is reported, nothing half-written."""
+    op, data, cases = batch.payload["op"], batch.payload["data"], []
+    try:
+        if op in ("add_student", "transfer_in_student", "add_student_by_gcode"):
+            year = session.get(Round, batch.round_id).academic_year
+            fields = check_admission(op, StudentIn.model_validate(data), year)
+            sid = fields.pop("student_id")
+            current = session.exec(select(Student).where(Student.school_code == batch.school_code,
+                                                         Student.student_id == sid)).first()
+            if current is not None and current.status == ACTIVE:
+                raise refusal("already_on_roster", "นักเรียนคนนี้อยู่ในทะเบียนของโรงเรียนแล้ว",
+                              "This student is already on the school's roster")
+            if session.exec(select(Student.id).where(Student.student_id == sid, Student.status == ACTIVE,
+                                                     Student.school_code != batch.school_code)).first():
+                raise _elsewhere(_open_case(session, batch, sid, fields, cases))
+            before = _student_view(current) if current else None
+            student = current or Student(school_code=batch.school_code, student_id=sid, **fields)
+            for k, v in fields.items():
+                setattr(student, k, v)
+            student.status, student.updated_at = ACTIVE, at
+            session.add(student)
+            after = {**_student_view(student), "from_school": data.get("from_school")}
+            _audit(session, batch, actor, at, op, before, after)
+        elif op == "update_student":
+            student = _find(session, batch.school_code, data["student"])
+            changes = check_update(student.grade, StudentUpdateIn.model_validate(data["changes"]))
+            before = _student_view(student)
+            for k, v in changes.items():
+                setattr(student, k, v)
+            student.updated_at = at
+            session.add(student)
+            _audit(session, batch, actor, at, op, before, _student_view(student))
+        elif op == "transfer_out_student":
+            student = _find(session, batch.school_code, data["student"])
+            check_transfer_out(student.sat_final_exam)
+            details = TransferOutIn.model_validate(data.get("details") or {})
+            before = _student_view(student) | {"status": student.status}
+            student.status, student.updated_at = "transferred_out", at
+            session.add(student)
+            _audit(session, batch, actor, at, op, before, {"status": student.status, **details.model_dump(mode="json")})
+        elif op == "set_student_status":
+            status = StatusIn.model_validate(data["status"])
+            check_status_change(status.status)
+            student = _find(session, batch.school_code, data["student"])
+            before = {"student_id": student.student_id, "status": student.status}
+            student.status, student.updated_at = status.status, at
+            session.add(student)
+            _audit(session, batch, actor, at, op, before, {"status": status.status, "note": status.note})
+        elif op == "update_school_profile":
+            profile = SchoolProfileIn.model_validate(data)
+            school = session.get(School, batch.school_code)
+            fields = ("name", "phone", "address", "director_name")
+            before = {f: getattr(school, f) for f in fields}
+            for f in fields:
+                if getattr(profile, f) is not None:
+                    setattr(school, f, normalise_name(getattr(profile, f)))
+            if profile.emails is not None:
+                upsert_school(session, school.code, school.name, school.area, [str(e) for e in profile.emails])
+            school.updated_at = at
+            session.add(school)
+            _audit(session, batch, actor, at, op, before,
+                   {**{f: getattr(school, f) for f in fields}, "emails": [str(e) for e in profile.emails or []]})
+        else:
+            raise refusal("unknown_operation", "ไม่รู้จักรายการนี้", f"Unknown operation {op}", 422)
+    except (Refusal, ValidationError) as exc:
+        r = exc if isinstance(exc, Refusal) else refusal(
+            "invalid_request", "ข้อมูลที่ส่งมาไม่ถูกต้อง", f"Invalid input: {exc.errors()[0]['msg']}", 422)
+        return {"applied": 0, "unchanged": 0, "refused": 1, "cases": cases,
+                "issues": [_issue(None, "", "", r) | {"status": r.status}]}
+    return {"applied": 1, "unchanged": 0, "refused": 0, "issues": [], "cases": cases}
 
 
 def apply_end_of_year(session: Session, batch: RosterBatch, actor: str, at: datetime) -> dict:
@@ -133,9 +244,9 @@ def apply_batch(session: Session, batch_id: str, actor: str, at: datetime) -> Ro
         raise refusal("batch_missing", "ไม่พบชุดข้อมูลที่ส่งมา", "The staged batch does not exist", 404)
     if batch.status == "applied":
         return batch  # a retried activity: already done
-    apply = apply_import if batch.kind == "import" else apply_end_of_year
+    apply = {"import": apply_import, "end_of_year": apply_end_of_year, "student": apply_student_op}[batch.kind]
     batch.report = apply(session, batch, actor, at)
     batch.status, batch.applied_at = "applied", at
-    batch.payload = {"step": batch.payload.get("step")} if batch.kind == "end_of_year" else {}
+    batch.payload = {"step": batch.payload.get("step")} if batch.kind == "end_of_year" else {}  # no PII kept
     session.add(batch)
     return batch

@@ -8,6 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from domain.duplicates import DuplicateCaseInput
 from domain.end_of_year import Step
 from domain.school_round import Actor, BlockingCase, GateProgress, SchoolRoundState, Stage
 
@@ -34,7 +35,7 @@ class ExtendDeadline(BaseModel):
 
 class ApplyRosterBatch(BaseModel):
     batch_id: str
-    kind: Literal["import", "end_of_year"]
+    kind: Literal["import", "end_of_year", "student"]
     step: Step | None = None
     actor: Actor
 
@@ -45,6 +46,7 @@ class BatchOutcome(BaseModel):
     unchanged: int = 0
     refused: int = 0
     gate: GateProgress
+    cases: list[DuplicateCaseInput] = Field(default_factory=list)  # duplicates found: their workflows to start
 
 
 class AuditEntry(BaseModel):

@@ -14,6 +14,9 @@ APPLY_ROSTER_BATCH = "apply_roster_batch"
 SEND_SCHOOL_REMINDER = "send_school_reminder"
 FANOUT_PAGE = "fanout_page"
 AREA_CUTOFF_STEP = "area_cutoff_step"
+NOTIFY_DUPLICATE = "notify_duplicate"
+RESOLVE_DUPLICATE = "resolve_duplicate"
+RECORD_DUPLICATE_DECLARATIONS = "record_duplicate_declarations"
 
 # Refusals are answers, not faults: retrying them changes nothing.
 _NON_RETRYABLE = ["Refusal"]

@@ -18,3 +18,7 @@ def area_cutoff_id(round_id: str, area: str) -> str:
 
 def fanout_id(round_id: str, operation: str, token: str = "") -> str:
     return f"round-{operation}/{round_id}" + (f"/{token}" if token else "")
+
+
+def duplicate_case_id(case_id: str) -> str:
+    return f"duplicate/{case_id}"

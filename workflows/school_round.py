@@ -12,6 +12,8 @@ import asyncio
 from datetime import datetime, timedelta
 
 from temporalio import workflow
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
     from domain.messages import (
@@ -26,6 +28,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows import activity_calls as calls
     from workflows import search_attributes as sa
+    from workflows.ids import duplicate_case_id
     from workflows.refusal_errors import as_application_error
 
 # A reminder whose instant passed more than this long ago (the round started late, or the worker was
@@ -214,6 +217,13 @@ class SchoolRoundWorkflow:
             if outcome.gate != self.state.gate:
                 self.state.gate = outcome.gate
                 await self._record(None)
+            for case in outcome.cases:  # R3: a duplicate found by this change becomes its own process
+                try:
+                    await workflow.start_child_workflow(
+                        "DuplicateCaseWorkflow", case, id=duplicate_case_id(case.case_id),
+                        parent_close_policy=ParentClosePolicy.ABANDON)
+                except WorkflowAlreadyStartedError:
+                    pass  # the same duplicate found again (a re-import): its case is already running
             return outcome
 
     @apply_roster_batch.validator

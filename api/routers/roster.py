@@ -4,7 +4,6 @@ applied by the school's workflow, which serialises them with confirmation (a con
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections import defaultdict
 from typing import Annotated
 
@@ -14,15 +13,12 @@ from sqlmodel import select
 from api.deps import EngineDep, TemporalDep, UserDep, require_role, school_in_scope
 from api.errors import ERROR_RESPONSES
 from api.schemas import BatchReport
-from api.workflow_updates import school_update
+from api.roster_batches import apply_batch
 from db.engine import session_scope
-from db.models import Round, RosterBatch, School
+from db.models import Round, School
 from domain.end_of_year import EndOfYearBatch
-from domain.messages import ApplyRosterBatch, BatchOutcome
 from domain.refusals import Refusal, invalid, not_found
 from domain.roster_file import HEADER_OF, MAX_BYTES, RosterRow, parse_roster
-from domain.school_round import Actor
-from workflows.school_round import SchoolRoundWorkflow
 
 router = APIRouter(prefix="/rounds/{round_id}", tags=["roster"], responses=ERROR_RESPONSES)
 
@@ -31,35 +27,6 @@ def _row_payload(r: RosterRow) -> dict:
     d = dict(r.__dict__)
     d["birth_date"] = r.birth_date.isoformat() if r.birth_date else None
     return d
-
-
-async def _apply(engine, client, user, round_id: str, school_code: str, kind: str, payload: dict,
-                 step: str | None = None) -> tuple[BatchOutcome, dict]:
-    batch_id = f"b-{uuid.uuid4().hex}"
-
-    def stage() -> None:
-        with session_scope(engine) as session:
-            session.add(RosterBatch(id=batch_id, round_id=round_id, school_code=school_code, kind=kind,
-                                    payload=payload, created_by=user.id))
-
-    def finish(refused: bool) -> dict:
-        with session_scope(engine) as session:
-            batch = session.get(RosterBatch, batch_id)
-            if refused:  # nothing was applied: drop the staged personal data
-                batch.status, batch.payload = "refused", {}
-                session.add(batch)
-            return batch.report
-
-    await asyncio.to_thread(stage)
-    try:
-        outcome = await school_update(
-            client, round_id, school_code, SchoolRoundWorkflow.apply_roster_batch,
-            ApplyRosterBatch(batch_id=batch_id, kind=kind, step=step, actor=Actor(user_id=user.id, role=user.role)),
-            result_type=BatchOutcome)
-    except Refusal:
-        await asyncio.to_thread(finish, True)
-        raise
-    return outcome, await asyncio.to_thread(finish, False)
 
 
 @router.post("/students/import", operation_id="import_students", response_model=BatchReport,
@@ -93,7 +60,7 @@ async def import_students(round_id: str, user: UserDep, engine: EngineDep, clien
     groups = await asyncio.to_thread(group)
     for code, rows in sorted(groups.items()):
         try:
-            outcome, detail = await _apply(engine, client, user, round_id, code, "import",
+            outcome, detail = await apply_batch(engine, client, user, round_id, code, "import",
                                            {"rows": [_row_payload(r) for r in rows]})
         except Refusal as r:
             report.issues.extend({"row": row.row, "column": HEADER_OF["school_code"], "value": code, **r.as_dict()}
@@ -122,7 +89,7 @@ async def record_end_of_year(round_id: str, school_code: str, body: EndOfYearBat
     await asyncio.to_thread(scope)
     if len(body.records) == 0:
         raise invalid("records_required", "ต้องมีรายการอย่างน้อยหนึ่งรายการ", "At least one record is required")
-    outcome, detail = await _apply(engine, client, user, round_id, school_code, "end_of_year",
+    outcome, detail = await apply_batch(engine, client, user, round_id, school_code, "end_of_year",
                                    body.model_dump(mode="json"), step=body.step)
     return BatchReport(total_rows=len(body.records), applied=outcome.applied, unchanged=outcome.unchanged,
                        refused=outcome.refused, issues=detail.get("issues", []), gate=outcome.gate.summary())

@@ -1,0 +1,58 @@
+"""Staging a roster change in the database and having the school's workflow apply it.
+
+The workflow serialises every change with confirmation (a confirmed roster is frozen) and sees only the
+batch id: the personal data stays in the database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+from db.engine import session_scope
+from db.models import RosterBatch
+from domain.messages import ApplyRosterBatch, BatchOutcome
+from domain.refusals import Refusal
+from domain.school_round import Actor
+from api.workflow_updates import school_update
+from workflows.school_round import SchoolRoundWorkflow
+
+
+async def apply_batch(engine, client, user, round_id: str, school_code: str, kind: str, payload: dict,
+                 step: str | None = None) -> tuple[BatchOutcome, dict]:
+    batch_id = f"b-{uuid.uuid4().hex}"
+
+    def stage() -> None:
+        with session_scope(engine) as session:
+            session.add(RosterBatch(id=batch_id, round_id=round_id, school_code=school_code, kind=kind,
+                                    payload=payload, created_by=user.id))
+
+    def finish(refused: bool) -> dict:
+        with session_scope(engine) as session:
+            batch = session.get(RosterBatch, batch_id)
+            if refused:  # nothing was applied: drop the staged personal data
+                batch.status, batch.payload = "refused", {}
+                session.add(batch)
+            return batch.report
+
+    await asyncio.to_thread(stage)
+    try:
+        outcome = await school_update(
+            client, round_id, school_code, SchoolRoundWorkflow.apply_roster_batch,
+            ApplyRosterBatch(batch_id=batch_id, kind=kind, step=step, actor=Actor(user_id=user.id, role=user.role)),
+            result_type=BatchOutcome)
+    except Refusal:
+        await asyncio.to_thread(finish, True)
+        raise
+    return outcome, await asyncio.to_thread(finish, False)
+
+
+
+
+async def apply_one(engine, client, user, round_id: str, school_code: str, op: str, data: dict) -> BatchOutcome:
+    """One operation of the rules table: applied, or refused with the rule's own code and reason."""
+    outcome, report = await apply_batch(engine, client, user, round_id, school_code, "student", {"op": op, "data": data})
+    if outcome.refused:
+        issue = report["issues"][0]
+        raise Refusal(issue["code"], issue["message_th"], issue["message_en"], issue.get("status", 409))
+    return outcome

@@ -1,0 +1,197 @@
+"""R3 duplicates: the cases, the schools' declarations and the district's decision, and other
+affiliations' lists (สช., อปท., ตชด., กทม.) checked against the OBEC roster."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, File, Form, UploadFile
+from pydantic import BaseModel
+from sqlalchemy import or_
+from sqlmodel import select
+from temporalio.client import WorkflowUpdateFailedError
+from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.service import RPCError
+
+from api.deps import EngineDep, SettingsDep, TemporalDep, UserDep, require_role
+from api.errors import ERROR_RESPONSES
+from api.views import instant
+from api.workflow_updates import refusal_from_update_failure
+from db.duplicates import open_affiliation_case
+from db.engine import session_scope
+from db.evidence import MAX_EVIDENCE_BYTES, store_evidence
+from db.models import DuplicateCase, School, Student
+from domain.duplicates import AGENCIES, DecideIn, DeclareIn
+from domain.ids import normalise_student_id
+from domain.refusals import Refusal, forbidden, invalid, not_found, refusal
+from domain.roster_file import read_table
+from domain.school_round import Actor
+from workflows.duplicate_case import DuplicateCaseWorkflow
+from workflows.ids import duplicate_case_id
+
+router = APIRouter(prefix="/rounds/{round_id}", tags=["duplicates"], responses=ERROR_RESPONSES)
+ACTIVE = "studying"
+
+
+class CaseOut(BaseModel):
+    id: str
+    kind: str
+    status: str
+    student_id: str
+    student_name: str
+    holder_school: str
+    claimant_school: str | None
+    agency: str | None
+    declarations: dict
+    decision: dict | None
+    outcome: str | None
+    opened_at: dict
+    resolved_at: dict | None
+
+
+def _visible(user, session, case: DuplicateCase) -> bool:
+    parties = {case.holder_school, case.claimant_school} - {None}
+    if user.role == "admin":
+        return True
+    if user.role in ("staff", "director"):
+        return user.school_code in parties
+    if user.role == "district":
+        return any(session.get(School, p).area == user.area for p in parties)
+    return False
+
+
+def _view(session, case: DuplicateCase) -> CaseOut:
+    student = session.get(Student, case.student_pk)
+    return CaseOut(
+        id=case.id, kind=case.kind, status=case.status, student_id=case.student_id,
+        student_name=f"{student.prefix}{student.first_name} {student.last_name}".strip() if student else "",
+        holder_school=case.holder_school, claimant_school=case.claimant_school, agency=case.agency,
+        declarations=case.declarations, decision=case.decision, outcome=case.outcome,
+        opened_at=instant(case.opened_at).model_dump(mode="json"),
+        resolved_at=instant(case.resolved_at).model_dump(mode="json") if case.resolved_at else None)
+
+
+@router.get("/duplicates", operation_id="list_duplicates", response_model=list[CaseOut],
+            summary="Duplicate-student cases the user may see: own school, own area, or all (admin)")
+async def list_duplicates(round_id: str, user: UserDep, engine: EngineDep, status: Literal["open", "resolved"] | None = None,
+                          school: str | None = None) -> list[CaseOut]:
+    def load() -> list[CaseOut]:
+        with session_scope(engine) as session:
+            stmt = select(DuplicateCase).where(DuplicateCase.round_id == round_id).order_by(DuplicateCase.opened_at)
+            if status:
+                stmt = stmt.where(DuplicateCase.status == status)
+            if school:
+                stmt = stmt.where(or_(DuplicateCase.holder_school == school, DuplicateCase.claimant_school == school))
+            if user.role in ("staff", "director"):
+                stmt = stmt.where(or_(DuplicateCase.holder_school == user.school_code,
+                                      DuplicateCase.claimant_school == user.school_code))
+            return [_view(session, c) for c in session.exec(stmt) if _visible(user, session, c)]
+
+    return await asyncio.to_thread(load)
+
+
+@router.post("/duplicates/{case_id}/resolution", operation_id="resolve_duplicate", response_model=CaseOut,
+             summary="A party school declares the student present (with evidence) or absent; "
+                     "the district decides when both claim the student")
+async def resolve_duplicate(
+        round_id: str, case_id: str, user: UserDep, engine: EngineDep, client: TemporalDep,
+        action: Annotated[Literal["present", "absent", "decide"], Form()],
+        keep_school: Annotated[str | None, Form()] = None, note: Annotated[str | None, Form(max_length=1000)] = None,
+        evidence: Annotated[UploadFile | None, File(description="PDF, JPEG or PNG")] = None) -> CaseOut:
+    data = await evidence.read(MAX_EVIDENCE_BYTES + 1) if evidence is not None else None
+
+    def prepare() -> str | None:
+        with session_scope(engine) as session:
+            case = session.get(DuplicateCase, case_id)
+            if case is None or case.round_id != round_id or not _visible(user, session, case):
+                raise not_found("เรื่องนักเรียนซ้ำซ้อน", "duplicate case", case_id)
+            return store_evidence(session, data, evidence.filename or "").sha256 if data else None
+
+    sha = await asyncio.to_thread(prepare)
+    actor = Actor(user_id=user.id, role=user.role)
+    handle = client.get_workflow_handle(duplicate_case_id(case_id))
+    try:
+        if action == "decide":
+            require_role(user, "district", what_th="ตัดสินเรื่องนักเรียนซ้ำซ้อน", what_en="decide duplicate cases")
+            if not keep_school or not note:
+                raise invalid("decision_incomplete", "ต้องระบุโรงเรียนที่นักเรียนอยู่ และเหตุผล",
+                              "Give the school that keeps the student, and the reason")
+            state = await handle.execute_update(DuplicateCaseWorkflow.decide,
+                                                DecideIn(keep_school=keep_school, actor=actor, reason=note))
+        else:
+            if user.role not in ("staff", "director"):
+                raise forbidden("แจ้งแทนโรงเรียน", "declare for a school")
+            state = await handle.execute_update(DuplicateCaseWorkflow.declare, DeclareIn(
+                school=user.school_code, claim=action, actor=actor, evidence=sha, note=note))
+    except WorkflowUpdateFailedError as exc:
+        raise refusal_from_update_failure(exc) from None
+    except RPCError:
+        raise refusal("case_closed", "เรื่องนี้ปิดแล้ว", "This case is closed") from None
+
+    view = await asyncio.to_thread(_load_view, engine, case_id)
+    for _ in range(200):  # settled: answer once the outcome is on the rosters (the workflow's next activity)
+        if not state.resolved or view.status == "resolved":
+            break
+        await asyncio.sleep(0.05)
+        view = await asyncio.to_thread(_load_view, engine, case_id)
+    return view
+
+
+def _load_view(engine, case_id: str) -> CaseOut:
+    with session_scope(engine) as session:
+        return _view(session, session.get(DuplicateCase, case_id))
+
+
+class AffiliationReport(BaseModel):
+    agency: str
+    rows: int
+    matches: int
+    cases: list[str]
+    issues: list[dict]
+
+
+@router.post("/affiliation-lists", operation_id="import_affiliation_list", response_model=AffiliationReport,
+             summary="Check another affiliation's student list (CSV) against the OBEC roster; each match opens a case")
+async def import_affiliation_list(
+        round_id: str, user: UserDep, engine: EngineDep, client: TemporalDep, settings: SettingsDep,
+        agency: Annotated[Literal["opec", "local", "bpp", "bma"], Form(description="สช. | อปท. | ตชด. | กทม.")],
+        file: Annotated[UploadFile, File(description="CSV with a เลขประจำตัวประชาชน column")]) -> AffiliationReport:
+    require_role(user, "admin", "district", what_th="นำเข้ารายชื่อต่างสังกัด", what_en="import affiliation lists")
+    data = await file.read(50 * 1024 * 1024 + 1)
+
+    def match():
+        table = read_table(data, file.filename or "")
+        if not table:
+            raise invalid("file_empty", "ไฟล์ว่าง", "The file is empty")
+        header = [h.strip().lstrip("\ufeff") for h in table[0]]
+        column = next((i for i, h in enumerate(header) if h in ("เลขประจำตัวประชาชน", "national_id", "ID")), None)
+        if column is None:
+            raise invalid("file_headers", "ไม่พบคอลัมน์ เลขประจำตัวประชาชน", "No เลขประจำตัวประชาชน column")
+        issues, ids = [], {}
+        for n, cells in enumerate(table[1:], start=2):
+            raw = cells[column].strip() if column < len(cells) else ""
+            if not raw:
+                continue
+            try:
+                ids[normalise_student_id(raw)] = n
+            except Refusal as r:
+                issues.append({"row": n, "column": header[column], "value": raw, **r.as_dict()})
+        with session_scope(engine) as session:
+            stmt = select(Student).where(Student.status == ACTIVE)
+            if user.role == "district":
+                stmt = stmt.join(School, School.code == Student.school_code).where(School.area == user.area)
+            found = []
+            keys = list(ids)
+            for start in range(0, len(keys), 500):
+                found += session.exec(stmt.where(Student.student_id.in_(keys[start:start + 500]))).all()
+            cases = [open_affiliation_case(session, round_id, s, agency)[1] for s in found]
+        return len(table) - 1, cases, issues
+
+    rows, cases, issues = await asyncio.to_thread(match)
+    for case in cases:
+        await client.start_workflow(DuplicateCaseWorkflow.run, case, id=duplicate_case_id(case.case_id),
+                                    task_queue=settings.task_queue,
+                                    id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING)
+    return AffiliationReport(agency=AGENCIES[agency][0], rows=rows, matches=len(cases),
+                             cases=[c.case_id for c in cases], issues=issues)
