@@ -245,6 +245,11 @@ class SchoolRoundWorkflow:
     async def case_closed(self, ref: str) -> None:
         if any(c.ref == ref for c in self.state.blocking):
             self.state.blocking = [c for c in self.state.blocking if c.ref != ref]
+            if workflow.patched("gate-reload-on-case-close"):
+                # the case's outcome may have added or removed a student: count the gate again
+                self.state.gate = await workflow.execute_activity(
+                    calls.LOAD_GATE, args=[self.state.round_id, self.state.school_code],
+                    result_type=GateProgress, **calls.DATABASE)
             await self._record(None)
 
     @workflow.query
