@@ -7,7 +7,7 @@ import shutil
 import socket
 import sys
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
 from email.message import EmailMessage
@@ -45,10 +45,23 @@ def migrated_template(tmp_path_factory) -> Path:
 
 
 @pytest.fixture
-def db_url(tmp_path, migrated_template) -> str:
+def backend(request) -> str:
+    """SQLite unless a module asks for both: pytest.mark.parametrize("backend", BOTH_BACKENDS, indirect=True)."""
+    return getattr(request, "param", "sqlite")
+
+
+@pytest.fixture
+def db_url(tmp_path, migrated_template, backend) -> Iterator[str]:
+    if backend == "postgresql":
+        from tests.db_backends import fresh_postgres_database, postgres_base_url  # the plugin, registered above
+
+        with fresh_postgres_database(postgres_base_url()) as url:
+            upgrade(url)
+            yield url
+        return
     path = tmp_path / "app.sqlite"
     shutil.copy(migrated_template, path)
-    return f"sqlite:///{path}"
+    yield f"sqlite:///{path}"
 
 
 @pytest.fixture

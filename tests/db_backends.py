@@ -27,6 +27,7 @@ from db.migrate import upgrade
 
 POSTGRES_URL_ENV = "DMCFLOW_TEST_POSTGRES_URL"
 BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+BOTH_BACKENDS = BACKENDS  # for the API tests: pytest.mark.parametrize("backend", BOTH_BACKENDS, indirect=True)
 
 
 def in_ci() -> bool:

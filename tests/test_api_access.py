@@ -5,9 +5,13 @@ from __future__ import annotations
 from datetime import timedelta
 from io import BytesIO
 
+import pytest
 from openpyxl import Workbook
 
+from tests.db_backends import BOTH_BACKENDS
 from tests.stack import HEADER, OTHER_SCHOOL, SCHOOL, SCHOOL_2, add_round, running_stack, unique_round
+
+pytestmark = pytest.mark.parametrize("backend", BOTH_BACKENDS, indirect=True)
 
 
 def assert_refusal(r, status: int, code: str) -> None:

@@ -4,10 +4,23 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
+
+from tests.db_backends import BOTH_BACKENDS
 from tests.stack import (
-    HEADER, OTHER_SCHOOL, SCHOOL, SCHOOL_2, add_round, keep_history, make_ready, running_stack, unique_round,
+    HEADER,
+    OTHER_SCHOOL,
+    SCHOOL,
+    SCHOOL_2,
+    add_round,
+    keep_history,
+    make_ready,
+    running_stack,
+    unique_round,
 )
 from tests.timing import eventually, skip_to
+
+pytestmark = pytest.mark.parametrize("backend", BOTH_BACKENDS, indirect=True)
 
 PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
 SHARED_ID = "1449910000096"  # on SCHOOL_2's roster; SCHOOL tries to add the same child

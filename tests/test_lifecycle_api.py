@@ -4,9 +4,14 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
+
+from tests.db_backends import BOTH_BACKENDS
 from tests.stack import SCHOOL, add_round, keep_history, running_stack, unique_round
 from tests.timing import bangkok_on_day as next_day_bangkok
 from tests.timing import skip_to as sleep_until
+
+pytestmark = pytest.mark.parametrize("backend", BOTH_BACKENDS, indirect=True)
 
 
 ROSTER = (

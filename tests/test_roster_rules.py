@@ -4,8 +4,13 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
+
+from tests.db_backends import BOTH_BACKENDS
 from tests.stack import HEADER, SCHOOL, SCHOOL_2, add_round, running_stack, unique_round
 from tests.timing import skip_to
+
+pytestmark = pytest.mark.parametrize("backend", BOTH_BACKENDS, indirect=True)
 
 NEW = {"student": "1-4499-00000-07-7", "prefix": "เด็กชาย", "first_name": "ใหม่", "last_name": "มาเรียน", "grade": "ม.1",
        "classroom": "2", "sat_final_exam_here": True}

@@ -127,7 +127,7 @@ def build(body: str | None = None, *, html: str | None = None, charset: str | No
         msg = content if content is not None else text_part("")
     msg["From"] = sender if sender is not None else formataddr((SCHOOL_NAME, SENDER), charset="utf-8")
     msg["To"] = "idfix@district.example"
-    msg["Subject"] = Header(subject, "utf-8").encode()
+    msg["Subject"] = subject if subject.isascii() else Header(subject, "utf-8").encode()
     if date:
         msg["Date"] = date
     if message_id:
