@@ -7,19 +7,20 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
+from sqlalchemy import insert, update
 from sqlmodel import Session, select
 
 from pydantic import ValidationError
 
 from db.directory import upsert_school
 from db.duplicates import open_obec_case
-from db.models import AuditEvent, EndOfYearRecord, Round, RosterBatch, School, Student, utcnow
+from db.models import AuditEvent, EndOfYearRecord, Round, RosterBatch, School, Student
 from domain.end_of_year import EndOfYearEntry, check_entry
 from domain.ids import normalise_name, normalise_student_id
 from domain.refusals import Refusal, refusal
 from domain.roster_rules import (
-    SchoolProfileIn, StatusIn, StudentIn, StudentUpdateIn, TransferOutIn, check_admission, check_status_change,
-    check_transfer_out, check_update,
+    SchoolProfileIn, StatusIn, StudentIn, StudentUpdateIn, TransferOutIn, check_admission, check_grade_edit,
+    check_status_change, check_transfer_out, check_update,
 )
 
 ACTIVE = "studying"
@@ -41,9 +42,12 @@ def _student_view(s: Student) -> dict:
 
 
 def apply_import(session: Session, batch: RosterBatch, actor: str, at: datetime) -> dict:
+    """A school's rows of a DMC export, the rules row by row. Bulk statements, not ORM objects: a
+    60,000-row area export goes through in seconds."""
     rows = batch.payload["rows"]
-    existing = {s.student_id: s for s in session.exec(
-        select(Student).where(Student.school_code == batch.school_code))}
+    columns = [Student.id, Student.student_id, Student.status, *(getattr(Student, f) for f in STUDENT_FIELDS)]
+    existing = {row.student_id: row for row in session.execute(
+        select(*columns).where(Student.school_code == batch.school_code))}
     ids = [r["student_id"] for r in rows if r["student_id"] not in existing]
     elsewhere: set[str] = set()
     cases: list[dict] = []
@@ -51,38 +55,50 @@ def apply_import(session: Session, batch: RosterBatch, actor: str, at: datetime)
         chunk = ids[start:start + 500]
         elsewhere.update(session.exec(select(Student.student_id).where(
             Student.student_id.in_(chunk), Student.school_code != batch.school_code, Student.status == ACTIVE)))
-    issues, audits, applied, unchanged = [], [], 0, 0
+    issues, inserts, updates, audits, unchanged = [], [], [], [], 0
     for r in rows:
         values = {f: r.get(f) for f in STUDENT_FIELDS}
         if values["birth_date"]:
             values["birth_date"] = date.fromisoformat(values["birth_date"])
-        current = existing.get(r["student_id"])
+        sid = r["student_id"]
+        current = existing.get(sid)
         if current is None:
-            if r["student_id"] in elsewhere:
-                case = _open_case(session, batch, r["student_id"], values, cases)
-                issues.append(_issue(r["row"], "เลขประจำตัวประชาชน", r["student_id"], _elsewhere(case)))
+            if sid in elsewhere:
+                case = _open_case(session, batch, sid, values, cases)
+                issues.append(_issue(r["row"], "เลขประจำตัวประชาชน", sid, _elsewhere(case)))
                 continue
-            student = Student(school_code=batch.school_code, student_id=r["student_id"], **values)
-            session.add(student)
-            audits.append((None, _student_view(student), r["student_id"]))
-            applied += 1
+            inserts.append({"school_code": batch.school_code, "student_id": sid, **values, "status": ACTIVE,
+                            "updated_at": at})
+            audits.append((None, {"student_id": sid, **_jsonable_all(values)}))
             continue
-        before = _student_view(current)
         changed = {k: v for k, v in values.items() if getattr(current, k) != v}
         if not changed and current.status == ACTIVE:
             unchanged += 1
             continue
-        for k, v in changed.items():
-            setattr(current, k, v)
-        current.status = ACTIVE
-        current.updated_at = utcnow()
-        session.add(current)
-        audits.append((before, _student_view(current), r["student_id"]))
-        applied += 1
-    for n, (before, after, _sid) in enumerate(audits):
-        session.add(AuditEvent(key=f"{batch.id}/{n}", at=at, actor=actor, action="import_student",
-                               round_id=batch.round_id, school_code=batch.school_code, before=before, after=after))
+        if "grade" in changed:
+            try:
+                check_grade_edit(current.grade, values["grade"])
+            except Refusal as refused:
+                issues.append(_issue(r["row"], "ชั้น", values["grade"], refused))
+                continue
+        updates.append({"id": current.id, **changed, "status": ACTIVE, "updated_at": at})
+        before = {"student_id": sid, "status": current.status, **_jsonable_all({k: getattr(current, k) for k in changed})}
+        audits.append((before, {"student_id": sid, "status": ACTIVE, **_jsonable_all(changed)}))
+    if inserts:
+        session.execute(insert(Student), inserts)
+    if updates:
+        session.execute(update(Student), updates)
+    if audits:
+        session.execute(insert(AuditEvent), [
+            {"key": f"{batch.id}/{n}", "at": at, "actor": actor, "action": "import_student", "round_id": batch.round_id,
+             "school_code": batch.school_code, "before": before, "after": after}
+            for n, (before, after) in enumerate(audits)])
+    applied = len(inserts) + len(updates)
     return {"applied": applied, "unchanged": unchanged, "refused": len(issues), "issues": issues, "cases": cases}
+
+
+def _jsonable_all(values: dict) -> dict:
+    return {k: _jsonable(v) for k, v in values.items()}
 
 
 def _elsewhere(case_id: str) -> Refusal:

@@ -33,7 +33,7 @@ from email.message import Message
 from email.utils import parsedate_to_datetime
 from enum import StrEnum
 
-from bs4 import BeautifulSoup, Comment, NavigableString, Tag
+from bs4 import BeautifulSoup, NavigableString, Tag
 
 from domain.ids import is_gcode, masked, normalise_name, normalise_national_id, normalise_school_code, \
     normalise_student_id
@@ -468,31 +468,26 @@ def drop_quoted(lines: list[str]) -> tuple[list[str], bool]:
 
 # --- body: HTML ------------------------------------------------------------------------------------
 
-_SKIP_TAGS = ["script", "style", "head", "title", "template", "noscript", "object", "embed", "iframe", "svg",
-              "math", "blockquote"]
+_SKIP_TAGS = {"script", "style", "head", "title", "template", "noscript", "object", "embed", "iframe", "svg",
+              "math", "blockquote"}
 _QUOTE_CLASSES = {"gmail_quote", "gmail_quote_container", "yahoo_quoted", "moz-forward-container"}
-_BLOCK_TAGS = ["p", "div", "li", "tr", "td", "th", "h1", "h2", "h3", "h4", "h5", "h6", "table", "ul", "ol",
-               "pre", "section", "article", "header", "footer", "dl", "dt", "dd", "hr", "center", "address"]
+_BLOCK_TAGS = {"p", "div", "li", "tr", "h1", "h2", "h3", "h4", "h5", "h6", "ul", "ol", "pre", "section",
+               "article", "header", "footer", "dl", "dt", "dd", "hr", "center", "address", "form", "fieldset"}
 _QUOTE_MARK = "-----Original Message-----"
 
-
-def _cell_lines(cell: Tag) -> list[str]:
-    return [ln.strip() for ln in cell.get_text().split("\n") if ln.strip()]
+Cell = list[str]  # a table cell's text, as lines
 
 
-def _table_lines(table: Tag) -> list[str]:
+def _table_lines(rows: list[list[Cell]]) -> list[str]:
     """A table as label lines. Two shapes are common:
     - a header row of labels, then one row per request: each data row becomes one block;
     - rows of `label | value`: each row becomes `label: value`.
     Any other row keeps its cells' text, so a label typed inside a cell still counts."""
-    rows = [[_cell_lines(c) for c in tr.find_all(["td", "th"])] for tr in table.find_all("tr")]
     rows = [r for r in rows if any(r)]
     header = [_exact_label(" ".join(c)) for c in rows[0]] if rows else []
     lines: list[str] = []
     if sum(1 for f in header if f) >= 2:
-        if len(rows) == 1:
-            return []  # the template's header row alone, nothing filled in
-        for row in rows[1:]:
+        for row in rows[1:]:  # a header row alone is the empty template: nothing
             # Every column is written, even empty: the repeated labels are what separate the blocks.
             lines += [f"{LABELS[f][0]}: {' '.join(c)}" for f, c in zip(header, row, strict=False) if f]
         return lines
@@ -510,31 +505,77 @@ def _is_quote_element(tag: Tag) -> bool:
     return bool(_QUOTE_CLASSES.intersection(classes if isinstance(classes, list) else [classes]))
 
 
+class _HtmlText:
+    """One pass over the tree, without recursion (mail HTML can nest thousands deep): text where the
+    layout puts it, line breaks where blocks and <br> break lines, tables turned into label lines.
+
+    Written text goes to the innermost open cell, or to the body; a table's rows are collected while
+    it is open and written, as lines, where the table stood."""
+
+    def __init__(self) -> None:
+        self.buffers: list[list[str]] = [[]]
+        self.tables: list[list[list[Cell]]] = []
+        self.pre = 0
+
+    def write(self, text: str) -> None:
+        self.buffers[-1].append(text)
+
+    def text(self, root: Tag) -> str:
+        stack: list[tuple[object, bool]] = [(root, False)]
+        while stack:
+            node, leaving = stack.pop()
+            if leaving:
+                self.leave(node)  # type: ignore[arg-type]
+            elif isinstance(node, Tag):
+                if node.name in _SKIP_TAGS or _is_quote_element(node):
+                    continue  # quoted replies (<blockquote>, Gmail's gmail_quote), scripts, styles
+                if node.get("id") == "divRplyFwdMsg":  # Outlook: the quoted message follows this header
+                    self.write(f"\n{_QUOTE_MARK}\n")
+                    continue
+                self.enter(node)
+                stack.append((node, True))
+                stack.extend((child, False) for child in reversed(node.contents))
+            elif type(node) is NavigableString:  # not a Comment, Doctype, CData...
+                # HTML whitespace is not layout: collapse it, except inside <pre>.
+                self.write(str(node) if self.pre else re.sub(r"\s+", " ", str(node)))
+        return "".join(self.buffers[0])
+
+    def enter(self, tag: Tag) -> None:
+        if tag.name == "br":
+            self.write("\n")
+        elif tag.name == "table":
+            self.tables.append([])
+        elif tag.name == "tr" and self.tables:
+            self.tables[-1].append([])
+        elif tag.name in ("td", "th"):
+            self.buffers.append([])
+        if tag.name == "pre":
+            self.pre += 1
+        if tag.name in _BLOCK_TAGS:
+            self.write("\n")
+
+    def leave(self, tag: Tag) -> None:
+        if tag.name in ("td", "th"):
+            cell = [ln.strip() for ln in "".join(self.buffers.pop()).split("\n") if ln.strip()]
+            if not self.tables:  # a cell outside any table: keep its text
+                self.write("\n" + "\n".join(cell) + "\n")
+                return
+            if not self.tables[-1]:
+                self.tables[-1].append([])
+            self.tables[-1][-1].append(cell)
+        elif tag.name == "table" and self.tables:
+            self.write("\n" + "\n".join(_table_lines(self.tables.pop())) + "\n")
+        if tag.name == "pre":
+            self.pre -= 1
+        if tag.name in _BLOCK_TAGS:
+            self.write("\n")
+
+
 def html_lines(markup: str) -> list[str]:
-    """The text of an HTML body as lines, tables turned into label lines, quoted parts removed.
+    """The text of an HTML body as lines, tables turned into label lines, quoted parts left out.
     The markup is only walked as a tree: nothing is fetched, run or rendered."""
     soup = BeautifulSoup(markup, "html.parser")
-    for node in soup.find_all(string=lambda s: isinstance(s, Comment)):
-        node.extract()
-    for tag in soup.find_all(_SKIP_TAGS) + soup.find_all(_is_quote_element):
-        if not tag.decomposed:  # an element inside one already removed
-            tag.decompose()
-    for tag in soup.find_all(id="divRplyFwdMsg"):  # Outlook: the quoted message follows this header
-        tag.replace_with(f"\n{_QUOTE_MARK}\n")
-    # HTML whitespace is not layout: collapse it, then put newlines where the layout breaks lines.
-    for text in soup.find_all(string=True):
-        if type(text) is NavigableString and not text.find_parent("pre"):  # not a Doctype, CData...
-            text.replace_with(re.sub(r"\s+", " ", str(text)))
-    for br in soup.find_all("br"):
-        br.replace_with("\n")
-    for tag in soup.find_all(_BLOCK_TAGS):
-        tag.insert_before("\n")
-        tag.insert_after("\n")
-    # Innermost tables first (find_all lists ancestors before descendants), so layout tables wrapping
-    # a data table see its lines, not its cells.
-    for table in reversed(soup.find_all("table")):
-        table.replace_with("\n" + "\n".join(_table_lines(table)) + "\n")
-    return [ln.strip() for ln in soup.get_text().split("\n")]
+    return [ln.strip() for ln in _HtmlText().text(soup).split("\n")]
 
 
 # --- body: MIME structure ---------------------------------------------------------------------------

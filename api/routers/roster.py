@@ -58,14 +58,22 @@ async def import_students(round_id: str, user: UserDep, engine: EngineDep, clien
         return groups
 
     groups = await asyncio.to_thread(group)
-    for code, rows in sorted(groups.items()):
-        try:
-            outcome, detail = await apply_batch(engine, client, user, round_id, code, "import",
-                                           {"rows": [_row_payload(r) for r in rows]})
-        except Refusal as r:
-            report.issues.extend({"row": row.row, "column": HEADER_OF["school_code"], "value": code, **r.as_dict()}
+
+    async def one_school(code: str, rows: list[RosterRow]):
+        async with parallel:
+            try:
+                return code, rows, await apply_batch(engine, client, user, round_id, code, "import",
+                                                     {"rows": [_row_payload(r) for r in rows]}), None
+            except Refusal as r:
+                return code, rows, None, r
+
+    parallel = asyncio.Semaphore(8)  # schools are independent workflows: an area export goes school by school, 8 at once
+    for code, rows, applied, refused in await asyncio.gather(*(one_school(c, rs) for c, rs in sorted(groups.items()))):
+        if refused is not None:
+            report.issues.extend({"row": row.row, "column": HEADER_OF["school_code"], "value": code, **refused.as_dict()}
                                  for row in rows)
             continue
+        outcome, detail = applied
         report.applied += outcome.applied
         report.unchanged += outcome.unchanged
         report.issues.extend(detail.get("issues", []))
