@@ -32,16 +32,21 @@ from email.header import decode_header
 from email.message import Message
 from email.utils import parsedate_to_datetime
 from enum import StrEnum
+from typing import Any
 
 from bs4 import BeautifulSoup, NavigableString, Tag
 
-from domain.ids import is_gcode, masked, normalise_name, normalise_national_id, normalise_school_code, \
+from domain.ids import masked, normalise_name, normalise_national_id, normalise_school_code, \
     normalise_student_id
 from domain.refusals import Refusal, refusal
 from domain.thai_time import arabic_digits
 
 MAX_BYTES = 25 * 1024 * 1024
 _MAX_MIME_DEPTH = 20  # real mail nests 3-4 levels; deeper is an attack or a loop, and is not read
+# A request is typed by a person: a body part beyond these sizes (after inline data: images are dropped)
+# is pasted data, and only its beginning is read. HTML is cut shorter: building its tree is the slow part.
+_MAX_TEXT_CHARS = 1_000_000
+_MAX_HTML_CHARS = 500_000
 
 
 # --- fields and their labels --------------------------------------------------------------------
@@ -79,7 +84,7 @@ FIELD_NAMES: Mapping[Field, tuple[str, str]] = {
 REQUIRED: tuple[Field, ...] = (Field.STUDENT_NAME, Field.OLD_ID, Field.NEW_ID)
 _IDENTIFYING = REQUIRED  # a block with none of these filled in is not a request (e.g. an empty template)
 
-_DASHES = "-‐‑‒–—"
+_DASHES = "".join(re.escape(ch) for ch in "-‐‑‒–—")  # escaped: a bare `-` inside [...] makes a range
 
 
 def _label_pattern(label: str) -> str:
@@ -96,37 +101,31 @@ def _label_pattern(label: str) -> str:
 
 
 # After the label: `:`, full-width `：`, or whitespace. Requiring one stops `ชั้น` from matching inside
-# `ชั้นเรียน...` and `Class` inside `Classroom`. Longest labels are tried first, because labels are
-# prefixes of one another (`เลขประจำตัวประชาชนเดิม`, `เลขเดิม`).
-_LABEL_LINES: list[tuple[re.Pattern[str], re.Pattern[str], Field]] = [
-    (
-        re.compile(rf"^(?:{_label_pattern(label)})(?:\s*[:：]|(?=\s)|$)\s*(?P<value>.*)$", re.IGNORECASE),
-        re.compile(rf"^(?:{_label_pattern(label)})\s*[:：]?$", re.IGNORECASE),
-        fld,
-    )
-    for fld, label in sorted(((f, lbl) for f, lbls in LABELS.items() for lbl in lbls), key=lambda p: -len(p[1]))
-]
+# `ชั้นเรียน...` and `Class` inside `Classroom`. Labels are prefixes of one another (`เลขประจำตัวประชาชนเดิม`,
+# `เลขเดิม`), so the alternation lists the longest first; if a label matches but no separator follows,
+# the regex falls back to the shorter ones, exactly as trying them one by one would.
+_LABEL_ORDER = sorted(((lbl, f) for f, lbls in LABELS.items() for lbl in lbls), key=lambda p: -len(p[0]))
+_ALTERNATION = "|".join(f"(?P<l{i}>{_label_pattern(lbl)})" for i, (lbl, _) in enumerate(_LABEL_ORDER))
+_LABEL_LINE = re.compile(rf"^(?:{_ALTERNATION})(?:\s*[:：]|(?=\s)|$)\s*(?P<value>.*)$", re.IGNORECASE)
+_LABEL_CELL = re.compile(rf"^(?:{_ALTERNATION})\s*[:：]?$", re.IGNORECASE)
 
 # Bullets and numbering people put before a label: "- ", "• ", "1. ", "2) ".
 _BULLET = re.compile(r"^(?:[-*•·▪►]|\(?[0-9๐-๙]{1,2}[.)])\s+")
 
 
+def _matched_field(m: re.Match[str]) -> Field:
+    return next(fld for i, (_, fld) in enumerate(_LABEL_ORDER) if m.group(f"l{i}") is not None)
+
+
 def _label_line(line: str) -> tuple[Field, str] | None:
-    text = _BULLET.sub("", line.strip())
-    for line_re, _, fld in _LABEL_LINES:
-        m = line_re.match(text)
-        if m:
-            return fld, m.group("value").strip()
-    return None
+    m = _LABEL_LINE.match(_BULLET.sub("", line.strip()))
+    return (_matched_field(m), m.group("value").strip()) if m else None
 
 
 def _exact_label(cell: str) -> Field | None:
     """A table cell holding nothing but a label (a header cell, or the left cell of a label/value row)."""
-    text = cell.strip()
-    for _, cell_re, fld in _LABEL_LINES:
-        if cell_re.match(text):
-            return fld
-    return None
+    m = _LABEL_CELL.match(cell.strip())
+    return _matched_field(m) if m else None
 
 
 def _template(lang: int) -> str:
@@ -260,7 +259,7 @@ class CorrectionRequest:
 class ParsedMessage:
     message_id: str | None  # `<left@right>`, whitespace removed
     sender: str | None  # bare lowercased address of From; None when absent or ambiguous
-    subject: str
+    subject: str = field(repr=False)  # may name a student: kept out of logs
     date: datetime | None  # the sender's Date header (aware): never use it for the cutoff
     in_reply_to: str | None = None
     references: tuple[str, ...] = ()
@@ -302,7 +301,7 @@ def _codec(charset: str | None) -> str | None:
         return None
     try:
         return codecs.lookup(name).name
-    except LookupError:
+    except (LookupError, ValueError, TypeError):
         return None
 
 
@@ -325,9 +324,9 @@ def decode_text(data: bytes, charset: str | None) -> tuple[str, bool]:
     for codec in dict.fromkeys(c for c in (declared, "utf-8", "cp874") if c):
         try:
             return data.decode(codec), False
-        except (UnicodeDecodeError, LookupError):
+        except (UnicodeError, LookupError, ValueError, TypeError):  # incl. exotic codecs (idna, base64...)
             continue
-    return data.decode(declared or "cp874", errors="replace"), True
+    return data.decode("utf-8" if declared == "utf-8" else "cp874", errors="replace"), True
 
 
 # --- headers -------------------------------------------------------------------------------------------
@@ -524,8 +523,8 @@ class _HtmlText:
         stack: list[tuple[object, bool]] = [(root, False)]
         while stack:
             node, leaving = stack.pop()
-            if leaving:
-                self.leave(node)  # type: ignore[arg-type]
+            if leaving and isinstance(node, Tag):
+                self.leave(node)
             elif isinstance(node, Tag):
                 if node.name in _SKIP_TAGS or _is_quote_element(node):
                     continue  # quoted replies (<blockquote>, Gmail's gmail_quote), scripts, styles
@@ -571,6 +570,25 @@ class _HtmlText:
             self.write("\n")
 
 
+def tab_tables(lines: list[str]) -> list[str]:
+    """Rows pasted from a spreadsheet into a plain-text mail: a tab-separated header row of labels, then
+    one tab-separated row per request, read like the HTML header-row table."""
+    out: list[str] = []
+    i = 0
+    while i < len(lines):
+        header = [[c.strip()] if c.strip() else [] for c in lines[i].split("\t")]
+        if "\t" in lines[i] and sum(1 for c in header if c and _exact_label(c[0])) >= 2:
+            rows = [header]
+            while i + 1 < len(lines) and "\t" in lines[i + 1]:
+                i += 1
+                rows.append([[c.strip()] if c.strip() else [] for c in lines[i].split("\t")])
+            out += _table_lines(rows)
+        else:
+            out.append(lines[i])
+        i += 1
+    return out
+
+
 def html_lines(markup: str) -> list[str]:
     """The text of an HTML body as lines, tables turned into label lines, quoted parts left out.
     The markup is only walked as a tree: nothing is fetched, run or rendered."""
@@ -597,9 +615,15 @@ def _text_of(part: Message) -> _Body:
     payload = part.get_payload(decode=True)
     data = payload if isinstance(payload, bytes) else b""
     text, lossy = decode_text(data, part.get_content_charset())
-    text = _clean_text(text)
-    lines = html_lines(text) if part.get_content_type() == "text/html" else text.split("\n")
+    if part.get_content_type() == "text/html":
+        # Inline images as data: URIs can be megabytes of base64 inside an attribute: never text.
+        text = re.sub(r"data:[^\"'\s>]{256,}", "data:", text)
+        lines = html_lines(_clean_text(text[:_MAX_HTML_CHARS]))
+    else:
+        lines = _clean_text(text[:_MAX_TEXT_CHARS]).split("\n")
     kept, quoted = drop_quoted(lines)
+    if part.get_content_type() == "text/plain":
+        kept = tab_tables(kept)
     return _Body(kept, lossy, quoted)
 
 
@@ -651,7 +675,8 @@ def _attachment_filename(part: Message) -> str | None:
         charset, _, text = value
         name = decode_text(bytes(text, "raw-unicode-escape"), charset)[0]
     else:
-        name = decode_words(_unescape_8bit(email.utils.unquote(str(value))))  # RFC 2047 in a filename: wrong but common
+        # RFC 2047 in a filename is against the rules, and what most mailers send.
+        name = decode_words(_unescape_8bit(email.utils.unquote(str(value))))
     name = re.sub(r"[\x00-\x1f\x7f]", "", name).replace("\\", "/").rsplit("/", 1)[-1].strip()
     return unicodedata.normalize("NFC", name) or None
 
@@ -661,7 +686,9 @@ def _attachments(part: Message, depth: int = 0) -> list[Attachment]:
     into the mail is evidence too). A forwarded message (message/rfc822) is kept whole, never read."""
     if depth > _MAX_MIME_DEPTH:
         return []
-    if part.get_content_maintype() == "multipart" and part.is_multipart():
+    if part.get_content_maintype() == "multipart":
+        if not part.is_multipart():  # its boundary is missing: broken structure (a defect), not a file
+            return []
         return [a for c in part.get_payload() if isinstance(c, Message) for a in _attachments(c, depth + 1)]
     if _is_body_text(part):
         return []
@@ -753,11 +780,11 @@ def _request(index: int, block: Mapping[Field, str], school_raw: str | None) -> 
         except Refusal as r:
             problems.append(_about(Field.OLD_ID, r))
     if _text(block, Field.NEW_ID):
-        old_new = _new_id(block[Field.NEW_ID])
-        if isinstance(old_new, Refusal):
-            problems.append(old_new)
+        checked = _new_id(block[Field.NEW_ID])
+        if isinstance(checked, Refusal):
+            problems.append(checked)
         else:
-            new = old_new
+            new = checked
     if old and new and old == new:
         problems.append(same_id())
     return CorrectionRequest(
@@ -772,10 +799,9 @@ def _new_id(raw: str) -> str | Refusal:
     if raw.strip().upper().startswith("G"):
         return new_id_not_national_id()
     try:
-        value = normalise_national_id(raw)
+        return normalise_national_id(raw)
     except Refusal as r:
         return _about(Field.NEW_ID, r)
-    return new_id_not_national_id() if is_gcode(value) else value
 
 
 # --- the whole message ---------------------------------------------------------------------------------
@@ -799,7 +825,8 @@ def _defects(msg: Message, depth: int = 0) -> list[email_errors.MessageDefect]:
     return found
 
 
-def _envelope(headers: Mapping[str, list[str]]) -> dict:
+def _envelope(headers: Mapping[str, list[str]]) -> dict[str, Any]:
+    """The ParsedMessage fields read from the headers."""
     def first(name: str) -> str | None:
         values = headers.get(name)
         return values[0] if values else None
@@ -816,7 +843,7 @@ def _envelope(headers: Mapping[str, list[str]]) -> dict:
     )
 
 
-def _headers_only(raw: bytes) -> dict:
+def _headers_only(raw: bytes) -> dict[str, Any]:
     """The envelope of a message too large to read: enough to answer it and to recognise it again."""
     head = raw[:256 * 1024].split(b"\r\n\r\n", 1)[0].split(b"\n\n", 1)[0]
     msg = email.message_from_bytes(head + b"\n\n", policy=policy.compat32)

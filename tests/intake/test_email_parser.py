@@ -8,6 +8,7 @@ import json
 import random
 from datetime import datetime, timedelta, timezone
 from email.header import Header
+from email.mime.message import MIMEMessage
 from email.mime.multipart import MIMEMultipart
 from pathlib import Path
 
@@ -198,6 +199,15 @@ def test_html_paragraph_labels():
     accepted(parse_message(build(html=html)), (OLD, NEW))
 
 
+def test_rows_pasted_from_a_spreadsheet_into_plain_text():
+    rows = ["ที่\tชื่อ-สกุล\tชั้น\tเลขเดิม\tเลขใหม่", f"1\tเด็กชายหนึ่ง\tป.1\t{OLD}\t{NEW}",
+            f"2\tเด็กหญิงสอง\t\t{GCODE}\t{NEW2}"]
+    parsed = parse_message(build(letter(f"รหัสโรงเรียน: {SCHOOL}\n" + "\n".join(rows) + "\n")))
+    accepted(parsed, (OLD, NEW), (GCODE, NEW2))
+    assert [r.student_name for r in parsed.requests] == ["เด็กชายหนึ่ง", "เด็กหญิงสอง"]
+    assert [r.school_code for r in parsed.requests] == [SCHOOL, SCHOOL]
+
+
 def test_alternative_text_and_html_is_one_message():
     text = letter(block())
     rows = [["รหัสโรงเรียน", SCHOOL], ["ชื่อ-สกุล", "เด็กชายทดสอบ ใจดี"], ["เลขเดิม", OLD], ["เลขใหม่", NEW]]
@@ -275,7 +285,8 @@ def test_every_label_of_the_spec(old_label, new_label, name_label):
 
 
 def test_labels_do_not_match_inside_longer_words():
-    body = letter(block(grade=None)) + "ชั้นเรียนนี้มีนักเรียน 30 คน\nClassroom: 5\nเลขประจำตัวประชาชนของครู 3\n"
+    body = letter(block(grade=None)) + ("ชั้นเรียนนี้มีนักเรียน 30 คน\nClassroom: 5\nเลขประจำตัวประชาชนของครู 3\n"
+                                        "เลขประจำตัวประชาชน: 3\nOldest ID: 9\nSchool bus code: 1\nReasonable: 2\n")
     parsed = parse_message(build(body))
     accepted(parsed, (OLD, NEW))
     assert parsed.requests[0].grade is None
@@ -356,8 +367,10 @@ def test_everything_below_a_quote_header_is_ignored(attribution):
     accepted(parsed, (OLD, NEW))
 
 
-def test_outlook_from_sent_header_cuts_the_quote():
-    body = letter(block()) + "\nFrom: DMC <dmc@tuayang.ac.th>\nSent: Thursday\nTo: district\n\n" + block(old=OLD2, new=NEW2)
+@pytest.mark.parametrize("header", ["From: DMC <dmc@tuayang.ac.th>\nSent: Thursday\nTo: district",
+                                    "จาก: DMC <dmc@tuayang.ac.th>\nส่ง: 18 เมษายน 2567 9:05\nถึง: เขต"])
+def test_outlook_from_sent_header_cuts_the_quote(header):
+    body = letter(block()) + "\n" + header + "\n\n" + block(old=OLD2, new=NEW2)
     accepted(parse_message(build(body)), (OLD, NEW))
 
 
@@ -502,8 +515,9 @@ def test_a_text_attachment_is_not_the_body():
 # --- size, broken input ------------------------------------------------------------------------------
 
 def test_over_the_size_limit():
-    raw = build(block(), attachments=[("big.pdf", "application/pdf", PDF + b"0" * (MAX_BYTES + 10))])
-    assert len(raw) > MAX_BYTES
+    small = build(block())
+    raw = small + b"\n" + b"0" * (MAX_BYTES - len(small))  # an epilogue, to weigh one byte too much
+    assert len(raw) == MAX_BYTES + 1
     parsed = parse_message(raw)
     problem = assert_refusal(parsed.problem, "too_large")
     assert "25 MB" in problem.message_th and "25 MB" in problem.message_en
@@ -532,6 +546,41 @@ def test_broken_input_never_raises(raw):
     parsed = parse_message(raw)
     assert parsed.problem is not None and parsed.problem.code in ("unreadable", "no_request_block", "no_evidence")
     assert_refusal(parsed.problem, parsed.problem.code)
+
+
+def test_crlf_line_endings_as_smtp_delivers_them():
+    raw = build(letter(block()), cte="quoted-printable", subject="ขอแก้ไขเลขประจำตัวประชาชนนักเรียน ยาวมากพอที่จะพับบรรทัด")
+    parsed = parse_message(raw.replace(b"\n", b"\r\n"))
+    accepted(parsed, (OLD, NEW))
+    assert parsed.subject == "ขอแก้ไขเลขประจำตัวประชาชนนักเรียน ยาวมากพอที่จะพับบรรทัด"
+    assert parsed.requests[0].reason == "เลขไม่ตรงกับทะเบียนบ้าน"
+
+
+def test_html_with_inline_data_uri_image():
+    html = "<p>" + block().replace("\n", "<br>") + "</p><img src='data:image/png;base64," + "A" * 3_000_000 + "'>"
+    accepted(parse_message(build(html=html)), (OLD, NEW))
+
+
+def test_an_attached_earlier_message_is_not_read():
+    earlier = MIMEMultipart("mixed")
+    earlier.attach(text_part(block(old=OLD2, new=NEW2)))
+    forwarded = MIMEMultipart("mixed")
+    forwarded.attach(text_part(letter(block())))
+    forwarded.attach(MIMEMessage(earlier))
+    for filename, content_type, data in EVIDENCE:
+        forwarded.attach(attachment_part(filename, content_type, data))
+    parsed = parse_message(build(body_part=forwarded, attachments=()))
+    accepted(parsed, (OLD, NEW))
+    assert [a.content_type for a in parsed.attachments] == ["message/rfc822", "application/pdf"]
+
+
+def test_multipart_without_its_boundary_is_unreadable():
+    raw = (b"From: dmc@tuayang.ac.th\nMIME-Version: 1.0\nContent-Type: multipart/mixed\n\n"
+           b"--lost\nContent-Type: application/pdf\n\n%PDF-1.4\n--lost--\n")
+    parsed = parse_message(raw)
+    assert_refusal(parsed.problem, "unreadable")
+    assert parsed.attachments == () and parsed.sender == SENDER
+    assert "NoBoundaryInMultipartDefect" in parsed.defects
 
 
 def test_garbage_is_unreadable():
