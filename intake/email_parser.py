@@ -474,28 +474,52 @@ _BLOCK_TAGS = {"p", "div", "li", "tr", "h1", "h2", "h3", "h4", "h5", "h6", "ul",
                "article", "header", "footer", "dl", "dt", "dd", "hr", "center", "address", "form", "fieldset"}
 _QUOTE_MARK = "-----Original Message-----"
 
-Cell = list[str]  # a table cell's text, as lines
+_Cell = list[str]  # a table cell's text, as lines
 
 
-def _table_lines(rows: list[list[Cell]]) -> list[str]:
+def _cell_label(cell: _Cell) -> Field | None:
+    return _exact_label(cell[0]) if len(cell) == 1 else None
+
+
+def _table_lines(rows: list[list[_Cell]]) -> list[str]:
     """A table as label lines. Two shapes are common:
     - a header row of labels, then one row per request: each data row becomes one block;
-    - rows of `label | value`: each row becomes `label: value`.
-    Any other row keeps its cells' text, so a label typed inside a cell still counts."""
+    - rows of `label | value` (or `no. | label | value`, or pairs side by side): `label: value` lines.
+    Other cells keep their text, so a label typed inside a cell (`ชั้น: ม.1`) still counts."""
     rows = [r for r in rows if any(r)]
-    header = [_exact_label(" ".join(c)) for c in rows[0]] if rows else []
-    lines: list[str] = []
-    if sum(1 for f in header if f) >= 2:
+    if rows and _is_header_row(rows[0]):
+        header = [_cell_label(c) for c in rows[0]]
+        lines: list[str] = []
         for row in rows[1:]:  # a header row alone is the empty template: nothing
             # Every column is written, even empty: the repeated labels are what separate the blocks.
             lines += [f"{LABELS[f][0]}: {' '.join(c)}" for f, c in zip(header, row, strict=False) if f]
         return lines
-    for row in rows:
-        label = _exact_label(" ".join(row[0])) if len(row) >= 2 and len(row[0]) == 1 else None
-        if label:
-            lines.append(f"{LABELS[label][0]}: {' '.join(' '.join(c) for c in row[1:] if c)}")
+    return [line for row in rows for line in _row_lines(row)]
+
+
+def _is_header_row(row: list[_Cell]) -> bool:
+    """Mostly labels (a `ลำดับ` column may sit among them); `label | value | label | value` is not."""
+    labels = sum(1 for c in row if _cell_label(c))
+    return labels >= 2 and 2 * labels > sum(1 for c in row if c)
+
+
+def _row_lines(row: list[_Cell]) -> list[str]:
+    """Each label cell takes the cells after it, up to the next label cell, as its value."""
+    lines: list[str] = []
+    label: Field | None = None
+    values: list[str] = []
+    for cell in row:
+        found = _cell_label(cell)
+        if found:
+            if label:
+                lines.append(f"{LABELS[label][0]}: {' '.join(values)}")
+            label, values = found, []
+        elif label:
+            values += cell
         else:
-            lines += [ln for cell in row for ln in cell]
+            lines += cell  # text before any label (a row number, a remark)
+    if label:
+        lines.append(f"{LABELS[label][0]}: {' '.join(values)}")
     return lines
 
 
@@ -513,7 +537,7 @@ class _HtmlText:
 
     def __init__(self) -> None:
         self.buffers: list[list[str]] = [[]]
-        self.tables: list[list[list[Cell]]] = []
+        self.tables: list[list[list[_Cell]]] = []
         self.pre = 0
 
     def write(self, text: str) -> None:
@@ -577,7 +601,7 @@ def tab_tables(lines: list[str]) -> list[str]:
     i = 0
     while i < len(lines):
         header = [[c.strip()] if c.strip() else [] for c in lines[i].split("\t")]
-        if "\t" in lines[i] and sum(1 for c in header if c and _exact_label(c[0])) >= 2:
+        if "\t" in lines[i] and _is_header_row(header):
             rows = [header]
             while i + 1 < len(lines) and "\t" in lines[i + 1]:
                 i += 1

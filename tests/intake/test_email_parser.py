@@ -172,6 +172,15 @@ def test_html_only_label_value_table():
     assert request.reason == "เลขไม่ตรง กับทะเบียนบ้าน"
 
 
+def test_html_numbered_and_side_by_side_label_tables():
+    numbered = [["1", "ชื่อ-สกุล", "เด็กชายหนึ่ง"], ["2", "เลขเดิม", OLD], ["3", "เลขใหม่", NEW]]
+    pairs = [["ชื่อ-สกุล", "เด็กหญิงสอง", "ชั้น", "ป.2"], ["เลขเดิม", OLD2, "เลขใหม่", NEW2]]
+    parsed = parse_message(build(html=html_table(numbered) + html_table(pairs)))
+    accepted(parsed, (OLD, NEW), (OLD2, NEW2))
+    assert [r.student_name for r in parsed.requests] == ["เด็กชายหนึ่ง", "เด็กหญิงสอง"]
+    assert parsed.requests[1].grade == "ป.2"
+
+
 def test_html_only_header_row_table_is_one_block_per_row():
     header = ["ลำดับ", "รหัสโรงเรียน", "ชื่อ-สกุล", "ชั้น", "เลขเดิม", "เลขใหม่", "เหตุผล"]
     rows = [header,
