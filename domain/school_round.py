@@ -150,16 +150,19 @@ def already_certified() -> Refusal:
                    "The director has already certified; nothing can change")
 
 
+def _refused_in(state: SchoolRoundState, now: datetime, *stages: Stage) -> Stage:
+    """The standard refusal of each listed stage; otherwise answers the stage for the caller's own rules."""
+    stage = state.stage(now)
+    if stage in stages:
+        standard = {Stage.not_open: _not_open, Stage.open: _not_yet, Stage.late: _closed,
+                    Stage.certified: lambda _: already_certified()}
+        raise standard[stage](state.schedule)
+    return stage
+
+
 def check_roster_editable(state: SchoolRoundState, now: datetime) -> None:
     """Roster edits: only while the round is open, frozen while confirmed and after the cutoff."""
-    stage = state.stage(now)
-    if stage is Stage.not_open:
-        raise _not_open(state.schedule)
-    if stage is Stage.late:
-        raise _closed(state.schedule)
-    if stage is Stage.certified:
-        raise already_certified()
-    if stage is Stage.confirmed:
+    if _refused_in(state, now, Stage.not_open, Stage.late, Stage.certified) is Stage.confirmed:
         raise refusal(
             "roster_frozen",
             "ข้อมูลถูกยืนยันแล้ว แก้ไขไม่ได้ หากต้องแก้ไข ให้เจ้าหน้าที่ยกเลิกการยืนยันก่อน",
@@ -168,16 +171,7 @@ def check_roster_editable(state: SchoolRoundState, now: datetime) -> None:
 
 
 def check_can_confirm(state: SchoolRoundState, now: datetime) -> None:
-    stage = state.stage(now)
-    if stage is Stage.not_open:
-        raise _not_open(state.schedule)
-    if stage is Stage.open:
-        raise _not_yet(state.schedule)
-    if stage is Stage.late:
-        raise _closed(state.schedule)
-    if stage is Stage.certified:
-        raise already_certified()
-    if stage is Stage.confirmed:
+    if _refused_in(state, now, Stage.not_open, Stage.open, Stage.late, Stage.certified) is Stage.confirmed:
         raise refusal("already_confirmed", "ยืนยันข้อมูลไปแล้ว", "Already confirmed")
     gate = state.gate
     if gate.students == 0:
@@ -202,27 +196,14 @@ def check_can_confirm(state: SchoolRoundState, now: datetime) -> None:
 
 
 def check_can_withdraw(state: SchoolRoundState, now: datetime) -> None:
-    stage = state.stage(now)
-    if stage is Stage.certified:
-        raise already_certified()
-    if stage is Stage.late:
-        raise _closed(state.schedule)
-    if stage is not Stage.confirmed:
+    if _refused_in(state, now, Stage.certified, Stage.late) is not Stage.confirmed:
         raise refusal("not_confirmed", "ยังไม่ได้ยืนยันข้อมูล จึงไม่มีอะไรให้ยกเลิก",
                       "There is no confirmation to withdraw")
 
 
 def check_can_certify(state: SchoolRoundState, now: datetime) -> None:
-    stage = state.stage(now)
-    if stage is Stage.not_open:
-        raise _not_open(state.schedule)
-    if stage is Stage.open:
-        raise _not_yet(state.schedule)
-    if stage is Stage.late:
-        raise _closed(state.schedule)
-    if stage is Stage.certified:
-        raise already_certified()
-    if stage is Stage.confirmation_window:
+    stages = (Stage.not_open, Stage.open, Stage.late, Stage.certified)
+    if _refused_in(state, now, *stages) is Stage.confirmation_window:
         raise refusal("not_confirmed", "เจ้าหน้าที่ต้องยืนยันข้อมูลก่อน ผู้อำนวยการจึงรับรองได้",
                       "School staff must confirm before the director can certify")
 
