@@ -13,6 +13,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities.duplicate_case import DuplicateCaseActivities
+from activities.intake import IntakeActivities
 from activities.round_fanout import RoundFanoutActivities
 from activities.school_round import SchoolRoundActivities
 from db.engine import make_engine
@@ -20,10 +21,13 @@ from dmcflow.settings import Settings, get_settings
 from dmcflow.temporal_client import connect
 from workflows.area_cutoff import AreaCutoffWorkflow
 from workflows.duplicate_case import DuplicateCaseWorkflow
+from workflows.id_correction import IdCorrectionWorkflow
+from workflows.inbound_message import InboundMessageWorkflow
 from workflows.round_fanout import RoundFanoutWorkflow
 from workflows.school_round import SchoolRoundWorkflow
 
-WORKFLOWS = [SchoolRoundWorkflow, RoundFanoutWorkflow, AreaCutoffWorkflow, DuplicateCaseWorkflow]
+WORKFLOWS = [SchoolRoundWorkflow, RoundFanoutWorkflow, AreaCutoffWorkflow, DuplicateCaseWorkflow,
+             InboundMessageWorkflow, IdCorrectionWorkflow]
 
 
 def build_worker(client: Client, settings: Settings, *, engine=None, task_queue: str | None = None,
@@ -32,6 +36,7 @@ def build_worker(client: Client, settings: Settings, *, engine=None, task_queue:
     school = SchoolRoundActivities(engine, settings)
     fanout = RoundFanoutActivities(engine, settings, client)
     duplicates = DuplicateCaseActivities(engine, settings)
+    intake = IntakeActivities(engine, settings)
     return Worker(
         client,
         task_queue=task_queue or settings.task_queue,
@@ -39,7 +44,8 @@ def build_worker(client: Client, settings: Settings, *, engine=None, task_queue:
         activities=[school.load_gate, school.record_transition, school.apply_roster_batch,
                     school.send_school_reminder, fanout.fanout_page, fanout.area_cutoff_step,
                     duplicates.record_duplicate_declarations, duplicates.resolve_duplicate,
-                    duplicates.notify_duplicate],
+                    duplicates.notify_duplicate, intake.process_inbound, intake.apply_id_correction,
+                    intake.settle_id_correction, intake.notify_id_correction, intake.deliver_mail],
         activity_executor=executor or ThreadPoolExecutor(max_workers=64),
         max_concurrent_activities=64,
         max_cached_workflows=5000,

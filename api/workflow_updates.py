@@ -18,8 +18,7 @@ def refusal_from_update_failure(exc: WorkflowUpdateFailedError) -> Refusal:
         cause = cause.__cause__
     if isinstance(cause, ApplicationError) and cause.details and isinstance(cause.details[0], dict):
         d = cause.details[0]
-        status = 403 if d.get("code") == "forbidden" else 422 if str(d.get("code", "")).startswith("extension_") else 409
-        return Refusal(d["code"], d["message_th"], d["message_en"], status)
+        return Refusal(d["code"], d["message_th"], d["message_en"], int(d.get("status", 409)))
     return refusal("refused", "ระบบปฏิเสธคำขอนี้", f"Refused: {cause or exc}")
 
 

@@ -203,3 +203,54 @@ class EvidenceFile(SQLModel, table=True):
     filename: str = Field(default="", max_length=255)
     data: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     created_at: datetime = Field(default_factory=utcnow, sa_column=Column(AwareDateTime(), nullable=False))
+
+
+
+class InboundMessage(SQLModel, table=True):
+    """An email received for the ID-correction intake (R4), stored raw before anything else happens.
+
+    Content-addressed: the same bytes delivered twice are one row. The Message-ID is kept to recognise
+    the same message arriving again with other bytes (another relay, another mailbox)."""
+
+    __tablename__ = "inbound_messages"
+    sha256: str = Field(primary_key=True, max_length=64)
+    message_id: str | None = Field(default=None, index=True, max_length=250)
+    via: str = Field(max_length=10)  # smtp | imap
+    received_at: datetime = Field(sa_column=Column(AwareDateTime(), nullable=False))
+    size: int
+    raw: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    truncated: bool = False  # over the size limit: only the head is kept, enough to reply
+    status: str = Field(default="stored", index=True, max_length=20)  # stored | processed | duplicate
+    sender: str | None = Field(default=None, max_length=254)
+    school_code: str | None = Field(default=None, index=True, max_length=10)
+    round_id: str | None = Field(default=None, max_length=40)
+    outcome: str | None = Field(default=None, max_length=60)
+    evidence: list = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    processed_at: datetime | None = Field(default=None, sa_column=Column(AwareDateTime(), nullable=True))
+
+
+class IdCorrection(SQLModel, table=True):
+    """One request block of an ID-correction email, with its reference number and its fate."""
+
+    __tablename__ = "id_corrections"
+    __table_args__ = (Index("ix_id_corrections_round_school", "round_id", "school_code"),)
+    id: str = Field(primary_key=True, max_length=20)  # the reference number told to the school
+    message_sha: str = Field(foreign_key="inbound_messages.sha256", index=True, max_length=64)
+    block: int
+    round_id: str | None = Field(default=None, max_length=40)
+    school_code: str | None = Field(default=None, max_length=10)
+    area: str | None = Field(default=None, index=True, max_length=120)
+    student_pk: int | None = Field(default=None, foreign_key="students.id")
+    student_name: str | None = Field(default=None, max_length=250)
+    old_id: str | None = Field(default=None, max_length=13)
+    new_id: str | None = Field(default=None, max_length=13)
+    reason: str | None = Field(default=None, max_length=1000)
+    status: str = Field(index=True, max_length=20)  # refused | pending | approved | rejected | expired | failed
+    refusal_code: str | None = Field(default=None, max_length=60)
+    refusal_th: str | None = Field(default=None, max_length=500)
+    refusal_en: str | None = Field(default=None, max_length=500)
+    cutoff_at: datetime | None = Field(default=None, sa_column=Column(AwareDateTime(), nullable=True))
+    decided_by: str | None = Field(default=None, max_length=40)
+    decided_at: datetime | None = Field(default=None, sa_column=Column(AwareDateTime(), nullable=True))
+    decision_reason: str | None = Field(default=None, max_length=1000)
+    created_at: datetime = Field(default_factory=utcnow, sa_column=Column(AwareDateTime(), nullable=False))

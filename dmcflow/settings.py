@@ -28,6 +28,11 @@ class Settings(BaseSettings):
     smtp_timeout_seconds: float = 20.0
     mail_from: str = "DMC Flow <dmcflow@localhost>"
 
+    # the ID-correction intake (R4): an SMTP listener for the district's mailbox address
+    intake_smtp_host: str = "127.0.0.1"
+    intake_smtp_port: int = 2526
+    intake_max_bytes: int = Field(25 * 1024 * 1024, description="messages above this are refused with the limit")
+
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     public_url: str | None = Field(None, description="base URL in emails; defaults to http://api_host:api_port")

@@ -3,9 +3,10 @@
 #
 #     bash scripts/test.sh [pytest args...]      e.g.  bash scripts/test.sh tests/test_database.py -q
 #
-# On a fresh Debian 12 machine, as root, it installs what the tests need (PostgreSQL 15, docker-compose),
-# makes .venv with the project and its test extras, starts a private PostgreSQL 15 on a free port
-# (DMCFLOW_TEST_POSTGRES_URL), checks docker-compose.yml, runs pytest and stops PostgreSQL again.
+# On a fresh Debian 12 machine, as root, it installs what the tests need (PostgreSQL 15, Dovecot IMAP,
+# docker-compose), makes .venv with the project and its test extras, starts a private PostgreSQL 15
+# (DMCFLOW_TEST_POSTGRES_URL) and a private Dovecot (DMCFLOW_TEST_IMAP_*) on free ports, checks
+# docker-compose.yml, runs pytest and stops both servers again.
 # Its exit code is pytest's; "no tests collected" (5) is a failure too.
 set -euo pipefail
 
@@ -20,19 +21,19 @@ die() { printf '[test.sh] ERROR: %s\n' "$*" >&2; exit 1; }
 # --- system packages ---------------------------------------------------------------------------------
 have_system_deps() {
   [ -x "$PGBIN/initdb" ] && [ -x "$PGBIN/pg_ctl" ] && [ -x "$PGBIN/postgres" ] \
-    && command -v psql >/dev/null && command -v docker-compose >/dev/null
+    && command -v psql >/dev/null && command -v docker-compose >/dev/null && command -v dovecot >/dev/null
 }
 
 if have_system_deps; then
-  say "system packages present (postgresql-15, docker-compose): skipping apt"
+  say "system packages present (postgresql-15, dovecot-imapd, docker-compose): skipping apt"
 elif [ "$(id -u)" -eq 0 ]; then
-  say "installing postgresql-15 and docker-compose with apt"
+  say "installing postgresql-15, dovecot-imapd and docker-compose with apt"
   apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql-15 docker-compose \
-    >/dev/null
-  have_system_deps || die "postgresql-15 / docker-compose still missing after apt-get install"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql-15 dovecot-imapd \
+    docker-compose >/dev/null
+  have_system_deps || die "postgresql-15 / dovecot-imapd / docker-compose still missing after apt-get install"
 else
-  say "not root: skipping apt; install postgresql-15 and docker-compose yourself if tests need them"
+  say "not root: skipping apt; install postgresql-15, dovecot-imapd and docker-compose yourself if tests need them"
 fi
 
 # --- Python environment ------------------------------------------------------------------------------
@@ -54,6 +55,8 @@ export PATH="$VENV/bin:$PATH"   # temporal, temporal-test-server and dmcflow res
 # --- private PostgreSQL 15 ---------------------------------------------------------------------------
 PGDIR=""
 PG_STARTED=0
+DCDIR=""
+DC_STARTED=0
 
 as_pg() {  # initdb refuses root: run the server tools as 'postgres' when we are root
   if [ "$(id -u)" -eq 0 ]; then
@@ -71,6 +74,14 @@ cleanup() {
   fi
   if [ -n "$PGDIR" ]; then
     rm -rf "$PGDIR"
+  fi
+  if [ "$DC_STARTED" -eq 1 ]; then
+    say "stopping Dovecot"
+    doveadm -c "$DCDIR/dovecot.conf" stop >/dev/null 2>&1 \
+      || kill "$(cat "$DCDIR/run/master.pid" 2>/dev/null)" 2>/dev/null || true
+  fi
+  if [ -n "$DCDIR" ]; then
+    rm -rf "$DCDIR"
   fi
   exit "$rc"
 }
@@ -97,6 +108,57 @@ if [ -x "$PGBIN/initdb" ]; then
   say "DMCFLOW_TEST_POSTGRES_URL=$DMCFLOW_TEST_POSTGRES_URL"
 else
   say "PostgreSQL 15 is not installed: PostgreSQL tests will skip (or fail when CI is set)"
+fi
+
+# --- private Dovecot IMAP ----------------------------------------------------------------------------
+# Nothing from /etc/dovecot is read: the config below includes nothing. Dovecot refuses uid 0 for mail,
+# so mail runs as 'nobody' and auth as 'dovecot': both must be able to traverse $DCDIR (hence 755).
+if command -v dovecot >/dev/null; then
+  IMAP_PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  DCDIR=$(mktemp -d /tmp/dmcflow-imap.XXXXXX)
+  chmod 755 "$DCDIR"
+  mkdir -p "$DCDIR/mail"
+  if [ "$(id -u)" -eq 0 ]; then chown nobody:nogroup "$DCDIR/mail"; fi
+  echo 'district:{PLAIN}districtpw' > "$DCDIR/users"
+  cat > "$DCDIR/dovecot.conf" <<CONF
+base_dir = $DCDIR/run
+state_dir = $DCDIR/state
+log_path = $DCDIR/dovecot.log
+protocols = imap
+listen = 127.0.0.1
+ssl = no
+disable_plaintext_auth = no
+auth_mechanisms = plain login
+default_login_user = dovenull
+default_internal_user = dovecot
+mail_location = maildir:$DCDIR/mail/%u
+passdb {
+  driver = passwd-file
+  args = scheme=PLAIN username_format=%u $DCDIR/users
+}
+userdb {
+  driver = static
+  args = uid=nobody gid=nogroup home=$DCDIR/mail/%u
+}
+service imap-login {
+  inet_listener imap {
+    port = $IMAP_PORT
+  }
+  inet_listener imaps {
+    port = 0
+  }
+}
+CONF
+  say "starting Dovecot on 127.0.0.1:$IMAP_PORT ($DCDIR)"
+  dovecot -c "$DCDIR/dovecot.conf" || { cat "$DCDIR/dovecot.log" >&2 || true; die "Dovecot did not start"; }
+  DC_STARTED=1   # it daemonizes; the master pid is in $DCDIR/run/master.pid
+  for _ in $(seq 50); do (echo > "/dev/tcp/127.0.0.1/$IMAP_PORT") 2>/dev/null && break; sleep 0.1; done
+  (echo > "/dev/tcp/127.0.0.1/$IMAP_PORT") 2>/dev/null || { cat "$DCDIR/dovecot.log" >&2 || true; die "Dovecot is not listening"; }
+  export DMCFLOW_TEST_IMAP_HOST=127.0.0.1 DMCFLOW_TEST_IMAP_PORT=$IMAP_PORT
+  export DMCFLOW_TEST_IMAP_USER=district DMCFLOW_TEST_IMAP_PASSWORD=districtpw
+  say "DMCFLOW_TEST_IMAP_HOST=127.0.0.1 DMCFLOW_TEST_IMAP_PORT=$IMAP_PORT DMCFLOW_TEST_IMAP_USER=district"
+else
+  say "Dovecot is not installed: IMAP tests will skip (or fail when CI is set)"
 fi
 
 # --- docker-compose.yml ------------------------------------------------------------------------------

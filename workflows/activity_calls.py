@@ -17,6 +17,11 @@ AREA_CUTOFF_STEP = "area_cutoff_step"
 NOTIFY_DUPLICATE = "notify_duplicate"
 RESOLVE_DUPLICATE = "resolve_duplicate"
 RECORD_DUPLICATE_DECLARATIONS = "record_duplicate_declarations"
+PROCESS_INBOUND = "process_inbound"
+APPLY_ID_CORRECTION = "apply_id_correction"
+SETTLE_ID_CORRECTION = "settle_id_correction"
+NOTIFY_ID_CORRECTION = "notify_id_correction"
+DELIVER_MAIL = "deliver_mail"
 
 # Refusals are answers, not faults: retrying them changes nothing.
 _NON_RETRYABLE = ["Refusal"]

@@ -22,3 +22,11 @@ def fanout_id(round_id: str, operation: str, token: str = "") -> str:
 
 def duplicate_case_id(case_id: str) -> str:
     return f"duplicate/{case_id}"
+
+
+def inbound_message_id(sha256: str) -> str:
+    return f"inbound/{sha256}"
+
+
+def id_correction_id(ref: str) -> str:
+    return f"id-correction/{ref}"

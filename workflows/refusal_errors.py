@@ -7,5 +7,5 @@ from domain.refusals import Refusal
 
 def as_application_error(refusal: Refusal) -> ApplicationError:
     return ApplicationError(
-        refusal.message_en, refusal.as_dict(), type=refusal.code, non_retryable=True,
+        refusal.message_en, {**refusal.as_dict(), "status": refusal.status}, type=refusal.code, non_retryable=True,
     )

@@ -1,0 +1,90 @@
+"""Activities of the ID-correction intake: decide a stored message, reply, apply a decision, tell the school."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from datetime import datetime
+
+from sqlalchemy.engine import Engine
+from sqlmodel import select
+from temporalio import activity
+
+from activities.school_round import school_emails
+from db.engine import session_scope
+from db.id_corrections import apply_correction, canonical_for_message_id, decide_message, follow_up, settle
+from db.models import IdCorrection, InboundMessage, School, utcnow
+from dmcflow.settings import Settings
+from domain.intake_messages import InboundOutcome
+from intake.email_parser import parse_message, too_large
+from mailer import outbox
+from mailer.render import render
+from workflows import activity_calls as calls
+
+
+class IntakeActivities:
+    def __init__(self, engine: Engine, settings: Settings) -> None:
+        self.engine = engine
+        self.settings = settings
+
+    @activity.defn(name=calls.PROCESS_INBOUND)
+    def process_inbound(self, sha256: str) -> InboundOutcome:
+        """Idempotent: a message already processed answers what it answered the first time."""
+        with session_scope(self.engine) as session:
+            row = session.get(InboundMessage, sha256)
+            reply_key = f"reply/{sha256}"
+            if row.status == "duplicate":
+                return InboundOutcome(outcome="duplicate")
+            if row.status == "processed":
+                rows = session.exec(select(IdCorrection).where(IdCorrection.message_sha == sha256)).all()
+                return InboundOutcome(outcome=row.outcome or "", requests=follow_up(rows),
+                                      reply_key=reply_key if row.sender else None)
+            if not canonical_for_message_id(session, row):
+                row.status, row.outcome, row.processed_at = "duplicate", "duplicate", utcnow()
+                session.add(row)
+                return InboundOutcome(outcome="duplicate")  # same Message-ID: no second request, no second reply
+            parsed = parse_message(row.raw, max_bytes=self.settings.intake_max_bytes)
+            if row.truncated:
+                parsed = dataclasses.replace(parsed, problem=too_large(self.settings.intake_max_bytes))
+            rows, problem = decide_message(session, row, parsed)
+            if parsed.sender:  # exactly one reply, to the sender's bare address
+                school = session.get(School, row.school_code) if row.school_code else None
+                subject, body = render("id_correction_reply.txt.j2", parsed=parsed, rows=rows, school=school,
+                                       received_at=row.received_at, problem=problem)
+                outbox.enqueue(session, self.settings, key=reply_key, kind="id_correction_reply", to=[parsed.sender],
+                               subject=subject, body=body, in_reply_to=parsed.message_id)
+            row.status, row.processed_at = "processed", utcnow()
+            session.add(row)
+            return InboundOutcome(outcome=row.outcome or "", requests=follow_up(rows),
+                                  reply_key=reply_key if parsed.sender else None)
+
+    @activity.defn(name=calls.APPLY_ID_CORRECTION)
+    def apply_id_correction(self, ref: str, actor: str, at: datetime) -> str:
+        with session_scope(self.engine) as session:
+            return apply_correction(session, ref, actor, at).status
+
+    @activity.defn(name=calls.SETTLE_ID_CORRECTION)
+    def settle_id_correction(self, ref: str, status: str, by: str | None, at: datetime, reason: str | None) -> str:
+        with session_scope(self.engine) as session:
+            return settle(session, ref, status, by, at, reason).status
+
+    @activity.defn(name=calls.NOTIFY_ID_CORRECTION)
+    async def notify_id_correction(self, ref: str) -> bool:
+        key = await asyncio.to_thread(self._enqueue_outcome, ref)
+        return await outbox.deliver(self.engine, self.settings, key)
+
+    def _enqueue_outcome(self, ref: str) -> str:
+        with session_scope(self.engine) as session:
+            row = session.get(IdCorrection, ref)
+            message = session.get(InboundMessage, row.message_sha)
+            key = f"id-correction/{ref}/{row.status}"
+            subject, body = render("id_correction_outcome.txt.j2", row=row, school=session.get(School, row.school_code))
+            outbox.enqueue(session, self.settings, key=key, kind="id_correction_outcome",
+                           to=school_emails(session, row.school_code), subject=subject, body=body,
+                           in_reply_to=message.message_id)
+            return key
+
+    @activity.defn(name=calls.DELIVER_MAIL)
+    async def deliver_mail(self, key: str) -> bool:
+        return await outbox.deliver(self.engine, self.settings, key)
+

@@ -1,0 +1,168 @@
+"""R4: the district reviews ID corrections that schools sent by email."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Literal
+
+from fastapi import APIRouter, Response
+from pydantic import BaseModel, Field
+from sqlmodel import select
+from temporalio.client import WorkflowUpdateFailedError
+from temporalio.service import RPCError
+
+from api.deps import EngineDep, TemporalDep, UserDep, require_role
+from api.errors import ERROR_RESPONSES
+from api.views import instant
+from api.workflow_updates import refusal_from_update_failure
+from db.engine import session_scope
+from db.models import EvidenceFile, IdCorrection, InboundMessage, School
+from domain.id_corrections import DecideIdCorrection
+from domain.refusals import not_found, refusal
+from domain.school_round import Actor
+from workflows.id_correction import IdCorrectionWorkflow
+from workflows.ids import id_correction_id
+
+router = APIRouter(prefix="/id-corrections", tags=["id corrections"], responses=ERROR_RESPONSES)
+
+
+class IdCorrectionOut(BaseModel):
+    ref: str
+    status: str
+    round_id: str | None
+    school_code: str | None
+    school_name: str | None
+    area: str | None
+    student_name: str | None
+    old_id: str | None
+    new_id: str | None
+    reason: str | None
+    refusal: dict | None
+    cutoff_at: dict | None
+    decided_by: str | None
+    decided_at: dict | None
+    decision_reason: str | None
+    received_at: dict
+
+
+class IdCorrectionDetail(IdCorrectionOut):
+    message: dict
+    evidence: list[dict]
+
+
+class DecisionIn(BaseModel):
+    approve: bool
+    reason: str | None = Field(None, max_length=1000, description="required when rejecting")
+
+
+def _view(session, row: IdCorrection) -> IdCorrectionOut:
+    message = session.get(InboundMessage, row.message_sha)
+    school = session.get(School, row.school_code) if row.school_code else None
+    return IdCorrectionOut(
+        ref=row.id, status=row.status, round_id=row.round_id, school_code=row.school_code,
+        school_name=school.name if school else None, area=row.area, student_name=row.student_name,
+        old_id=row.old_id, new_id=row.new_id, reason=row.reason,
+        refusal={"code": row.refusal_code, "message_th": row.refusal_th, "message_en": row.refusal_en}
+        if row.refusal_code else None,
+        cutoff_at=instant(row.cutoff_at).model_dump(mode="json") if row.cutoff_at else None,
+        decided_by=row.decided_by, decided_at=instant(row.decided_at).model_dump(mode="json") if row.decided_at else None,
+        decision_reason=row.decision_reason, received_at=instant(message.received_at).model_dump(mode="json"))
+
+
+def _officer_row(session, user, ref: str) -> IdCorrection:
+    """Officers of the request's area (and administrators) only: it holds the original message."""
+    row = session.get(IdCorrection, ref)
+    if row is None or not (user.role == "admin" or (user.role == "district" and user.area == row.area)):
+        raise not_found("คำขอแก้ไขเลขประจำตัว", "ID correction", ref)
+    return row
+
+
+@router.get("", operation_id="list_id_corrections", response_model=list[IdCorrectionOut],
+            summary="ID corrections by area, school and status, as far as the user may see")
+async def list_id_corrections(user: UserDep, engine: EngineDep, area: str | None = None, school: str | None = None,
+                              status: Literal["refused", "pending", "approved", "rejected", "expired", "failed"] | None
+                              = None) -> list[IdCorrectionOut]:
+    def load() -> list[IdCorrectionOut]:
+        with session_scope(engine) as session:
+            stmt = select(IdCorrection).order_by(IdCorrection.created_at, IdCorrection.id)
+            if user.role == "district":
+                stmt = stmt.where(IdCorrection.area == user.area)
+            elif user.role in ("staff", "director"):
+                stmt = stmt.where(IdCorrection.school_code == user.school_code)
+            for column, value in ((IdCorrection.area, area), (IdCorrection.school_code, school),
+                                  (IdCorrection.status, status)):
+                if value:
+                    stmt = stmt.where(column == value)
+            return [_view(session, r) for r in session.exec(stmt)]
+
+    return await asyncio.to_thread(load)
+
+
+@router.get("/{ref}", operation_id="get_id_correction", response_model=IdCorrectionDetail,
+            summary="One request with its original message and evidence (officers of the area only)")
+async def get_id_correction(ref: str, user: UserDep, engine: EngineDep) -> IdCorrectionDetail:
+    def load() -> IdCorrectionDetail:
+        with session_scope(engine) as session:
+            row = _officer_row(session, user, ref)
+            message = session.get(InboundMessage, row.message_sha)
+            return IdCorrectionDetail(
+                **_view(session, row).model_dump(),
+                message={"sender": message.sender, "message_id": message.message_id, "via": message.via,
+                         "size": message.size, "download": f"/id-corrections/{ref}/message"},
+                evidence=[{**e, "download": f"/id-corrections/{ref}/evidence/{e['sha256']}"} for e in message.evidence])
+
+    return await asyncio.to_thread(load)
+
+
+@router.get("/{ref}/message", operation_id="get_id_correction_message", response_class=Response,
+            summary="The original email as received (message/rfc822, a download)")
+async def get_id_correction_message(ref: str, user: UserDep, engine: EngineDep) -> Response:
+    def load() -> bytes:
+        with session_scope(engine) as session:
+            return session.get(InboundMessage, _officer_row(session, user, ref).message_sha).raw
+
+    return Response(await asyncio.to_thread(load), media_type="message/rfc822", headers={
+        "Content-Disposition": f'attachment; filename="{ref}.eml"', "X-Content-Type-Options": "nosniff"})
+
+
+@router.get("/{ref}/evidence/{sha256}", operation_id="get_id_correction_evidence", response_class=Response,
+            summary="One evidence file of the request (a download, with its sniffed type)")
+async def get_id_correction_evidence(ref: str, sha256: str, user: UserDep, engine: EngineDep) -> Response:
+    def load() -> EvidenceFile:
+        with session_scope(engine) as session:
+            message = session.get(InboundMessage, _officer_row(session, user, ref).message_sha)
+            if sha256 not in {e["sha256"] for e in message.evidence}:
+                raise not_found("หลักฐาน", "evidence", sha256[:12])
+            return session.get(EvidenceFile, sha256)
+
+    file = await asyncio.to_thread(load)
+    extension = {"application/pdf": "pdf", "image/jpeg": "jpg", "image/png": "png"}[file.content_type]
+    return Response(file.data, media_type=file.content_type, headers={
+        "Content-Disposition": f'attachment; filename="{sha256[:12]}.{extension}"', "X-Content-Type-Options": "nosniff"})
+
+
+@router.post("/{ref}/decision", operation_id="decide_id_correction", response_model=IdCorrectionOut,
+             summary="Approve (the roster's ID changes) or reject with a reason; district officers of the area")
+async def decide_id_correction(ref: str, body: DecisionIn, user: UserDep, engine: EngineDep,
+                               client: TemporalDep) -> IdCorrectionOut:
+    require_role(user, "district", what_th="พิจารณาคำขอแก้ไขเลขประจำตัว", what_en="decide ID corrections")
+
+    def check() -> None:
+        with session_scope(engine) as session:
+            _officer_row(session, user, ref)
+
+    await asyncio.to_thread(check)
+    try:
+        await client.get_workflow_handle(id_correction_id(ref)).execute_update(
+            IdCorrectionWorkflow.decide, DecideIdCorrection(approve=body.approve, reason=body.reason, area=user.area,
+                                                            actor=Actor(user_id=user.id, role=user.role)))
+    except WorkflowUpdateFailedError as exc:
+        raise refusal_from_update_failure(exc) from None
+    except RPCError:
+        raise refusal("already_decided", f"คำขอ {ref} ได้ข้อยุติแล้ว", f"Request {ref} is already settled") from None
+
+    def load() -> IdCorrectionOut:
+        with session_scope(engine) as session:
+            return _view(session, session.get(IdCorrection, ref))
+
+    return await asyncio.to_thread(load)

@@ -1,0 +1,180 @@
+"""The ID-correction intake in the database: store raw first, decide each request, apply an approval."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime
+from email.parser import BytesHeaderParser
+
+from sqlmodel import Session, select
+
+from db.evidence import store_evidence
+from db.models import AuditEvent, IdCorrection, InboundMessage, School, SchoolEmail, SchoolRound, Student, utcnow
+from domain.id_corrections import IdCorrectionInput, reference
+from domain.refusals import Refusal, refusal
+from intake.email_parser import ParsedMessage
+
+HEAD_BYTES = 256 * 1024  # of a message over the limit, kept to read its headers and reply
+ACTIVE = "studying"
+
+
+def store_raw(session: Session, raw: bytes, via: str, received_at: datetime, max_bytes: int) -> tuple[str, bool]:
+    """Answers (sha256, newly stored). Nothing is parsed yet: whatever fails later, the message is kept."""
+    digest = hashlib.sha256(raw).hexdigest()
+    if session.get(InboundMessage, digest) is not None:
+        return digest, False
+    truncated = len(raw) > max_bytes
+    session.add(InboundMessage(sha256=digest, via=via, received_at=received_at, size=len(raw),
+                               raw=raw[:HEAD_BYTES] if truncated else raw, truncated=truncated,
+                               message_id=_message_id(raw)))
+    return digest, True
+
+
+def _message_id(raw: bytes) -> str | None:
+    """Read at storage time, so two deliveries of one message agree at once on which is the first."""
+    try:
+        value = BytesHeaderParser().parsebytes(raw[:HEAD_BYTES]).get("Message-ID")
+    except Exception:  # noqa: BLE001  headers too broken to read: the parser will say so later
+        return None
+    return "".join(str(value).split())[:250] if value else None
+
+
+def canonical_for_message_id(session: Session, row: InboundMessage) -> bool:
+    """Of several deliveries of one Message-ID, only the first received is processed (and replied to)."""
+    if not row.message_id:
+        return True
+    first = session.exec(select(InboundMessage).where(InboundMessage.message_id == row.message_id)
+                         .order_by(InboundMessage.received_at, InboundMessage.sha256)).first()
+    return first is None or first.sha256 == row.sha256
+
+
+def _sender_school(session: Session, parsed: ParsedMessage) -> tuple[str | None, Refusal | None]:
+    registered = set(session.exec(select(SchoolEmail.school_code).where(SchoolEmail.email == (parsed.sender or ""))))
+    named = {r.school_code for r in parsed.requests if r.school_code}
+    if not registered:
+        return None, refusal("sender_not_registered",
+                             "อีเมลผู้ส่งไม่ได้ลงทะเบียนไว้กับโรงเรียนใด จึงไม่ดำเนินการ ให้ส่งจากอีเมลที่ลงทะเบียนของโรงเรียน",
+                             "The sender's address is not registered for any school; nothing was changed. "
+                             "Send from the school's registered address", 403)
+    if named - registered:
+        return None, refusal("sender_not_registered",
+                             "อีเมลผู้ส่งไม่ได้ลงทะเบียนไว้กับโรงเรียนที่ระบุ จึงไม่ดำเนินการ",
+                             "The sender's address is not registered for the school named in the request; "
+                             "nothing was changed", 403)
+    if len(named) > 1:
+        return None, refusal("one_school_per_email", "หนึ่งอีเมลต่อหนึ่งโรงเรียน", "One email per school, please", 422)
+    if named:
+        return named.pop(), None
+    if len(registered) == 1:
+        return registered.pop(), None
+    return None, refusal("school_code_required", "อีเมลนี้ลงทะเบียนไว้หลายโรงเรียน ต้องระบุรหัสโรงเรียน",
+                         "This address is registered for several schools: give the school code", 422)
+
+
+def _round_for(session: Session, school: str, at: datetime) -> tuple[SchoolRound | None, Refusal | None]:
+    row = session.exec(select(SchoolRound).where(SchoolRound.school_code == school, SchoolRound.opens_at <= at)
+                       .order_by(SchoolRound.opens_at.desc())).first()
+    if row is None:
+        return None, refusal("round_not_open", "ยังไม่เปิดรอบให้แก้ไขเลขประจำตัวประชาชน", "No round is open for corrections")
+    if at >= row.cutoff_at:
+        from domain.thai_time import english_datetime, thai_datetime
+        return row, refusal("closed", f"ปิดรับการแก้ไขเลขประจำตัวประชาชนแล้วเมื่อ {thai_datetime(row.cutoff_at)} (ข้อ 4)",
+                            f"ID corrections closed at {english_datetime(row.cutoff_at)} (R4)")
+    return row, None
+
+
+def decide_message(session: Session, row: InboundMessage,
+                   parsed: ParsedMessage) -> tuple[list[IdCorrection], Refusal | None]:
+    """Every check of the spec that needs the registry and the roster; writes one IdCorrection a request.
+    Answers the requests, or the refusal of the whole message."""
+    row.sender = parsed.sender
+    school, problem = _sender_school(session, parsed) if parsed.problem is None else (None, parsed.problem)
+    rnd = None
+    if problem is None:
+        rnd, problem = _round_for(session, school, row.received_at)
+    row.school_code, row.round_id = school, rnd.round_id if rnd else None
+    if problem is not None:
+        row.outcome = f"refused:{problem.code}"
+        return [], problem
+    row.evidence = [{"sha256": store_evidence(session, a.content, a.filename or "").sha256,
+                     "filename": a.filename, "content_type": a.evidence_type} for a in parsed.evidence]
+    results, seen_new = [], set()
+    for request in parsed.requests:
+        ref = reference(row.sha256, request.index)
+        existing = session.get(IdCorrection, ref)
+        if existing is not None:
+            results.append(existing)
+            continue
+        problem, student = request.problem, None
+        if problem is None:
+            student = session.exec(select(Student).where(Student.school_code == school, Student.student_id == request.old_id,
+                                                         Student.status == ACTIVE)).first()
+            if student is None:
+                elsewhere = session.exec(select(Student.id).where(Student.student_id == request.old_id,
+                                                                  Student.status == ACTIVE)).first()
+                problem = refusal("other_school_student" if elsewhere else "not_on_roster",
+                                  "นักเรียนเลขเดิมนี้เป็นของโรงเรียนอื่น" if elsewhere else
+                                  "ไม่พบเลขเดิมนี้ในทะเบียนนักเรียนของโรงเรียน",
+                                  "The old ID belongs to another school's student" if elsewhere else
+                                  "The old ID is not on the school's roster")
+        if problem is None and (request.new_id in seen_new or session.exec(select(Student.id).where(
+                Student.student_id == request.new_id)).first()):
+            problem = refusal("new_id_taken", "เลขใหม่นี้เป็นของนักเรียนคนอื่นแล้ว (อาจเป็นข้อมูลซ้ำซ้อน)",
+                              "The new ID already belongs to another student (a duplicate in the making)")
+        seen_new.add(request.new_id)
+        results.append(IdCorrection(
+            id=ref, message_sha=row.sha256, block=request.index, round_id=rnd.round_id, school_code=school,
+            area=rnd.area, student_pk=student.id if student else None, student_name=request.student_name,
+            old_id=request.old_id, new_id=request.new_id, reason=request.reason,
+            status="pending" if problem is None else "refused", cutoff_at=rnd.cutoff_at,
+            refusal_code=problem.code if problem else None, refusal_th=problem.message_th if problem else None,
+            refusal_en=problem.message_en if problem else None))
+        session.add(results[-1])
+    pending = sum(r.status == "pending" for r in results)
+    row.outcome = "accepted" if pending == len(results) else "partly_accepted" if pending else "refused:requests"
+    return results, None
+
+
+def follow_up(rows: list[IdCorrection]) -> list[IdCorrectionInput]:
+    return [IdCorrectionInput(ref=r.id, round_id=r.round_id, school_code=r.school_code, area=r.area,
+                              cutoff_at=r.cutoff_at) for r in rows if r.status == "pending"]
+
+
+def apply_correction(session: Session, ref: str, actor: str, at: datetime) -> IdCorrection:
+    """Approval: the student's ID changes, once; uniqueness is checked again at this moment."""
+    row = session.get(IdCorrection, ref)
+    if row.status != "pending":
+        return row  # a retried activity: already applied (or found impossible)
+    row.decided_by, row.decided_at = actor, at
+    student = session.get(Student, row.student_pk)
+    taken = session.exec(select(Student.id).where(Student.student_id == row.new_id, Student.id != row.student_pk)).first()
+    if student is None or student.student_id != row.old_id or taken:
+        row.status = "failed"
+        row.refusal_code = "new_id_taken" if taken else "student_changed"
+        row.refusal_th = "เลขใหม่นี้เป็นของนักเรียนคนอื่นแล้ว" if taken else "ข้อมูลนักเรียนเปลี่ยนไประหว่างรอพิจารณา"
+        row.refusal_en = "The new ID belongs to another student now" if taken else "The student's record changed meanwhile"
+    else:
+        session.add(AuditEvent(key=f"idc/{ref}", at=at, actor=actor, action="id_correction", round_id=row.round_id,
+                               school_code=row.school_code, area=row.area, before={"student_id": student.student_id},
+                               after={"student_id": row.new_id, "ref": ref}))
+        student.student_id, student.updated_at = row.new_id, at
+        session.add(student)
+        row.status = "approved"
+    session.add(row)
+    return row
+
+
+def settle(session: Session, ref: str, status: str, by: str | None, at: datetime, reason: str | None) -> IdCorrection:
+    row = session.get(IdCorrection, ref)
+    if row.status == "pending":
+        row.status, row.decided_by, row.decided_at, row.decision_reason = status, by, at, reason
+        session.add(row)
+    return row
+
+
+def school_name(session: Session, code: str | None) -> str:
+    school = session.get(School, code) if code else None
+    return school.name if school else ""
+
+
+__all__ = ["apply_correction", "decide_message", "follow_up", "settle", "store_raw", "utcnow"]

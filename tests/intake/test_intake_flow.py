@@ -1,0 +1,169 @@
+"""The ID-correction intake end to end: real SMTP in (aiosmtpd), Temporal under time skipping, the API
+for the district's review, replies caught by a real SMTP server."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from pathlib import Path
+
+import aiosmtplib
+import pytest
+
+from db.engine import session_scope
+from db.id_corrections import store_raw
+from db.models import IdCorrection, InboundMessage, Student
+from intake.pipeline import Intake
+from intake.smtp_listener import start_listener
+from tests.conftest import free_port
+from tests.intake.messages import block, build, find_samples, letter
+from tests.stack import SCHOOL, add_round, keep_history, running_stack, unique_round
+from tests.timing import eventually, skip_to
+
+SAMPLES = find_samples(Path(__file__))
+ROSTER = Path(__file__).resolve().parents[2] / "dmcflow" / "demo" / "roster-phase3-2566.csv"
+
+
+class Setup:
+    def __init__(self, stack, intake, port, rid, cutoff):
+        self.stack, self.intake, self.port, self.rid, self.cutoff = stack, intake, port, rid, cutoff
+
+    async def send(self, raw: bytes) -> None:
+        await aiosmtplib.send(raw, sender="dmc@tuayang.ac.th", recipients=["idfix@district.example"],
+                              hostname="127.0.0.1", port=self.port)
+
+
+@pytest.fixture
+async def intake_env(time_env, engine, settings, smtp):
+    async with running_stack(time_env, engine, settings) as stack:
+        now = await stack.now()
+        rid = unique_round()
+        cutoff = now + timedelta(days=3)
+        add_round(engine, rid, now - timedelta(minutes=1), now + timedelta(days=2), cutoff)
+        await stack.start_round(rid)
+        r = await stack.http.post(f"/rounds/{rid}/students/import", headers=stack.auth("admin"),
+                                  files={"file": ("roster.csv", ROSTER.read_bytes(), "text/csv")})
+        assert r.json()["applied"] == 14, r.text
+        intake = Intake(engine, stack.client, settings)
+        port = free_port()
+        listener = start_listener(intake, "127.0.0.1", port, settings.intake_max_bytes)
+        try:
+            yield Setup(stack, intake, port, rid, cutoff)
+        finally:
+            listener.stop()
+
+
+def replies(smtp, message_id: str) -> list:
+    return [m for m in smtp.messages if m["In-Reply-To"] == message_id]
+
+
+def body(msg) -> str:
+    return msg.get_body(("plain",)).get_content()
+
+
+@pytest.mark.skipif(SAMPLES is None, reason="shared/samples/emails not found beside the work tree")
+async def test_every_sample_gets_its_outcome_and_exactly_one_reply(intake_env, engine, smtp):
+    expected = json.loads((SAMPLES / "expected.json").read_text())
+    for case in expected:
+        raw = (SAMPLES / case["file"]).read_bytes()
+        await intake_env.send(raw)
+        message_id = next(line.split(":", 1)[1].strip() for line in raw.decode("latin-1").splitlines()
+                          if line.lower().startswith("message-id:"))
+        [reply] = await eventually(lambda mid=message_id: replies(smtp, mid))
+        text = body(reply)
+        assert reply["References"] == message_id and reply["To"] == "dmc@tuayang.ac.th"
+        assert text.index("เรียน") < text.index("--\n")  # Thai first, English beneath
+        with session_scope(engine) as s:
+            rows = s.exec(IdCorrection.__table__.select().where(
+                IdCorrection.message_sha == s.exec(InboundMessage.__table__.select().where(
+                    InboundMessage.message_id == message_id)).first().sha256)).all()
+        if case["expect"] == "accepted":
+            assert [(r.old_id, r.new_id, r.status) for r in rows] == [
+                (q["old"], q["new"], "pending") for q in case["requests"]], case["file"]
+            assert all(r.id in text for r in rows) and "รับเรื่องแล้ว" in text
+        else:
+            assert [r.status for r in rows] == ["refused"] and rows[0].refusal_code == "national_id_check_digit"
+            assert "ไม่รับคำขอนี้" in text and "check digit" in text
+
+
+async def test_review_approve_reject_expire_and_duplicate_delivery(intake_env, engine, smtp):
+    stack = intake_env.stack
+    raw = build(letter(block(old="1449900000018", new="1449909000011"), block(old="1449900000026", new="1449909000029"),
+                       block(old="G664400000008", new="1449909000037")), message_id="<review@mail.example>")
+    await intake_env.send(raw)
+    [reply] = await eventually(lambda: replies(smtp, "<review@mail.example>"))
+    await intake_env.send(raw)  # delivered twice: one request each, one reply
+    await intake_env.send(raw.replace(b"Thu, 18 Apr", b"Fri, 19 Apr"))  # same Message-ID, other bytes
+    r = await stack.http.get("/id-corrections?status=pending", headers=stack.auth("district"))
+    await eventually(lambda: len(replies(smtp, "<review@mail.example>")) == 1)
+    items = r.json()
+    assert len(items) == 3 and {i["old_id"] for i in items} == {"1449900000018", "1449900000026", "G664400000008"}
+    refs = {i["old_id"]: i["ref"] for i in items}
+    assert (await stack.http.get("/id-corrections", headers=stack.auth("other_district"))).json() == []
+    assert (await stack.http.get(f"/id-corrections/{refs['G664400000008']}",
+                                 headers=stack.auth("other_district"))).status_code == 404
+    detail = (await stack.http.get(f"/id-corrections/{refs['G664400000008']}", headers=stack.auth("district"))).json()
+    assert detail["message"]["sender"] == "dmc@tuayang.ac.th" and detail["evidence"][0]["content_type"] == "application/pdf"
+    pdf = await stack.http.get(detail["evidence"][0]["download"], headers=stack.auth("district"))
+    assert pdf.content.startswith(b"%PDF") and pdf.headers["content-disposition"].startswith("attachment")
+
+    r = await stack.http.post(f"/id-corrections/{refs['G664400000008']}/decision", headers=stack.auth("staff"),
+                              json={"approve": True})
+    assert r.status_code == 403
+    r = await stack.http.post(f"/id-corrections/{refs['1449900000026']}/decision", headers=stack.auth("district"),
+                              json={"approve": False})
+    assert r.status_code == 422 and r.json()["code"] == "reason_required"
+    r = await stack.http.post(f"/id-corrections/{refs['G664400000008']}/decision", headers=stack.auth("district"),
+                              json={"approve": True})
+    assert r.status_code == 200 and r.json()["status"] == "approved", r.text
+    r = await stack.http.post(f"/id-corrections/{refs['1449900000026']}/decision", headers=stack.auth("district"),
+                              json={"approve": False, "reason": "หลักฐานไม่ชัด"})
+    assert r.status_code == 200 and r.json()["status"] == "rejected"
+    r = await stack.http.post(f"/id-corrections/{refs['G664400000008']}/decision", headers=stack.auth("district"),
+                              json={"approve": False, "reason": "x"})
+    assert r.status_code == 409 and r.json()["code"] == "already_decided"
+    with session_scope(engine) as s:
+        owned = {row.student_id for row in s.exec(Student.__table__.select().where(Student.school_code == SCHOOL))}
+    assert "1449909000037" in owned and "G664400000008" not in owned  # G-code to national ID: the common case
+
+    told = lambda: [m["Subject"] for m in smtp.messages if m["Subject"].startswith("[DMC] คำขอแก้ไข")]  # noqa: E731
+    await eventually(lambda: len(told()) == 2)  # approved and rejected: each school told once
+    await skip_to(stack, intake_env.cutoff + timedelta(minutes=1))
+    expired = await eventually(lambda: [m for m in smtp.messages if refs["1449900000018"] in m["Subject"]])
+    assert "หมดเวลา" in expired[0]["Subject"]
+    outcomes = {i["old_id"]: i["status"] for i in (await stack.http.get("/id-corrections",
+                                                                        headers=stack.auth("admin"))).json()}
+    assert outcomes == {"1449900000018": "expired", "1449900000026": "rejected", "G664400000008": "approved"}
+    assert len(told()) == 3  # and expired
+    await keep_history(stack, f"id-correction/{refs['1449900000018']}", "id_correction_expired")
+    await keep_history(stack, f"id-correction/{refs['G664400000008']}", "id_correction_approved")
+    with session_scope(engine) as s:
+        sha = s.exec(InboundMessage.__table__.select().where(
+            InboundMessage.message_id == "<review@mail.example>")).first().sha256
+    await keep_history(stack, f"inbound/{sha}", "inbound_message_three_requests")
+
+
+async def test_refusals_sender_closed_and_crash_between_store_and_parse(intake_env, engine, smtp, settings):
+    stack = intake_env.stack
+    forged = build(letter(block(old="1449900000018", new="1449909000011")), message_id="<forged@mail.example>",
+                   sender='"dmc@tuayang.ac.th" <attacker@evil.example>')
+    await intake_env.send(forged)
+    [reply] = await eventually(lambda: replies(smtp, "<forged@mail.example>"))
+    assert reply["To"] == "attacker@evil.example" and "ไม่ได้ลงทะเบียน" in body(reply)
+    assert (await stack.http.get("/id-corrections", headers=stack.auth("admin"))).json() == []
+
+    # the listener stored the message, then died before handing it over: a restart resumes it
+    raw = build(letter(block(old="1449900000018", new="1449909000011")), message_id="<crash@mail.example>")
+    with session_scope(engine) as s:
+        store_raw(s, raw, "smtp", await stack.now(), settings.intake_max_bytes)
+    assert await intake_env.intake.resume() == 1
+    await eventually(lambda: replies(smtp, "<crash@mail.example>"))
+    assert await intake_env.intake.resume() == 0
+
+    await skip_to(stack, intake_env.cutoff + timedelta(minutes=1))
+    late = build(letter(block(old="1449900000034", new="1449909000037")), message_id="<late@mail.example>")
+    with session_scope(engine) as s:  # received after the cutoff (Temporal's clock, not the sender's Date)
+        sha, _ = store_raw(s, late, "smtp", await stack.now(), settings.intake_max_bytes)
+    await intake_env.intake.hand_over(sha)
+    [reply] = await eventually(lambda: replies(smtp, "<late@mail.example>"))
+    assert "ปิดรับการแก้ไข" in body(reply) and "closed" in body(reply)

@@ -1,0 +1,71 @@
+"""IdCorrectionWorkflow (R4): one requested national-ID correction, from acknowledged to decided.
+
+It waits for a district officer of the school's area; an approval changes the student's ID (checked
+for uniqueness again at that moment); a request still undecided at the cutoff expires. The school is
+told the outcome by email.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from domain.id_corrections import DecideIdCorrection, IdCorrectionInput, IdCorrectionState, check_decision
+    from domain.refusals import Refusal, refusal
+    from workflows import activity_calls as calls
+    from workflows.refusal_errors import as_application_error
+
+
+@workflow.defn
+class IdCorrectionWorkflow:
+    @workflow.init
+    def __init__(self, inp: IdCorrectionInput) -> None:
+        self.inp = inp
+        self.state = IdCorrectionState()
+        self._decided = False
+
+    @workflow.run
+    async def run(self, inp: IdCorrectionInput) -> str:
+        delay = inp.cutoff_at - workflow.now()
+        try:
+            await workflow.wait_condition(lambda: self._decided, timeout=delay if delay.total_seconds() > 0 else None)
+        except asyncio.TimeoutError:
+            pass
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        if self.state.status == "pending":
+            self.state.status = "expired"
+            await workflow.execute_activity(calls.SETTLE_ID_CORRECTION, args=[inp.ref, "expired", None, workflow.now(),
+                                                                              None], result_type=str, **calls.DATABASE)
+        await workflow.execute_activity(calls.NOTIFY_ID_CORRECTION, inp.ref, **calls.MAIL)
+        return self.state.status
+
+    @workflow.update
+    async def decide(self, d: DecideIdCorrection) -> IdCorrectionState:
+        self._validate(d)
+        self._decided = True  # from here the request is the officer's: the cutoff no longer expires it
+        self.state.decided_by, self.state.decided_at, self.state.reason = d.actor.user_id, workflow.now(), d.reason
+        if d.approve:
+            self.state.status = await workflow.execute_activity(
+                calls.APPLY_ID_CORRECTION, args=[self.inp.ref, d.actor.user_id, workflow.now()], result_type=str,
+                **calls.DATABASE)
+        else:
+            self.state.status = await workflow.execute_activity(
+                calls.SETTLE_ID_CORRECTION, args=[self.inp.ref, "rejected", d.actor.user_id, workflow.now(), d.reason],
+                result_type=str, **calls.DATABASE)
+        return self.state
+
+    @decide.validator
+    def _validate(self, d: DecideIdCorrection) -> None:
+        try:
+            if self._decided:  # a decision is being applied: the request is no longer open
+                raise refusal("already_decided", f"คำขอ {self.inp.ref} มีผู้พิจารณาแล้ว",
+                              f"Request {self.inp.ref} has already been decided")
+            check_decision(self.inp, self.state, d, workflow.now())
+        except Refusal as r:
+            raise as_application_error(r) from None
+
+    @workflow.query
+    def status(self) -> IdCorrectionState:
+        return self.state
