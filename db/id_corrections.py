@@ -40,12 +40,15 @@ def _message_id(raw: bytes) -> str | None:
 
 
 def canonical_for_message_id(session: Session, row: InboundMessage) -> bool:
-    """Of several deliveries of one Message-ID, only the first received is processed (and replied to)."""
+    """Of several deliveries of one Message-ID, one is processed (and replied to): one already processed,
+    else the first received (mailbox dates have one-second resolution: the hash breaks ties)."""
     if not row.message_id:
         return True
-    first = session.exec(select(InboundMessage).where(InboundMessage.message_id == row.message_id)
-                         .order_by(InboundMessage.received_at, InboundMessage.sha256)).first()
-    return first is None or first.sha256 == row.sha256
+    others = session.exec(select(InboundMessage).where(InboundMessage.message_id == row.message_id,
+                                                       InboundMessage.sha256 != row.sha256)).all()
+    if any(o.status == "processed" for o in others):
+        return False
+    return all((row.received_at, row.sha256) < (o.received_at, o.sha256) for o in others)
 
 
 def _sender_school(session: Session, parsed: ParsedMessage) -> tuple[str | None, Refusal | None]:

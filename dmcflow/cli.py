@@ -7,6 +7,7 @@ import asyncio
 import logging
 import mailbox
 import os
+import signal
 import sys
 from datetime import datetime
 from email.header import decode_header, make_header
@@ -115,6 +116,25 @@ def cmd_dev(a: argparse.Namespace) -> None:
     os._exit(0)
 
 
+async def _intake() -> None:
+    from intake.service import run_intake
+
+    settings = get_settings()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await run_intake(_engine(), await connect(settings), settings, stop)
+
+
+def cmd_intake(_: argparse.Namespace) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.getLogger("aioimaplib").setLevel(logging.INFO)  # its DEBUG log holds message content
+    asyncio.run(_intake())
+    sys.stdout.flush()
+    os._exit(0)
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="dmcflow", description="DMC round 3 on Temporal")
     sub = p.add_subparsers(dest="command", required=True)
@@ -151,6 +171,9 @@ def parser() -> argparse.ArgumentParser:
     start.add_argument("id")
     start.add_argument("--wait", action="store_true")
     start.set_defaults(fn=cmd_rounds_start)
+
+    sub.add_parser("intake", help="run the ID-correction email intake: SMTP listener, and IMAP when configured") \
+        .set_defaults(fn=cmd_intake)
 
     mail = sub.add_parser("mail", help="mail caught by the local stack").add_subparsers(dest="sub", required=True)
     lst = mail.add_parser("list", help="list caught mail")

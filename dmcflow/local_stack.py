@@ -29,6 +29,7 @@ from db.migrate import upgrade
 from dmcflow import demo_data, round_ops
 from dmcflow.settings import Settings
 from dmcflow.temporal_client import connect
+from intake.service import run_intake
 from worker import build_worker
 from workflows import search_attributes as sa
 
@@ -111,11 +112,15 @@ async def run(settings: Settings, *, start_demo_round: bool = True) -> None:
         app = create_app(settings, engine=engine, temporal=client)
         server = _ApiServer(uvicorn.Config(app, host=settings.api_host, port=settings.api_port,
                                                log_level="info", lifespan="on"))
+        stop_intake = asyncio.Event()
         async with worker:
             if start_demo_round:
                 await round_ops.start_round(engine, client, settings.task_queue, "demo")
+            intake = asyncio.create_task(run_intake(engine, client, settings, stop_intake))
             banner(settings)
             await server.serve()
+            stop_intake.set()
+            await intake
     finally:
         if catcher:
             catcher.stop()
@@ -130,6 +135,7 @@ dmcflow is running ({datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC)
   API          {settings.public_url}  (OpenAPI: {settings.public_url}/docs)
   Temporal UI  http://127.0.0.1:{settings.temporal_ui_port}
   mail caught  {settings.var_dir / 'mail'}  (read: dmcflow mail list)
+  ID intake    smtp://{settings.intake_smtp_host}:{settings.intake_smtp_port}  (schools' ID-correction emails, R4)
   demo tokens  demo-admin, demo-staff, demo-director, demo-district (school 1044449001, สพม.มหาสารคาม)
   round `demo` is started; see README.md for a first session with curl.  Ctrl-C stops everything.
 """, flush=True)

@@ -32,6 +32,14 @@ class Settings(BaseSettings):
     intake_smtp_host: str = "127.0.0.1"
     intake_smtp_port: int = 2526
     intake_max_bytes: int = Field(25 * 1024 * 1024, description="messages above this are refused with the limit")
+    # or a real district mailbox over IMAP (polled with IDLE where offered); off while intake_imap_host is unset
+    intake_imap_host: str | None = None
+    intake_imap_port: int = 993
+    intake_imap_ssl: bool = True
+    intake_imap_user: str | None = None
+    intake_imap_password: str | None = None
+    intake_imap_mailbox: str = "INBOX"
+    intake_imap_processed_mailbox: str | None = None
 
     api_host: str = "127.0.0.1"
     api_port: int = 8000

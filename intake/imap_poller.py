@@ -181,6 +181,9 @@ class ImapPoller:
         self._client = None
 
     async def _search(self) -> list[int]:
+        # A NOOP first: the server announces mail that arrived since the last command (EXISTS) in its
+        # answer, and aioimaplib would otherwise let that announcement spoil the SEARCH's own answer.
+        _ok(await self._race(self._client.noop()), "NOOP")
         criteria = ("UNKEYWORD", KEYWORD) if self._keywords else ("UNSEEN",)
         response = _ok(await self._race(self._client.uid_search(*criteria, charset=None), stoppable=True),
                        "UID SEARCH")

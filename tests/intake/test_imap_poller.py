@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import re
 import socket
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -21,8 +20,8 @@ import aioimaplib
 import pytest
 
 import intake.imap_poller as imap_poller
-from intake.imap_poller import KEYWORD, ImapConfig, ImapPoller
-from tests.db_backends import in_ci
+from intake.imap_poller import KEYWORD, ImapPoller
+from tests.intake.conftest import Mailbox  # noqa: F401  (fixtures imap_config, mailbox: conftest)
 from tests.intake.messages import build, find_samples
 
 pytestmark = pytest.mark.slow
@@ -41,60 +40,6 @@ def messages(count: int) -> list[bytes]:
     built = [crlf(build("ขอแก้ไขเลขประจำตัวประชาชน", message_id=f"<imap-{i}-{uuid.uuid4().hex}@mail.example>"))
              for i in range(count)]
     return (found + built)[:count]
-
-
-@pytest.fixture
-def imap_config() -> ImapConfig:
-    host = os.environ.get("DMCFLOW_TEST_IMAP_HOST", "").strip()
-    if not host:
-        reason = "DMCFLOW_TEST_IMAP_HOST is not set: run the tests with scripts/test.sh to test against Dovecot"
-        if in_ci():
-            pytest.fail(f"CI is set but {reason}", pytrace=False)
-        pytest.skip(reason)
-    return ImapConfig(host=host, port=int(os.environ["DMCFLOW_TEST_IMAP_PORT"]),
-                      username=os.environ["DMCFLOW_TEST_IMAP_USER"],
-                      password=os.environ["DMCFLOW_TEST_IMAP_PASSWORD"],
-                      mailbox=f"test-{uuid.uuid4().hex[:12]}", poll_seconds=60, idle_seconds=60)
-
-
-class Mailbox:
-    """The test's own (second) connection: drops mail in and looks at what the poller left behind."""
-
-    def __init__(self, client: aioimaplib.IMAP4, name: str):
-        self.client, self.name = client, name
-
-    async def append(self, raw: bytes, date: datetime | None = None, mailbox: str | None = None) -> None:
-        response = await self.client.append(raw, mailbox=imap_poller._mailbox_arg(mailbox or self.name), date=date)
-        assert response.result == "OK", response
-
-    async def uids(self, *criteria: str, mailbox: str | None = None) -> list[int]:
-        await self.client.select(imap_poller._mailbox_arg(mailbox or self.name))
-        response = await self.client.uid_search(*criteria, charset=None)
-        assert response.result == "OK", response
-        return [int(t) for line in response.lines[:-1] for t in line.split()]
-
-    async def bodies(self, mailbox: str | None = None) -> list[bytes]:
-        found = []
-        for uid in await self.uids("ALL", mailbox=mailbox):
-            response = await self.client.uid("fetch", str(uid), "(BODY.PEEK[])")
-            found += [bytes(line) for line in response.lines if isinstance(line, bytearray)]
-        return found
-
-
-@pytest.fixture
-async def mailbox(imap_config) -> AsyncIterator[Mailbox]:
-    client = aioimaplib.IMAP4(imap_config.host, imap_config.port)
-    await client.wait_hello_from_server()
-    assert (await client.login(imap_config.username, imap_config.password)).result == "OK"
-    assert (await client.create(imap_config.mailbox)).result == "OK"
-    box = Mailbox(client, imap_config.mailbox)
-    yield box
-    if client.get_state() == "SELECTED":
-        await client.close()
-    for name in (imap_config.mailbox, imap_config.processed_mailbox):
-        if name:
-            await client.delete(imap_poller._mailbox_arg(name))
-    await client.logout()
 
 
 class Recorder:

@@ -13,6 +13,7 @@ import pytest
 from db.engine import session_scope
 from db.id_corrections import store_raw
 from db.models import IdCorrection, InboundMessage, Student
+from intake.imap_poller import ImapPoller
 from intake.pipeline import Intake
 from intake.smtp_listener import start_listener
 from tests.conftest import free_port
@@ -167,3 +168,31 @@ async def test_refusals_sender_closed_and_crash_between_store_and_parse(intake_e
     await intake_env.intake.hand_over(sha)
     [reply] = await eventually(lambda: replies(smtp, "<late@mail.example>"))
     assert "ปิดรับการแก้ไข" in body(reply) and "closed" in body(reply)
+
+
+@pytest.mark.slow
+async def test_through_a_real_imap_mailbox_once_even_when_smtp_brought_it_too(intake_env, imap_config, mailbox, smtp):
+    raw = build(letter(block(old="1449900000042", new="1449909000045")), message_id="<imap-e2e@mail.example>")
+    await mailbox.append(raw)
+    poller = ImapPoller(imap_config, intake_env.intake.receive)
+    try:
+        assert await poller.poll_once() == 1
+        [reply] = await eventually(lambda: replies(smtp, "<imap-e2e@mail.example>"))
+        assert "รับเรื่องแล้ว" in body(reply)
+        assert await poller.poll_once() == 0  # marked only after it was stored
+        await intake_env.send(raw)  # the same message through the SMTP way too: no second request or reply
+        await mailbox.append(raw.replace(b"Subject:", b"X-Relayed: yes\nSubject:"))
+        assert await poller.poll_once() == 1
+    finally:
+        await poller.close()
+    r = await intake_env.stack.http.get("/id-corrections", headers=intake_env.stack.auth("district"))
+    assert [i["old_id"] for i in r.json()] == ["1449900000042"]
+    await eventually(lambda: statuses(intake_env.stack.engine, "<imap-e2e@mail.example>") == ["duplicate", "processed"])
+    assert len(replies(smtp, "<imap-e2e@mail.example>")) == 1
+
+
+def statuses(engine, message_id: str) -> list[str]:
+    """What became of each delivery of one Message-ID (the first processed, the others duplicates)."""
+    with session_scope(engine) as s:
+        return sorted(r.status for r in s.exec(InboundMessage.__table__.select().where(
+            InboundMessage.message_id == message_id)))
