@@ -26,29 +26,50 @@ from workflows.inbound_message import InboundMessageWorkflow
 from workflows.round_fanout import RoundFanoutWorkflow
 from workflows.school_round import SchoolRoundWorkflow
 
-WORKFLOWS = [SchoolRoundWorkflow, RoundFanoutWorkflow, AreaCutoffWorkflow, DuplicateCaseWorkflow,
-             InboundMessageWorkflow, IdCorrectionWorkflow]
+SCHOOL_WORKFLOWS = [SchoolRoundWorkflow, DuplicateCaseWorkflow, InboundMessageWorkflow, IdCorrectionWorkflow]
+OPS_WORKFLOWS = [RoundFanoutWorkflow, AreaCutoffWorkflow]
+WORKFLOWS = SCHOOL_WORKFLOWS + OPS_WORKFLOWS
 
 
-def build_worker(client: Client, settings: Settings, *, engine=None, task_queue: str | None = None,
-                 executor: ThreadPoolExecutor | None = None) -> Worker:
+class Workers:
+    """The schools' worker and the round operations' worker, started and stopped together."""
+
+    def __init__(self, *workers: Worker) -> None:
+        self.workers = workers
+
+    async def __aenter__(self) -> "Workers":
+        for w in self.workers:
+            await w.__aenter__()
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        for w in reversed(self.workers):
+            await w.__aexit__(*exc)
+
+    async def run(self) -> None:
+        await asyncio.gather(*(w.run() for w in self.workers))
+
+
+def build_worker(client: Client, settings: Settings, *, engine=None, executor: ThreadPoolExecutor | None = None) -> Workers:
     engine = engine or make_engine(settings.database_url)
     school = SchoolRoundActivities(engine, settings)
     fanout = RoundFanoutActivities(engine, settings, client)
     duplicates = DuplicateCaseActivities(engine, settings)
     intake = IntakeActivities(engine, settings)
-    return Worker(
-        client,
-        task_queue=task_queue or settings.task_queue,
-        workflows=WORKFLOWS,
-        activities=[school.load_gate, school.record_transition, school.apply_roster_batch,
-                    school.send_school_reminder, fanout.fanout_page, fanout.area_cutoff_step,
-                    duplicates.record_duplicate_declarations, duplicates.resolve_duplicate,
-                    duplicates.notify_duplicate, intake.process_inbound, intake.apply_id_correction,
-                    intake.settle_id_correction, intake.notify_id_correction, intake.deliver_mail],
-        activity_executor=executor or ThreadPoolExecutor(max_workers=64),
-        max_concurrent_activities=64,
-        max_cached_workflows=5000,
+    activities = [school.load_gate, school.record_transition, school.apply_roster_batch, school.send_school_reminder,
+                  fanout.fanout_page, fanout.area_cutoff_step, duplicates.record_duplicate_declarations,
+                  duplicates.resolve_duplicate, duplicates.notify_duplicate, intake.process_inbound,
+                  intake.apply_id_correction, intake.settle_id_correction, intake.notify_id_correction,
+                  intake.deliver_mail]
+    executor = executor or ThreadPoolExecutor(max_workers=64)
+    return Workers(
+        # Few workflow tasks at once: on a small machine a thousand new schools' first tasks at a time
+        # would each take seconds and time out; in turn, each is quick.
+        Worker(client, task_queue=settings.task_queue, workflows=SCHOOL_WORKFLOWS, activities=activities,
+               activity_executor=executor, max_concurrent_activities=64, max_concurrent_workflow_tasks=16,
+               max_cached_workflows=5000),
+        Worker(client, task_queue=settings.ops_task_queue, workflows=OPS_WORKFLOWS, activities=activities,
+               activity_executor=executor, max_concurrent_activities=16, max_concurrent_workflow_tasks=4),
     )
 
 

@@ -116,7 +116,7 @@ class RoundFanoutActivities:
         for area in await asyncio.to_thread(areas):
             await self.client.start_workflow(
                 AreaCutoffWorkflow.run, AreaCutoffInput(round_id=round_id, area=area),
-                id=area_cutoff_id(round_id, area), task_queue=self.settings.task_queue,
+                id=area_cutoff_id(round_id, area), task_queue=self.settings.ops_task_queue,
                 id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
                 id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
                 search_attributes=TypedSearchAttributes([SearchAttributePair(sa.ROUND, round_id),

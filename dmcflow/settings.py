@@ -20,6 +20,12 @@ class Settings(BaseSettings):
     temporal_namespace: str = "default"
     task_queue: str = "dmcflow"
 
+    @property
+    def ops_task_queue(self) -> str:
+        """Round-wide operations (start, extend, the areas' cutoffs) have their own queue, so a round of
+        30,000 schools starting never queues the starter behind the schools' own first tasks."""
+        return f"{self.task_queue}-ops"
+
     smtp_host: str = "127.0.0.1"
     smtp_port: int = 2525
     smtp_username: str | None = None

@@ -100,7 +100,7 @@ async def test_both_claim_so_the_district_decides(time_env, engine, settings, sm
         assert r.status_code == 422
         r = await stack.http.post(f"/rounds/{rid}/duplicates/{case_id}/resolution", headers=stack.auth("staff"),
                                   data={"action": "present"})
-        assert r.status_code == 409 and r.json()["code"] == "evidence_required"
+        assert r.status_code == 422 and r.json()["code"] == "evidence_required"
         r = await stack.http.post(f"/rounds/{rid}/duplicates/{case_id}/resolution", headers=stack.auth("staff"),
                                   data={"action": "present"},
                                   files={"evidence": ("x.pdf", b"MZ\x90\x00", "application/pdf")})

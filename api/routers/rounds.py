@@ -59,7 +59,7 @@ def get_round(round_id: str, user: UserDep, session: SessionDep) -> RoundOut:
 async def start_round(round_id: str, user: UserDep, engine: EngineDep, client: TemporalDep,
                       settings: SettingsDep) -> StartedOut:
     require_role(user, "admin", what_th="เริ่มรอบ", what_en="start rounds")
-    operation, schools = await round_ops.start_round(engine, client, settings.task_queue, round_id)
+    operation, schools = await round_ops.start_round(engine, client, settings.ops_task_queue, round_id)
     return StartedOut(round_id=round_id, operation_id=operation, schools=schools)
 
 
@@ -132,5 +132,5 @@ async def extend_deadline(round_id: str, body: ExtensionIn, user: UserDep, engin
     operation = fanout_id(round_id, "extend", uuid.uuid4().hex[:12])
     await client.start_workflow(
         RoundFanoutWorkflow.run, FanoutInput(round_id=round_id, operation="extend", area=body.area, extension=change),
-        id=operation, task_queue=settings.task_queue)
+        id=operation, task_queue=settings.ops_task_queue)
     return ExtensionOut(round_id=round_id, scope=scope, cutoff_at=instant(cutoff), operation_id=operation)
