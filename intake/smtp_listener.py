@@ -1,7 +1,8 @@
 """The SMTP way in (aiosmtpd): the district's address, locally or behind a relay.
 
 A message is acknowledged (250) only once stored; if storing fails the sender is asked to retry later
-(451), so a relay keeps it. Over the size limit, aiosmtpd answers 552 with the limit.
+(451), so a relay keeps it. A message over the limit is still taken (its head is kept) so that the
+school gets a reply naming the limit; only beyond twice the limit does the SMTP session refuse it (552).
 """
 
 from __future__ import annotations
@@ -31,6 +32,6 @@ class IntakeHandler:
 
 
 def start_listener(intake: Intake, host: str, port: int, max_bytes: int) -> Controller:
-    controller = Controller(IntakeHandler(intake), hostname=host, port=port, data_size_limit=max_bytes)
+    controller = Controller(IntakeHandler(intake), hostname=host, port=port, data_size_limit=2 * max_bytes)
     controller.start()
     return controller

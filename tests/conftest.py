@@ -78,6 +78,7 @@ class Catcher:
     host: str
     port: int
     messages: list[EmailMessage] = field(default_factory=list)
+    controller: Controller | None = None
 
     async def handle_DATA(self, server, session, envelope):  # aiosmtpd handler protocol
         msg = message_from_bytes(envelope.original_content or envelope.content, policy=policy.default)
@@ -92,10 +93,11 @@ class Catcher:
 @pytest.fixture
 def smtp() -> Catcher:
     catcher = Catcher("127.0.0.1", free_port())
-    controller = Controller(catcher, hostname=catcher.host, port=catcher.port)
-    controller.start()
+    catcher.controller = Controller(catcher, hostname=catcher.host, port=catcher.port)
+    catcher.controller.start()
     yield catcher
-    controller.stop()
+    if catcher.controller._thread is not None:
+        catcher.controller.stop()
 
 
 @pytest.fixture

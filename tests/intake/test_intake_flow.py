@@ -196,3 +196,54 @@ def statuses(engine, message_id: str) -> list[str]:
     with session_scope(engine) as s:
         return sorted(r.status for r in s.exec(InboundMessage.__table__.select().where(
             InboundMessage.message_id == message_id)))
+
+
+async def test_too_large_is_refused_with_the_limit_and_smtp_down_delays_the_reply_once(intake_env, smtp, settings):
+    big = build(letter(block(old="1449900000018", new="1449909000011")), message_id="<big@mail.example>",
+                attachments=[("scan.pdf", "application/pdf", b"%PDF-1.4\n" + b"0" * (settings.intake_max_bytes + 10))])
+    await intake_env.send(big)
+    [reply] = await eventually(lambda: replies(smtp, "<big@mail.example>"), timeout=30)
+    assert "25 MB" in body(reply) and "เกิน" in body(reply)
+
+    # the outgoing SMTP server is down when the reply is due: it goes out once it is back, once
+    catcher_port = smtp.port
+    from aiosmtpd.controller import Controller
+    down = smtp.controller
+    down.stop()
+    await intake_env.send(build(letter(block(old="1449900000026", new="1449909000029")),
+                                message_id="<while-down@mail.example>"))
+    await eventually(lambda: pending_old_ids(intake_env.stack.engine) == ["1449900000026"])  # open, reply waits
+    assert replies(smtp, "<while-down@mail.example>") == []
+    again = Controller(smtp, hostname=smtp.host, port=catcher_port)
+    again.start()
+    try:
+        await eventually(lambda: replies(smtp, "<while-down@mail.example>"), timeout=60)
+        await intake_env.stack.env.sleep(timedelta(minutes=10))  # any retry still scheduled has had its chance
+        assert len(replies(smtp, "<while-down@mail.example>")) == 1
+    finally:
+        again.stop()
+
+
+def pending_old_ids(engine) -> list[str]:
+    with session_scope(engine) as s:
+        return [r.old_id for r in s.exec(IdCorrection.__table__.select().where(IdCorrection.status == "pending"))]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(SAMPLES is None, reason="shared/samples/emails not found beside the work tree")
+async def test_every_sample_through_dovecot(intake_env, imap_config, mailbox, smtp, engine):
+    expected = json.loads((SAMPLES / "expected.json").read_text())
+    for case in expected:
+        await mailbox.append((SAMPLES / case["file"]).read_bytes())
+    poller = ImapPoller(imap_config, intake_env.intake.receive)
+    try:
+        assert await poller.poll_once() == len(expected)
+    finally:
+        await poller.close()
+    await eventually(lambda: len([m for m in smtp.messages if m["In-Reply-To"]]) == len(expected))
+    with session_scope(engine) as s:
+        rows = {(r.old_id, r.new_id): r.status for r in s.exec(IdCorrection.__table__.select())}
+    for case in expected:
+        if case["expect"] == "accepted":
+            assert all(rows[(q["old"], q["new"])] == "pending" for q in case["requests"]), case["file"]
+    assert sorted(rows.values()).count("refused") == 1  # bad-check-digit.eml
