@@ -17,7 +17,7 @@ from intake.imap_poller import ImapPoller
 from intake.pipeline import Intake
 from intake.smtp_listener import start_listener
 from tests.conftest import free_port
-from tests.intake.messages import block, build, find_samples, letter
+from tests.intake.messages import block, build, find_samples, letter, nid
 from tests.stack import SCHOOL, add_round, keep_history, running_stack, unique_round
 from tests.timing import eventually, skip_to
 
@@ -55,7 +55,8 @@ async def intake_env(time_env, engine, settings, smtp):
 
 
 def replies(smtp, message_id: str) -> list:
-    return [m for m in smtp.messages if m["In-Reply-To"] == message_id]
+    """The receipt replies to one message (outcome notices later thread under it too, as [DMC] ...)."""
+    return [m for m in smtp.messages if m["In-Reply-To"] == message_id and m["Subject"].startswith("Re:")]
 
 
 def body(msg) -> str:
@@ -247,3 +248,81 @@ async def test_every_sample_through_dovecot(intake_env, imap_config, mailbox, sm
         if case["expect"] == "accepted":
             assert all(rows[(q["old"], q["new"])] == "pending" for q in case["requests"]), case["file"]
     assert sorted(rows.values()).count("refused") == 1  # bad-check-digit.eml
+
+
+# Every row of the spec's table, through each way in: (message id, bytes, expected outcome code).
+def spec_table(max_bytes: int) -> list[tuple[str, bytes, str]]:
+    def one(mid: str, **fields) -> bytes:
+        return build(letter(block(**fields)), message_id=f"<{mid}@mail.example>")
+
+    broken = (b"From: dmc@tuayang.ac.th\r\nTo: idfix@district.example\r\nMessage-ID: <unreadable@mail.example>\r\n"
+              b"MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"gone\"\r\n\r\n--other\r\n\x00\xff\xfe")
+    return [
+        ("unreadable", broken, "refused:unreadable"),
+        ("no-block", build("สวัสดีครับ ขอแก้ไขเลขให้ด้วย", message_id="<no-block@mail.example>"),
+         "refused:no_request_block"),
+        ("stranger", build(letter(block(old="1449900000018", new="1449909000011")), message_id="<stranger@mail.example>",
+                           sender="dmc@elsewhere.example"), "refused:sender_not_registered"),
+        ("huge", build(letter(block(old="1449900000018", new="1449909000011")), message_id="<huge@mail.example>",
+                       attachments=[("scan.pdf", "application/pdf", b"%PDF-1.4\n" + b"0" * max_bytes)]),
+         "refused:too_large"),
+        ("check-digit", one("check-digit", old="1449900000018", new="1449909000012"), "national_id_check_digit"),
+        ("same", one("same", old="1449900000018", new="1449900000018"), "same_id"),
+        ("not-on-roster", one("not-on-roster", old=nid("144990000099"), new="1449909000011"), "not_on_roster"),
+        ("other-school", one("other-school", old="1449910000096", new="1449909000011"), "other_school_student"),
+        ("taken", one("taken", old="1449900000018", new="1449900000026"), "new_id_taken"),
+        ("fine", one("fine", old="1449900000034", new="1449909000037"), "pending"),
+    ]
+
+
+def outcome_of(engine, message_id: str) -> str | None:
+    with session_scope(engine) as s:
+        row = s.exec(InboundMessage.__table__.select().where(InboundMessage.message_id == message_id)).first()
+        if row is None or row.status == "stored":
+            return None
+        if row.outcome and row.outcome.startswith("refused:") and row.outcome != "refused:requests":
+            return row.outcome
+        [request] = s.exec(IdCorrection.__table__.select().where(IdCorrection.message_sha == row.sha256)).all()
+        return request.refusal_code or request.status
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("way", ["smtp", "imap"])
+async def test_every_outcome_of_the_spec_through_each_way_in(way, intake_env, smtp, engine, settings, imap_config,
+                                                               mailbox):
+    settings.intake_max_bytes = 200_000  # the same rule as 25 MB, without moving 25 MB around
+    table = spec_table(settings.intake_max_bytes)
+    if way == "smtp":
+        for _, raw, _ in table:
+            await intake_env.send(raw)
+    else:
+        for _, raw, _ in table:
+            await mailbox.append(raw)
+        poller = ImapPoller(imap_config, intake_env.intake.receive)
+        try:
+            assert await poller.poll_once() == len(table)
+        finally:
+            await poller.close()
+    for mid, _, expected in table:
+        got = await eventually(lambda m=mid: outcome_of(engine, f"<{m}@mail.example>"))
+        assert got == expected, (mid, got)
+        [reply] = await eventually(lambda m=mid: replies(smtp, f"<{m}@mail.example>"))
+        assert reply["Subject"].startswith("Re:") and "--\n" in body(reply)  # Thai, then English beneath
+    stranger = replies(smtp, "<stranger@mail.example>")[0]
+    assert stranger["To"] == "dmc@elsewhere.example" and "ไม่ได้ลงทะเบียน" in body(stranger)
+    assert "195 KB" in body(replies(smtp, "<huge@mail.example>")[0]) or "0.2 MB" in body(
+        replies(smtp, "<huge@mail.example>")[0])
+
+    # the same Message-ID again: no second request, no second reply
+    await intake_env.send(spec_table(settings.intake_max_bytes)[-1][1])
+    # and after the cutoff (the receipt time is the intake's clock, not the sender's Date header)
+    await skip_to(intake_env.stack, intake_env.cutoff + timedelta(minutes=1))
+    late = build(letter(block(old="1449900000042", new="1449909000045")), message_id="<late-way@mail.example>")
+    if way == "smtp":
+        with session_scope(engine) as s:
+            sha, _ = store_raw(s, late, "smtp", await intake_env.stack.now(), settings.intake_max_bytes)
+        await intake_env.intake.hand_over(sha)
+    else:
+        await intake_env.intake.receive(late, "imap", await intake_env.stack.now())
+    assert await eventually(lambda: outcome_of(engine, "<late-way@mail.example>")) == "refused:closed"
+    assert len(replies(smtp, "<fine@mail.example>")) == 1
