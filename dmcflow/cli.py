@@ -86,7 +86,10 @@ def cmd_rounds_start(a: argparse.Namespace) -> None:
 
 
 def cmd_mail_list(a: argparse.Namespace) -> None:
-    box = mailbox.Maildir(str(get_settings().var_dir / "mail"), create=True)
+    path = get_settings().var_dir / "mail"
+    for sub in ("cur", "new", "tmp"):
+        (path / sub).mkdir(parents=True, exist_ok=True)
+    box = mailbox.Maildir(str(path), create=False)
     messages = sorted(box, key=lambda m: parsedate_to_datetime(m["Date"]) if m["Date"] else datetime.min)
     for msg in messages[-a.last:]:
         subject = str(make_header(decode_header(msg.get("Subject", ""))))

@@ -80,7 +80,8 @@ def start_mail_catcher(settings: Settings) -> Controller | None:
         log.info("SMTP already listening on %s:%s: using it", settings.smtp_host, settings.smtp_port)
         return None
     maildir = settings.var_dir / "mail"
-    maildir.mkdir(parents=True, exist_ok=True)
+    for sub in ("cur", "new", "tmp"):  # a Maildir: an existing folder without these takes no mail
+        (maildir / sub).mkdir(parents=True, exist_ok=True)
     controller = Controller(Mailbox(str(maildir)), hostname=settings.smtp_host, port=settings.smtp_port)
     controller.start()
     return controller
