@@ -94,6 +94,7 @@ def test_dev_stack_boots_serves_the_demo_and_stops(tmp_path):
         assert school.json()["stage"] == "open" and school.json()["gate"]["students"] == 7
         assert school.json()["cutoff_at"]["th"].endswith("16.30 น.")
         assert (tmp_path / "var" / "temporal.sqlite").exists()
+        assert all((tmp_path / "var" / "mail" / sub).is_dir() for sub in ("cur", "new", "tmp"))  # takes mail
     finally:
         proc.send_signal(signal.SIGINT)
         code = proc.wait(timeout=60)
