@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
-import sys
 import tempfile
 import time
 from datetime import datetime, timedelta, timezone
@@ -24,6 +22,7 @@ from temporalio.client import Client
 
 from api.app import create_app
 from bench.local_temporal import dev_server
+from bench.report import emit
 from bench.roster_export import rows, school_codes, to_csv, to_xlsx
 from db.directory import create_round, create_user, upsert_school
 from db.engine import make_engine, session_scope
@@ -76,13 +75,7 @@ async def main() -> None:
                     figures[label] = {"seconds": round(seconds, 2), "rows_per_s": round(args.rows / seconds),
                                       "applied": report["applied"], "unchanged": report["unchanged"],
                                       "refused": report["refused"]}
-    width = max(len(k) for k in figures)
-    for k, v in figures.items():
-        print(f"{k:<{width}}  {v}")
-    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.json).write_text(json.dumps(figures, indent=2))
-    sys.stdout.flush()
-    os._exit(0)
+    emit(figures, args.json)
 
 
 if __name__ == "__main__":

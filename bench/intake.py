@@ -11,9 +11,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
-import os
-import sys
 import tempfile
 import time
 from datetime import datetime, timedelta, timezone
@@ -25,6 +22,7 @@ from aiosmtpd.controller import Controller
 from temporalio.client import Client
 
 from bench.local_temporal import dev_server, free_port
+from bench.report import emit
 from bench.roster_export import rows, school_codes, to_csv
 from db.directory import create_round, upsert_school
 from db.engine import make_engine, session_scope
@@ -121,12 +119,7 @@ async def main() -> None:
     figures = {"messages": len(messages), "smtp_clients": args.clients,
                "all_stored_s": round(accepted, 2), "stored_per_s": round(len(messages) / accepted, 1),
                "all_replied_s": round(replied, 2), "receipt_to_reply_per_s": round(len(messages) / replied, 1)}
-    for k, v in figures.items():
-        print(f"{k:<24}  {v}")
-    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.json).write_text(json.dumps(figures, indent=2))
-    sys.stdout.flush()
-    os._exit(0)
+    emit(figures, args.json)
 
 
 if __name__ == "__main__":

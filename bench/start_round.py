@@ -11,10 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
-import os
 import resource
-import sys
 import tempfile
 import time
 import uuid
@@ -28,6 +25,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from bench.local_temporal import dev_server
+from bench.report import emit
 from db.directory import create_round
 from db.engine import make_engine, session_scope
 from db.migrate import upgrade
@@ -112,13 +110,7 @@ async def main() -> None:
         "ratio_start_round_vs_bare": round(bare / started, 2) if bare else None,
         "worker_max_rss_mb": round(rss_worker), "server_rss_mb": round(rss_server),
     }
-    width = max(len(k) for k in figures)
-    for k, v in figures.items():
-        print(f"{k:<{width}}  {v}")
-    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.json).write_text(json.dumps(figures, indent=2))
-    sys.stdout.flush()
-    os._exit(0)  # temporalio/sdk-python#300: avoid the interpreter-exit crash
+    emit(figures, args.json)
 
 
 if __name__ == "__main__":

@@ -7,21 +7,14 @@ import hashlib
 from sqlmodel import Session
 
 from db.models import EvidenceFile
+from domain.evidence import sniff_evidence
 from domain.refusals import invalid
 
 MAX_EVIDENCE_BYTES = 25 * 1024 * 1024
-_MAGIC = ((b"%PDF-", "application/pdf"), (b"\xff\xd8\xff", "image/jpeg"), (b"\x89PNG\r\n\x1a\n", "image/png"))
-
-
-def sniff(data: bytes) -> str | None:
-    """The type the bytes really are (a declared type or a file name proves nothing)."""
-    return next((ctype for magic, ctype in _MAGIC if data.startswith(magic)), None)
-
-
 def store_evidence(session: Session, data: bytes, filename: str = "") -> EvidenceFile:
     if len(data) > MAX_EVIDENCE_BYTES:
         raise invalid("evidence_too_large", "ไฟล์หลักฐานใหญ่เกิน 25 MB", "The evidence file is larger than 25 MB")
-    ctype = sniff(data)
+    ctype = sniff_evidence(data)
     if ctype is None:
         raise invalid("evidence_type", "หลักฐานต้องเป็นไฟล์ PDF, JPEG หรือ PNG", "Evidence must be a PDF, JPEG or PNG file")
     digest = hashlib.sha256(data).hexdigest()

@@ -38,6 +38,7 @@ from bs4 import BeautifulSoup, NavigableString, Tag
 
 from domain.ids import masked, normalise_name, normalise_national_id, normalise_school_code, \
     normalise_student_id
+from domain.evidence import sniff_evidence
 from domain.refusals import Refusal, refusal
 from domain.thai_time import arabic_digits
 
@@ -202,17 +203,6 @@ def _about(fld: Field, problem: Refusal) -> Refusal:
 
 
 # --- the outcome -----------------------------------------------------------------------------------
-
-_SNIFF = ((b"%PDF-", "application/pdf"), (b"\xff\xd8\xff", "image/jpeg"), (b"\x89PNG\r\n\x1a\n", "image/png"))
-
-
-def sniff_evidence(content: bytes) -> str | None:
-    """What the bytes really are, if they are evidence: the declared type and the name can lie."""
-    for magic, kind in _SNIFF:
-        if content.startswith(magic):
-            return kind
-    return None
-
 
 @dataclass(frozen=True, slots=True)
 class Attachment:
