@@ -112,6 +112,16 @@ async def test_both_claim_so_the_district_decides(time_env, engine, settings, sm
         assert (await declare(stack, rid, case_id, "director2", "present")).status_code == 200
         await eventually(lambda: [m for m in smtp.messages if "officer@sesao26.example" in m["X-Envelope-To"]
                                   and case_id in m["Subject"]])
+        # the district reads each school's evidence before deciding; others cannot
+        [case] = (await stack.http.get(f"/rounds/{rid}/duplicates", headers=stack.auth("district"))).json()
+        sha = case["declarations"][SCHOOL]["evidence"]
+        evidence_url = f"/rounds/{rid}/duplicates/{case_id}/evidence/{sha}"
+        pdf = await stack.http.get(evidence_url, headers=stack.auth("district"))
+        assert pdf.status_code == 200 and pdf.content == PDF and pdf.headers["content-type"] == "application/pdf"
+        assert pdf.headers["x-content-type-options"] == "nosniff"
+        assert (await stack.http.get(evidence_url, headers=stack.auth("other_district"))).status_code == 404
+        assert (await stack.http.get(f"/rounds/{rid}/duplicates/{case_id}/evidence/{'0' * 64}",
+                                     headers=stack.auth("district"))).status_code == 404
         r = await stack.http.post(f"/rounds/{rid}/duplicates/{case_id}/resolution", headers=stack.auth("district"),
                                   data={"action": "decide", "keep_school": SCHOOL_2, "note": "มีหลักฐานการสอบ"})
         assert r.status_code == 200 and r.json()["outcome"] == SCHOOL_2, r.text

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, File, Form, UploadFile
+from fastapi import APIRouter, File, Form, Response, UploadFile
 from pydantic import BaseModel
 from sqlalchemy import or_
 from sqlmodel import select
@@ -21,7 +21,7 @@ from api.workflow_updates import refusal_from_update_failure
 from db.duplicates import open_affiliation_case
 from db.engine import session_scope
 from db.evidence import MAX_EVIDENCE_BYTES, store_evidence
-from db.models import DuplicateCase, School, Student
+from db.models import DuplicateCase, EvidenceFile, School, Student
 from domain.duplicates import AGENCIES, DecideIn, DeclareIn
 from domain.ids import normalise_student_id
 from domain.refusals import Refusal, forbidden, invalid, not_found, refusal
@@ -136,6 +136,25 @@ async def resolve_duplicate(
         await asyncio.sleep(0.05)
         view = await asyncio.to_thread(_load_view, engine, case_id)
     return view
+
+
+@router.get("/duplicates/{case_id}/evidence/{sha256}", operation_id="get_duplicate_evidence", response_class=Response,
+            summary="An evidence file of a declaration (a download), for the parties, their district and admins")
+async def get_duplicate_evidence(round_id: str, case_id: str, sha256: str, user: UserDep,
+                                 engine: EngineDep) -> Response:
+    def load() -> EvidenceFile:
+        with session_scope(engine) as session:
+            case = session.get(DuplicateCase, case_id)
+            if case is None or case.round_id != round_id or not _visible(user, session, case):
+                raise not_found("เรื่องนักเรียนซ้ำซ้อน", "duplicate case", case_id)
+            if sha256 not in {d.get("evidence") for d in case.declarations.values()}:
+                raise not_found("หลักฐาน", "evidence", sha256[:12])
+            return session.get(EvidenceFile, sha256)
+
+    file = await asyncio.to_thread(load)
+    extension = {"application/pdf": "pdf", "image/jpeg": "jpg", "image/png": "png"}[file.content_type]
+    return Response(file.data, media_type=file.content_type, headers={
+        "Content-Disposition": f'attachment; filename="{sha256[:12]}.{extension}"', "X-Content-Type-Options": "nosniff"})
 
 
 def _load_view(engine, case_id: str) -> CaseOut:
