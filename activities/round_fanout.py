@@ -113,15 +113,20 @@ class RoundFanoutActivities:
             with session_scope(self.engine) as session:
                 return list(session.exec(select(School.area).distinct()))
 
-        for area in await asyncio.to_thread(areas):
-            await self.client.start_workflow(
-                AreaCutoffWorkflow.run, AreaCutoffInput(round_id=round_id, area=area),
-                id=area_cutoff_id(round_id, area), task_queue=self.settings.ops_task_queue,
-                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-                id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
-                search_attributes=TypedSearchAttributes([SearchAttributePair(sa.ROUND, round_id),
-                                                         SearchAttributePair(sa.AREA, area)]),
-            )
+        gate = asyncio.Semaphore(CONCURRENCY)
+
+        async def start(area: str) -> None:
+            async with gate:
+                await self.client.start_workflow(
+                    AreaCutoffWorkflow.run, AreaCutoffInput(round_id=round_id, area=area),
+                    id=area_cutoff_id(round_id, area), task_queue=self.settings.ops_task_queue,
+                    id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+                    id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+                    search_attributes=TypedSearchAttributes([SearchAttributePair(sa.ROUND, round_id),
+                                                             SearchAttributePair(sa.AREA, area)]),
+                )
+
+        await asyncio.gather(*(start(area) for area in await asyncio.to_thread(areas)))  # 245 areas at once
 
     # --- extend ---------------------------------------------------------------------------------
 
