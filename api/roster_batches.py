@@ -9,12 +9,12 @@ from __future__ import annotations
 import asyncio
 import uuid
 
+from api.workflow_updates import school_update
 from db.engine import session_scope
 from db.models import RosterBatch
 from domain.messages import ApplyRosterBatch, BatchOutcome
 from domain.refusals import Refusal
 from domain.school_round import Actor
-from api.workflow_updates import school_update
 from workflows.school_round import SchoolRoundWorkflow
 
 

@@ -12,6 +12,7 @@ from temporalio.client import WorkflowUpdateFailedError
 from temporalio.service import RPCError
 
 from api.deps import EngineDep, TemporalDep, UserDep, require_role
+from api.downloads import evidence_download
 from api.errors import ERROR_RESPONSES
 from api.views import instant
 from api.workflow_updates import refusal_from_update_failure
@@ -135,10 +136,7 @@ async def get_id_correction_evidence(ref: str, sha256: str, user: UserDep, engin
                 raise not_found("หลักฐาน", "evidence", sha256[:12])
             return session.get(EvidenceFile, sha256)
 
-    file = await asyncio.to_thread(load)
-    extension = {"application/pdf": "pdf", "image/jpeg": "jpg", "image/png": "png"}[file.content_type]
-    return Response(file.data, media_type=file.content_type, headers={
-        "Content-Disposition": f'attachment; filename="{sha256[:12]}.{extension}"', "X-Content-Type-Options": "nosniff"})
+    return evidence_download(await asyncio.to_thread(load))
 
 
 @router.post("/{ref}/decision", operation_id="decide_id_correction", response_model=IdCorrectionOut,

@@ -12,8 +12,8 @@ from sqlmodel import select
 
 from api.deps import EngineDep, TemporalDep, UserDep, require_role, school_in_scope
 from api.errors import ERROR_RESPONSES
-from api.schemas import BatchReport
 from api.roster_batches import apply_batch
+from api.schemas import BatchReport
 from db.engine import session_scope
 from db.models import Round, School
 from domain.end_of_year import EndOfYearBatch
