@@ -9,9 +9,10 @@ from email.parser import BytesHeaderParser
 from sqlmodel import Session, select
 
 from db.evidence import store_evidence
-from db.models import AuditEvent, IdCorrection, InboundMessage, School, SchoolEmail, SchoolRound, Student, utcnow
+from db.models import AuditEvent, IdCorrection, InboundMessage, SchoolEmail, SchoolRound, Student
 from domain.id_corrections import IdCorrectionInput, reference
 from domain.refusals import Refusal, refusal
+from domain.thai_time import english_datetime, thai_datetime
 from intake.email_parser import ParsedMessage
 
 HEAD_BYTES = 256 * 1024  # of a message over the limit, kept to read its headers and reply
@@ -80,7 +81,6 @@ def _round_for(session: Session, school: str, at: datetime) -> tuple[SchoolRound
     if row is None:
         return None, refusal("round_not_open", "ยังไม่เปิดรอบให้แก้ไขเลขประจำตัวประชาชน", "No round is open for corrections")
     if at >= row.cutoff_at:
-        from domain.thai_time import english_datetime, thai_datetime
         return row, refusal("closed", f"ปิดรับการแก้ไขเลขประจำตัวประชาชนแล้วเมื่อ {thai_datetime(row.cutoff_at)} (ข้อ 4)",
                             f"ID corrections closed at {english_datetime(row.cutoff_at)} (R4)")
     return row, None
@@ -173,11 +173,3 @@ def settle(session: Session, ref: str, status: str, by: str | None, at: datetime
         row.status, row.decided_by, row.decided_at, row.decision_reason = status, by, at, reason
         session.add(row)
     return row
-
-
-def school_name(session: Session, code: str | None) -> str:
-    school = session.get(School, code) if code else None
-    return school.name if school else ""
-
-
-__all__ = ["apply_correction", "decide_message", "follow_up", "settle", "store_raw", "utcnow"]

@@ -15,7 +15,7 @@ from sqlmodel import select
 
 from db.directory import create_round, create_user, hash_token, upsert_school
 from db.engine import session_scope
-from db.models import Round, School, Student, User
+from db.models import Round, Student, User
 from db.roster_changes import STUDENT_FIELDS
 from domain.ids import national_id_check_digit
 from domain.roster_file import parse_roster
@@ -93,7 +93,3 @@ def load(engine: Engine, now: datetime | None = None) -> list[str]:
                 done.append(f"round {spec.id}: " + ", ".join(f"{k} {v}" for k, v in spec.display().items()))
     return done
 
-
-def school_codes(engine: Engine) -> list[str]:
-    with session_scope(engine) as s:
-        return list(s.exec(select(School.code).order_by(School.code)))

@@ -120,3 +120,17 @@ async def keep_history(stack: Stack, workflow_id: str, name: str) -> None:
     history = await stack.client.get_workflow_handle(workflow_id).fetch_history()
     HISTORIES.mkdir(exist_ok=True)
     (HISTORIES / f"{name}.json").write_text(history.to_json(), encoding="utf-8")
+
+
+async def tomorrows_round(stack: Stack, *, start: bool = True) -> tuple[str, datetime, datetime, datetime]:
+    """A round like the letter's, on Temporal's tomorrow: confirmation 08.30, cutoff 16.30 (Bangkok).
+    Answers (round id, now, confirm_from, cutoff)."""
+    from tests.timing import bangkok_on_day
+
+    now = await stack.now()
+    rid = unique_round()
+    confirm_from, cutoff = bangkok_on_day(now, 8, 30), bangkok_on_day(now, 16, 30)
+    add_round(stack.engine, rid, now, confirm_from, cutoff)
+    if start:
+        await stack.start_round(rid)
+    return rid, now, confirm_from, cutoff

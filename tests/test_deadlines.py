@@ -12,7 +12,8 @@ from datetime import datetime, timedelta
 import pytest
 
 from tests.stack import (
-    AREA, OTHER_SCHOOL, SCHOOL, SCHOOL_2, add_round, keep_history, make_ready, running_stack, unique_round,
+    tomorrows_round,
+    AREA, OTHER_SCHOOL, SCHOOL, SCHOOL_2, keep_history, make_ready, running_stack,
 )
 from workflows.ids import area_cutoff_id, fanout_id
 from tests.timing import bangkok_on_day, eventually, skip_to
@@ -37,11 +38,7 @@ def url(rid: str, school: str) -> str:
 
 async def test_window_edges_to_the_second(time_env, engine, settings, process_tz):
     async with running_stack(time_env, engine, settings) as stack:
-        now = await stack.now()
-        rid = unique_round()
-        confirm_from, cutoff = bangkok_on_day(now, 8, 30), bangkok_on_day(now, 16, 30)
-        add_round(engine, rid, now, confirm_from, cutoff)
-        await stack.start_round(rid)
+        rid, now, confirm_from, cutoff = await tomorrows_round(stack)
         await make_ready(stack, rid, SCHOOL)
         await make_ready(stack, rid, SCHOOL_2)
 
@@ -72,11 +69,7 @@ async def test_window_edges_to_the_second(time_env, engine, settings, process_tz
 
 async def test_cutoff_escalates_late_schools_to_their_own_district(time_env, engine, settings, smtp):
     async with running_stack(time_env, engine, settings) as stack:
-        now = await stack.now()
-        rid = unique_round()
-        confirm_from, cutoff = bangkok_on_day(now, 8, 30), bangkok_on_day(now, 16, 30)
-        add_round(engine, rid, now, confirm_from, cutoff)
-        await stack.start_round(rid)
+        rid, now, confirm_from, cutoff = await tomorrows_round(stack)
         await make_ready(stack, rid, SCHOOL)
         await skip_to(stack, confirm_from + timedelta(minutes=5))
         assert (await stack.http.post(f"{url(rid, SCHOOL)}/confirmation", headers=stack.auth("staff"))).status_code == 200
@@ -103,12 +96,8 @@ async def test_cutoff_escalates_late_schools_to_their_own_district(time_env, eng
 
 async def test_school_extension_rearms_timers_and_is_audited(time_env, engine, settings, smtp):
     async with running_stack(time_env, engine, settings) as stack:
-        now = await stack.now()
-        rid = unique_round()
-        confirm_from, cutoff = bangkok_on_day(now, 8, 30), bangkok_on_day(now, 16, 30)
+        rid, now, confirm_from, cutoff = await tomorrows_round(stack)
         new_cutoff = bangkok_on_day(now, 16, 30, days=2)
-        add_round(engine, rid, now, confirm_from, cutoff)
-        await stack.start_round(rid)
         await skip_to(stack, confirm_from + timedelta(minutes=30))
 
         body = {"school_code": SCHOOL, "cutoff_at": new_cutoff.replace(tzinfo=None).isoformat(),
@@ -157,12 +146,8 @@ async def make_ready_late_refused(stack, rid: str) -> None:
 
 async def test_area_extension_moves_every_school_of_the_area_only(time_env, engine, settings):
     async with running_stack(time_env, engine, settings) as stack:
-        now = await stack.now()
-        rid = unique_round()
-        confirm_from, cutoff = bangkok_on_day(now, 8, 30), bangkok_on_day(now, 16, 30)
+        rid, now, confirm_from, cutoff = await tomorrows_round(stack)
         new_cutoff = bangkok_on_day(now, 12, 0, days=3)
-        add_round(engine, rid, now, confirm_from, cutoff)
-        await stack.start_round(rid)
 
         body = {"area": AREA, "cutoff_at": new_cutoff.isoformat(), "reason": "น้ำท่วม"}
         r = await stack.http.post(f"/rounds/{rid}/deadline-extensions", headers=stack.auth("other_district"),

@@ -4,17 +4,13 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from tests.stack import OTHER_SCHOOL, SCHOOL, SCHOOL_2, add_round, make_ready, running_stack, unique_round
+from tests.stack import tomorrows_round, OTHER_SCHOOL, SCHOOL, SCHOOL_2, make_ready, running_stack
 from tests.timing import bangkok_on_day, skip_to
 
 
 async def test_staff_withdraw_edit_and_confirm_again(time_env, engine, settings):
     async with running_stack(time_env, engine, settings) as stack:
-        now = await stack.now()
-        rid = unique_round()
-        confirm_from, cutoff = bangkok_on_day(now, 8, 30), bangkok_on_day(now, 16, 30)
-        add_round(engine, rid, now, confirm_from, cutoff)
-        await stack.start_round(rid)
+        rid, now, confirm_from, cutoff = await tomorrows_round(stack)
         await make_ready(stack, rid, SCHOOL)
         url = f"/rounds/{rid}/schools/{SCHOOL}"
         await skip_to(stack, confirm_from + timedelta(hours=1))
@@ -54,11 +50,8 @@ async def test_staff_withdraw_edit_and_confirm_again(time_env, engine, settings)
 
 async def test_admin_extends_the_whole_round(time_env, engine, settings):
     async with running_stack(time_env, engine, settings) as stack:
-        now = await stack.now()
-        rid = unique_round()
-        confirm_from, cutoff = bangkok_on_day(now, 8, 30), bangkok_on_day(now, 16, 30)
+        rid, now, confirm_from, cutoff = await tomorrows_round(stack, start=False)
         new_cutoff = bangkok_on_day(now, 16, 30, days=8)
-        add_round(engine, rid, now, confirm_from, cutoff)
         r = await stack.http.post(f"/rounds/{rid}/deadline-extensions", headers=stack.auth("admin"),
                                   json={"cutoff_at": new_cutoff.isoformat(), "reason": "ก่อนเริ่ม"})
         assert r.status_code == 409 and r.json()["code"] == "round_not_started"
