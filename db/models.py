@@ -104,6 +104,7 @@ class Student(SQLModel, table=True):
     birth_date: date | None = None
     sat_final_exam: bool = True
     status: str = Field(default="studying", index=True, max_length=20)
+    status_reason: str | None = Field(default=None, max_length=40)  # e.g. the dropout category (R8)
     updated_at: datetime = Field(default_factory=utcnow, sa_column=Column(AwareDateTime(), nullable=False))
 
 
@@ -254,3 +255,45 @@ class IdCorrection(SQLModel, table=True):
     decided_at: datetime | None = Field(default=None, sa_column=Column(AwareDateTime(), nullable=True))
     decision_reason: str | None = Field(default=None, max_length=1000)
     created_at: datetime = Field(default_factory=utcnow, sa_column=Column(AwareDateTime(), nullable=False))
+
+
+class DropoutRequest(SQLModel, table=True):
+    """R8: a school's request to record a student as dropped out, decided by the district.
+
+    Holds everything personal or free-text (the student, the details, the thread); the consultation
+    workflow sees only the request id, the school, the category and who acted when."""
+
+    __tablename__ = "dropout_requests"
+    __table_args__ = (Index("ix_dropout_requests_round_school", "round_id", "school_code"),)
+    id: str = Field(primary_key=True, max_length=40)
+    round_id: str = Field(foreign_key="rounds.id", index=True, max_length=40)
+    school_code: str = Field(foreign_key="schools.code", max_length=10)
+    area: str = Field(index=True, max_length=120)
+    student_pk: int = Field(foreign_key="students.id", index=True)
+    reason: str = Field(max_length=40)  # a ministry dropout category (domain.dropouts.REASONS)
+    details: str = Field(default="", sa_column=Column(Text, nullable=False))
+    evidence: str | None = Field(default=None, max_length=64)  # sha256 of an evidence file
+    # starting | waiting_district | waiting_school | approved | rejected | expired | failed
+    status: str = Field(default="starting", index=True, max_length=20)
+    requested_by: str = Field(max_length=40)
+    requested_at: datetime = Field(sa_column=Column(AwareDateTime(), nullable=False))
+    decided_by: str | None = Field(default=None, max_length=40)
+    decided_at: datetime | None = Field(default=None, sa_column=Column(AwareDateTime(), nullable=True))
+    closed_at: datetime | None = Field(default=None, sa_column=Column(AwareDateTime(), nullable=True))
+
+
+class DropoutMessage(SQLModel, table=True):
+    """One entry of a consultation's thread: the request, a question, an answer, the decision.
+
+    Written staged by the API before the workflow accepts it, posted when it does, deleted when it refuses."""
+
+    __tablename__ = "dropout_messages"
+    id: int | None = Field(default=None, primary_key=True)
+    request_id: str = Field(foreign_key="dropout_requests.id", index=True, max_length=40)
+    kind: str = Field(max_length=20)  # request | question | answer | note | approve | reject | expired
+    side: str = Field(max_length=10)  # school | district | system
+    author: str | None = Field(default=None, max_length=40)
+    text: str = Field(default="", sa_column=Column(Text, nullable=False))
+    evidence: str | None = Field(default=None, max_length=64)
+    posted: bool = False
+    at: datetime = Field(sa_column=Column(AwareDateTime(), nullable=False))
