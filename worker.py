@@ -12,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from activities.dropout import DropoutActivities
 from activities.duplicate_case import DuplicateCaseActivities
 from activities.intake import IntakeActivities
 from activities.round_fanout import RoundFanoutActivities
@@ -20,13 +21,15 @@ from db.engine import make_engine
 from dmcflow.settings import Settings, get_settings
 from dmcflow.temporal_client import connect
 from workflows.area_cutoff import AreaCutoffWorkflow
+from workflows.dropout_consultation import DropoutConsultationWorkflow
 from workflows.duplicate_case import DuplicateCaseWorkflow
 from workflows.id_correction import IdCorrectionWorkflow
 from workflows.inbound_message import InboundMessageWorkflow
 from workflows.round_fanout import RoundFanoutWorkflow
 from workflows.school_round import SchoolRoundWorkflow
 
-SCHOOL_WORKFLOWS = [SchoolRoundWorkflow, DuplicateCaseWorkflow, InboundMessageWorkflow, IdCorrectionWorkflow]
+SCHOOL_WORKFLOWS = [SchoolRoundWorkflow, DuplicateCaseWorkflow, InboundMessageWorkflow, IdCorrectionWorkflow,
+                    DropoutConsultationWorkflow]
 OPS_WORKFLOWS = [RoundFanoutWorkflow, AreaCutoffWorkflow]
 WORKFLOWS = SCHOOL_WORKFLOWS + OPS_WORKFLOWS
 
@@ -56,11 +59,13 @@ def build_worker(client: Client, settings: Settings, *, engine=None, executor: T
     fanout = RoundFanoutActivities(engine, settings, client)
     duplicates = DuplicateCaseActivities(engine, settings)
     intake = IntakeActivities(engine, settings)
+    dropout = DropoutActivities(engine, settings)
     activities = [school.load_gate, school.record_transition, school.apply_roster_batch, school.send_school_reminder,
                   fanout.fanout_page, fanout.area_cutoff_step, duplicates.record_duplicate_declarations,
                   duplicates.resolve_duplicate, duplicates.notify_duplicate, intake.process_inbound,
                   intake.apply_id_correction, intake.settle_id_correction, intake.notify_id_correction,
-                  intake.deliver_mail]
+                  intake.deliver_mail, dropout.open_dropout, dropout.dropout_calendar, dropout.post_dropout_message,
+                  dropout.settle_dropout, dropout.notify_dropout]
     executor = executor or ThreadPoolExecutor(max_workers=64)
     return Workers(
         # Few workflow tasks at once: on a small machine a thousand new schools' first tasks at a time

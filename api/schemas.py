@@ -76,6 +76,16 @@ class Person(BaseModel):
     at: Instant
 
 
+class BlockingCaseOut(BaseModel):
+    """An open side process that keeps the school from confirming, named for the people who must act."""
+
+    kind: str  # duplicate | dropout | id_correction
+    ref: str
+    title_th: str
+    title_en: str
+    status: str | None = None
+
+
 class SchoolRoundOut(BaseModel):
     round_id: str
     school_code: str
@@ -90,7 +100,7 @@ class SchoolRoundOut(BaseModel):
     gate: dict
     confirmed: Person | None
     certified: Person | None
-    blocking_cases: list[dict]
+    blocking_cases: list[BlockingCaseOut]
     workflow_id: str
 
 

@@ -6,11 +6,12 @@ from datetime import datetime
 
 from sqlmodel import Session, func, select
 
-from api.schemas import Instant, Person, RoundOut, SchoolRoundOut
+from api.schemas import BlockingCaseOut, Instant, Person, RoundOut, SchoolRoundOut
 from db.directory import round_spec
-from db.models import Round, School, SchoolRound, User
+from db.models import DropoutRequest, DuplicateCase, Round, School, SchoolRound, Student, User
 from domain.refusals import refusal
 from domain.rounds import Schedule
+from domain.dropouts import REASONS, STATUS_TH
 from domain.school_round import STAGE_TH, Decision, GateProgress, stage_at
 from domain.thai_time import thai_datetime, to_bangkok
 from workflows.ids import school_round_id
@@ -55,4 +56,23 @@ def school_round_view(session: Session, round_id: str, school: School, now: date
         gate=GateProgress.model_validate(row.gate).summary(),
         confirmed=_person(session, row.confirmed_by, row.confirmed_at),
         certified=_person(session, row.certified_by, row.certified_at),
-        blocking_cases=row.blocking, workflow_id=school_round_id(round_id, school.code))
+        blocking_cases=[blocking_case(session, c) for c in row.blocking], workflow_id=school_round_id(round_id, school.code))
+
+
+def _student_name(session: Session, student_pk: int) -> str:
+    s = session.get(Student, student_pk)
+    return f"{s.prefix}{s.first_name} {s.last_name}".strip() if s else ""
+
+
+def blocking_case(session: Session, case: dict) -> BlockingCaseOut:
+    kind, ref = case["kind"], case["ref"]
+    if kind == "dropout" and (row := session.get(DropoutRequest, ref)) is not None:
+        name = _student_name(session, row.student_pk)
+        return BlockingCaseOut(kind=kind, ref=ref, status=row.status,
+                               title_th=f"คำขอออกกลางคัน {ref}: {name} ({REASONS[row.reason][0]}, {STATUS_TH[row.status]})",
+                               title_en=f"Dropout request {ref}: {name} ({row.status})")
+    if kind == "duplicate" and (dup := session.get(DuplicateCase, ref)) is not None:
+        name = _student_name(session, dup.student_pk)
+        return BlockingCaseOut(kind=kind, ref=ref, status=dup.status, title_th=f"นักเรียนซ้ำซ้อน {ref}: {name}",
+                               title_en=f"Duplicate student case {ref}: {name}")
+    return BlockingCaseOut(kind=kind, ref=ref, title_th=f"เรื่องค้าง {kind} {ref}", title_en=f"Open {kind} case {ref}")

@@ -71,6 +71,12 @@ def apply_import(session: Session, batch: RosterBatch, actor: str, at: datetime)
                             "updated_at": at})
             audits.append((None, {"student_id": sid, **_jsonable_all(values)}))
             continue
+        if current.status == "dropped_out":
+            # the district approved it (R8): an old export must not put the student back on the roster
+            issues.append(_issue(r["row"], "เลขประจำตัวประชาชน", sid, refusal(
+                "r8_dropped_out", "นักเรียนคนนี้ถูกบันทึกออกกลางคันตามการพิจารณาของเขตพื้นที่แล้ว นำกลับเข้าทะเบียนด้วยการนำเข้าไม่ได้",
+                "This student was recorded as dropped out on the district's decision; an import cannot put them back")))
+            continue
         changed = {k: v for k, v in values.items() if getattr(current, k) != v}
         if not changed and current.status == ACTIVE:
             unchanged += 1

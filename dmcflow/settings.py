@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from functools import lru_cache
 from pathlib import Path
 
@@ -46,6 +47,10 @@ class Settings(BaseSettings):
     intake_imap_password: str | None = None
     intake_imap_mailbox: str = "INBOX"
     intake_imap_processed_mailbox: str | None = None
+
+    # working days for the dropout consultation's reminders (R8): see dmcflow/holiday_calendar.py
+    holiday_files: list[Path] = Field(default_factory=lambda: [Path(__file__).parent / "calendars" / "th-holidays-2567.csv"])
+    extra_holidays: list[date] = Field(default_factory=list)
 
     api_host: str = "127.0.0.1"
     api_port: int = 8000

@@ -67,7 +67,9 @@ async def test_holder_says_absent_so_the_student_moves_to_the_claimant(time_env,
         r = await stack.http.post(f"/rounds/{rid}/schools/{SCHOOL_2}/confirmation", headers=stack.auth("staff2"))
         assert r.status_code == 409 and r.json()["code"] == "blocking_cases" and case_id in r.json()["message_th"]
         view = await school_view(stack, rid, SCHOOL_2, "staff2")
-        assert view["blocking_cases"] == [{"kind": "duplicate", "ref": case_id}]
+        [blocking] = view["blocking_cases"]
+        assert (blocking["kind"], blocking["ref"], blocking["status"]) == ("duplicate", case_id, "open")
+        assert "นักเรียนซ้ำซ้อน" in blocking["title_th"] and "ทดสอบ ระบบ" in blocking["title_th"]
         await eventually(lambda: len([m for m in smtp.messages if case_id in m["Subject"]]) == 2)
 
         r = await stack.http.get(f"/rounds/{rid}/duplicates", headers=stack.auth("other_district"))

@@ -22,6 +22,11 @@ APPLY_ID_CORRECTION = "apply_id_correction"
 SETTLE_ID_CORRECTION = "settle_id_correction"
 NOTIFY_ID_CORRECTION = "notify_id_correction"
 DELIVER_MAIL = "deliver_mail"
+OPEN_DROPOUT = "open_dropout"
+DROPOUT_CALENDAR = "dropout_calendar"
+POST_DROPOUT_MESSAGE = "post_dropout_message"
+SETTLE_DROPOUT = "settle_dropout"
+NOTIFY_DROPOUT = "notify_dropout"
 
 # Refusals are answers, not faults: retrying them changes nothing.
 _NON_RETRYABLE = ["Refusal"]

@@ -30,3 +30,7 @@ def inbound_message_id(sha256: str) -> str:
 
 def id_correction_id(ref: str) -> str:
     return f"id-correction/{ref}"
+
+
+def dropout_id(request_id: str) -> str:
+    return f"dropout/{request_id}"

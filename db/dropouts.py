@@ -1,0 +1,149 @@
+"""Dropout consultations (R8) in the database: the request, its thread, and the roster change on approval.
+
+Every write here is idempotent (the consultation workflow's activities may run twice): opening an open
+request, posting a posted entry or settling a settled request changes nothing.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import date, datetime, timedelta
+from pathlib import Path
+
+from sqlmodel import Session, select
+
+from db.models import AuditEvent, DropoutMessage, DropoutRequest, SchoolRound, Student
+from dmcflow.holiday_calendar import holidays_between
+from domain.dropouts import OPEN_STATUSES, DropoutCalendar, DropoutInput
+from domain.thai_time import to_bangkok
+
+ACTIVE = "studying"
+# A request still "starting" this long after it was made never got its workflow (the API died in between).
+STARTING_GRACE = timedelta(minutes=10)
+# Holidays are looked up this far past the cutoff, so that an extension of a few weeks needs no new lookup.
+CALENDAR_MARGIN = timedelta(days=90)
+
+
+def new_request_id() -> str:
+    # Random, not derived from the student: the id travels in workflow ids and mail subjects.
+    return "DO-" + secrets.token_hex(5).upper()
+
+
+def open_request_for(session: Session, round_id: str, student_pk: int, now: datetime) -> DropoutRequest | None:
+    rows = session.exec(select(DropoutRequest).where(DropoutRequest.round_id == round_id,
+                                                     DropoutRequest.student_pk == student_pk,
+                                                     DropoutRequest.status.in_(OPEN_STATUSES)))
+    return next((r for r in rows if r.status != "starting" or now - r.requested_at < STARTING_GRACE), None)
+
+
+def create_request(session: Session, *, round_id: str, area: str, student: Student, reason: str, details: str,
+                   evidence: str | None, by: str, at: datetime) -> tuple[DropoutRequest, DropoutInput]:
+    row = DropoutRequest(id=new_request_id(), round_id=round_id, school_code=student.school_code, area=area,
+                         student_pk=student.id, reason=reason, details=details, evidence=evidence,
+                         status="starting", requested_by=by, requested_at=at)
+    session.add(row)
+    session.flush()  # the thread's rows refer to it (no ORM relationship orders the inserts)
+    session.add(DropoutMessage(request_id=row.id, kind="request", side="school", author=by, text=details,
+                               evidence=evidence, at=at))
+    return row, DropoutInput(request_id=row.id, round_id=round_id, school_code=student.school_code, area=area,
+                             reason=reason)
+
+
+def discard_request(session: Session, request_id: str) -> None:
+    """The workflow never started: nothing of the request remains."""
+    for m in session.exec(select(DropoutMessage).where(DropoutMessage.request_id == request_id)):
+        session.delete(m)
+    session.flush()
+    row = session.get(DropoutRequest, request_id)
+    if row is not None:
+        session.delete(row)
+
+
+def open_request(session: Session, request_id: str) -> DropoutRequest:
+    row = session.get(DropoutRequest, request_id)
+    if row.status == "starting":
+        row.status = "waiting_district"
+        session.add(row)
+        for m in session.exec(select(DropoutMessage).where(DropoutMessage.request_id == request_id,
+                                                           DropoutMessage.kind == "request")):
+            m.posted = True
+            session.add(m)
+        session.add(AuditEvent(key=f"{request_id}/requested", at=row.requested_at, actor=row.requested_by,
+                               action="dropout_requested", round_id=row.round_id, school_code=row.school_code,
+                               area=row.area, after={"request": request_id, "reason": row.reason}))
+    return row
+
+
+def calendar_for(session: Session, request_id: str, files: list[Path], extra: list[date]) -> DropoutCalendar:
+    """The school's cutoff as it stands now (extensions included) and the holidays up to it."""
+    row = session.get(DropoutRequest, request_id)
+    school_round = session.get(SchoolRound, (row.round_id, row.school_code))
+    cutoff = school_round.cutoff_at
+    days = holidays_between(to_bangkok(row.requested_at).date(), to_bangkok(cutoff + CALENDAR_MARGIN).date(),
+                            files, extra)
+    return DropoutCalendar(cutoff_at=cutoff, holidays=sorted(days))
+
+
+def stage_message(session: Session, *, request_id: str, side: str, author: str, text: str, evidence: str | None,
+                  at: datetime, kind: str = "note") -> int:
+    """A thread entry the workflow has not accepted yet: invisible until posted."""
+    message = DropoutMessage(request_id=request_id, kind=kind, side=side, author=author, text=text,
+                             evidence=evidence, at=at)
+    session.add(message)
+    session.flush()
+    return message.id
+
+
+def discard_message(session: Session, message_id: int) -> None:
+    message = session.get(DropoutMessage, message_id)
+    if message is not None and not message.posted:
+        session.delete(message)
+
+
+def post_message(session: Session, request_id: str, message_id: int, kind: str, status: str, at: datetime) -> None:
+    message = session.get(DropoutMessage, message_id)
+    if message.posted:
+        return
+    message.kind, message.posted, message.at = kind, True, at
+    session.add(message)
+    row = session.get(DropoutRequest, request_id)
+    if row.status in OPEN_STATUSES:  # a decision applied meanwhile is never reopened by a late entry
+        row.status = status
+        session.add(row)
+    session.add(AuditEvent(key=f"{request_id}/message/{message_id}", at=at, actor=message.author or "system",
+                           action=f"dropout_{kind}", round_id=row.round_id, school_code=row.school_code,
+                           area=row.area, after={"request": request_id, "status": row.status}))
+
+
+def settle(session: Session, request_id: str, outcome: str, by: str | None, at: datetime,
+           message_id: int | None) -> str:
+    """approve | reject | expire. Only an approval changes the student, and only while still on the roster."""
+    row = session.get(DropoutRequest, request_id)
+    if row.status not in OPEN_STATUSES:
+        return row.status
+    if message_id is not None:
+        message = session.get(DropoutMessage, message_id)
+        message.kind, message.posted, message.at = outcome, True, at
+        session.add(message)
+    else:
+        session.add(DropoutMessage(request_id=request_id, kind="expired", side="system", text="", posted=True, at=at))
+    status = {"approve": "approved", "reject": "rejected", "expire": "expired"}[outcome]
+    if outcome == "approve":
+        student = session.get(Student, row.student_pk)
+        if student is None or student.status != ACTIVE or student.school_code != row.school_code:
+            status = "failed"  # left the roster meanwhile (a transfer, a duplicate case): nothing to drop out
+        else:
+            before = {"status": student.status}
+            student.status, student.status_reason, student.updated_at = "dropped_out", row.reason, at
+            session.add(student)
+            session.add(AuditEvent(key=f"{request_id}/student", at=at, actor=by or "system", action="student_dropped_out",
+                                   round_id=row.round_id, school_code=row.school_code, area=row.area, before=before,
+                                   after={"status": "dropped_out", "reason": row.reason, "request": request_id}))
+    row.status, row.closed_at = status, at
+    if outcome != "expire":
+        row.decided_by, row.decided_at = by, at
+    session.add(row)
+    session.add(AuditEvent(key=f"{request_id}/settled", at=at, actor=by or "system", action=f"dropout_{status}",
+                           round_id=row.round_id, school_code=row.school_code, area=row.area,
+                           after={"request": request_id, "status": status}))
+    return status

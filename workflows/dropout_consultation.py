@@ -1,0 +1,158 @@
+"""DropoutConsultationWorkflow (R8): one school's request to record a student as dropped out.
+
+It blocks the school's confirmation while open (signals to the school's round workflow), keeps the
+working-day clock (a reminder to whichever side is awaited, once per wait; the area administrator after
+five working days) and closes undecided at the school's cutoff. Only an approval changes the roster.
+The thread's text stays in the database: updates carry the id of an entry the API staged there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from domain.dropouts import (
+        CommentDropout, DecideDropout, DropoutCalendar, DropoutInput, DropoutState, ThreadEntry, apply_comment,
+        check_comment, check_decide, next_due,
+    )
+    from domain.refusals import Refusal, refusal
+    from domain.school_round import BlockingCase
+    from workflows import activity_calls as calls
+    from workflows.ids import school_round_id
+    from workflows.refusal_errors import as_application_error
+
+
+@workflow.defn
+class DropoutConsultationWorkflow:
+    @workflow.init
+    def __init__(self, inp: DropoutInput) -> None:
+        self.inp = inp
+        now = workflow.now()
+        self.state = DropoutState(opened_at=now, waiting_since=now)
+        self.calendar: DropoutCalendar | None = None
+        self._closing = False  # a decision or the expiry is being applied: no more entries
+        self._wake = False
+        self._lock = asyncio.Lock()  # entries and the decision are applied one at a time, in order
+
+    @workflow.run
+    async def run(self, inp: DropoutInput) -> str:
+        await workflow.execute_activity(calls.OPEN_DROPOUT, inp.request_id, **calls.DATABASE)
+        self.calendar = await self._load_calendar()
+        await self._tell_school("case_opened", BlockingCase(kind="dropout", ref=inp.request_id))
+        await self._notify("requested")
+        while not self._closing:
+            at, what = next_due(self.state, self.calendar)
+            delay = at - workflow.now()
+            if delay.total_seconds() > 0:
+                self._wake = False
+                try:
+                    await workflow.wait_condition(lambda: self._wake or self._closing, timeout=delay)
+                except asyncio.TimeoutError:
+                    pass
+                continue
+            await self._on_due(what)
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        await self._tell_school("case_closed", inp.request_id)
+        await self._notify(self.state.status)
+        return self.state.status
+
+    async def _on_due(self, what: str) -> None:
+        if what == "cutoff":
+            self.calendar = await self._load_calendar()  # the school's cutoff may have been extended
+            if workflow.now() < self.calendar.cutoff_at:
+                return
+            async with self._lock:
+                if self._closing:
+                    return
+                self._closing = True
+                self.state.status = await workflow.execute_activity(
+                    calls.SETTLE_DROPOUT, args=[self.inp.request_id, "expire", None, workflow.now(), None],
+                    result_type=str, **calls.DATABASE)
+        elif what == "escalate":
+            self.state.escalated_at = workflow.now()
+            await self._notify("escalate")
+        else:
+            self.state.reminded_wait = self.state.waits
+            await self._notify(what, str(self.state.waits))
+
+    async def _load_calendar(self) -> DropoutCalendar:
+        return await workflow.execute_activity(calls.DROPOUT_CALENDAR, self.inp.request_id,
+                                               result_type=DropoutCalendar, **calls.DATABASE)
+
+    async def _notify(self, event: str, ref: str = "") -> None:
+        await workflow.execute_activity(calls.NOTIFY_DROPOUT, args=[self.inp.request_id, event, ref], **calls.MAIL)
+
+    async def _tell_school(self, signal: str, arg) -> None:
+        handle = workflow.get_external_workflow_handle(school_round_id(self.inp.round_id, self.inp.school_code))
+        try:
+            await handle.signal(signal, arg)
+        except Exception:  # noqa: BLE001  the school's round has ended: nothing left to block
+            workflow.logger.info("school round %s not running; %s not delivered", self.inp.school_code, signal)
+
+    # --- the conversation ----------------------------------------------------------------------
+
+    @workflow.update
+    async def comment(self, c: CommentDropout) -> DropoutState:
+        async with self._lock:
+            kind = self._comment_kind(c)  # again under the lock: a decision may have come first
+            entry = ThreadEntry(message_id=c.message_id, kind=kind, side="district" if kind == "question" else "school",
+                                by=c.actor.user_id, at=workflow.now())
+            apply_comment(self.state, entry)
+            await workflow.execute_activity(
+                calls.POST_DROPOUT_MESSAGE, args=[self.inp.request_id, c.message_id, kind, self.state.status, entry.at],
+                **calls.DATABASE)
+            if kind != "note":
+                await self._notify(kind, str(c.message_id))
+            self._wake = True  # a new wait: the clock's next instant moved
+        return self.state
+
+    @comment.validator
+    def _validate_comment(self, c: CommentDropout) -> None:
+        self._comment_kind(c)
+
+    def _comment_kind(self, c: CommentDropout) -> str:
+        try:
+            self._check_not_closing()
+            return check_comment(self.inp, self.state, c, workflow.now(), self._cutoff())
+        except Refusal as r:
+            raise as_application_error(r) from None
+
+    @workflow.update
+    async def decide(self, d: DecideDropout) -> DropoutState:
+        async with self._lock:
+            self._validate_decide(d)
+            self._closing = True
+            now = workflow.now()
+            self.state.thread.append(ThreadEntry(message_id=d.message_id, kind="approve" if d.approve else "reject",
+                                                 side="district", by=d.actor.user_id, at=now))
+            self.state.decided_by, self.state.decided_at = d.actor.user_id, now
+            self.state.status = await workflow.execute_activity(
+                calls.SETTLE_DROPOUT,
+                args=[self.inp.request_id, "approve" if d.approve else "reject", d.actor.user_id, now, d.message_id],
+                result_type=str, **calls.DATABASE)
+        return self.state
+
+    @decide.validator
+    def _validate_decide(self, d: DecideDropout) -> None:
+        try:
+            self._check_not_closing()
+            check_decide(self.inp, self.state, d, workflow.now(), self._cutoff())
+        except Refusal as r:
+            raise as_application_error(r) from None
+
+    def _check_not_closing(self) -> None:
+        if self._closing or self.calendar is None:
+            raise refusal("dropout_closed" if self._closing else "dropout_starting",
+                          f"คำขอ {self.inp.request_id} " + ("ได้ข้อยุติแล้ว" if self._closing else "กำลังเปิดเรื่อง ลองใหม่อีกครั้ง"),
+                          f"Request {self.inp.request_id} " + ("is settled" if self._closing else
+                                                               "is still opening; try again"))
+
+    def _cutoff(self) -> datetime:
+        return self.calendar.cutoff_at
+
+    @workflow.query
+    def status(self) -> DropoutState:
+        return self.state
