@@ -98,7 +98,6 @@ class RoundFanoutActivities:
                         id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
                         search_attributes=TypedSearchAttributes([
                             SearchAttributePair(sa.ROUND, state.round_id), SearchAttributePair(sa.AREA, state.area),
-                            SearchAttributePair(sa.SCHOOL, state.school_code),
                             SearchAttributePair(sa.STAGE, stage.value)]),
                     )
                 except WorkflowAlreadyStartedError:

@@ -22,7 +22,7 @@ pytestmark = pytest.mark.skipif(DOCKER_COMPOSE is None,
                                 reason="the docker-compose binary is not installed (scripts/test.sh installs it)")
 
 SERVICES = {"postgresql", "temporal", "temporal-setup", "temporal-ui", "app-db", "mail", "migrate", "api", "worker"}
-SEARCH_ATTRIBUTES = ("DmcRound", "DmcArea", "DmcSchool", "DmcStage")
+SEARCH_ATTRIBUTES = ("DmcRound", "DmcArea", "DmcStage")
 
 
 def compose(*args: str, file: Path = COMPOSE_FILE) -> subprocess.CompletedProcess:

@@ -1,0 +1,321 @@
+"""Every benchmark in one command, dmcflow side by side with bare Temporal in the same run.
+
+    python -m bench                 # N = 2,000 schools, about 10 minutes on 2 cores
+    python -m bench --national      # N = 30,000 for the start path and the cutoff storm (about an hour)
+    python -m bench --quick         # N = 300, a smoke run of the harness (about 3 minutes)
+
+One local Temporal dev server on its SQLite file, the dmcflow worker and API in their own processes,
+the bare worker in its own (bench/harness.py). Prints a table of ratios and writes bench/results/all.json.
+
+- start path: `start_round` for N schools ÷ bare `start_workflow` of N trivial workflows (goal ≥ 0.8);
+- approval path: confirmations and certifications per second through the HTTP API (bearer auth, C
+  concurrent clients) ÷ the same updates by a bare client to minimal workflows of the same shape (≥ 0.8);
+- cutoff storm: N schools reaching one cutoff: from the cutoff until every school is `late` in the
+  dashboard's projection ÷ N bare workflows with one timer and one activity (≤ 1.25);
+- memory: worker and server RSS per 1,000 running school workflows;
+- intake and import: their own benchmarks at a bounded size, figures in the same table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import httpx
+from sqlalchemy import func
+from sqlmodel import select
+from temporalio.client import Client
+from temporalio.common import SearchAttributePair, TypedSearchAttributes
+
+from bench import bare, harness
+from bench.report import emit
+from db.directory import create_round
+from db.engine import make_engine, session_scope
+from db.migrate import upgrade
+from db.models import SchoolRound
+from dmcflow import round_ops
+from dmcflow.settings import Settings
+from dmcflow.temporal_client import DATA_CONVERTER
+from domain.messages import SchoolRoundInput
+from domain.rounds import RoundSpec, Schedule
+from domain.school_round import SchoolRoundState
+from workflows import search_attributes as sa
+
+START_CONCURRENCY = 64
+
+
+async def gather_limited(n: int, concurrency: int, one) -> None:
+    gate = asyncio.Semaphore(concurrency)
+
+    async def run(i: int) -> None:
+        async with gate:
+            await one(i)
+
+    await asyncio.gather(*(run(i) for i in range(n)))
+
+
+def add_round(engine, round_id: str, opens: datetime, confirm_from: datetime, cutoff: datetime) -> None:
+    with session_scope(engine) as s:
+        create_round(s, RoundSpec(id=round_id, academic_year=2566, opens_at=opens, confirm_from=confirm_from,
+                                  cutoff_at=cutoff))
+
+
+def projected(engine, round_id: str, stage: str | None = None) -> int:
+    with session_scope(engine) as s:
+        stmt = select(func.count()).select_from(SchoolRound).where(SchoolRound.round_id == round_id)
+        if stage:
+            stmt = stmt.where(SchoolRound.stage == stage)
+        return s.exec(stmt).one()
+
+
+async def wait_for(check, poll: float = 0.25, timeout: float = 7200) -> float:
+    """Seconds (monotonic clock) at which `check()` first held."""
+    deadline = time.monotonic() + timeout
+    while not await asyncio.to_thread(check):
+        if time.monotonic() > deadline:
+            raise TimeoutError("benchmark condition not reached")
+        await asyncio.sleep(poll)
+    return time.monotonic()
+
+
+# --- start path ---------------------------------------------------------------------------------
+
+async def start_path(client: Client, stack: harness.Stack, engine, n: int, round_id: str) -> dict:
+    prefix = uuid.uuid4().hex[:6]
+    cpu0 = stack.cpu()
+    t0 = time.perf_counter()
+    await gather_limited(n, START_CONCURRENCY, lambda i: client.start_workflow(
+        bare.Trivial.run, i, id=f"bare-start-{prefix}-{i}", task_queue=stack.bare_queue))
+    bare_s = time.perf_counter() - t0
+    await asyncio.sleep(3)
+    cpu1 = stack.cpu()
+    # the same starts for workflows of a school's shape: its input, three search attributes, one timer
+    state = SchoolRoundInput(state=SchoolRoundState(
+        round_id=round_id, school_code="1000000000", area="area-000",
+        schedule=Schedule(opens_at=datetime.now(timezone.utc), confirm_from=datetime.now(timezone.utc),
+                          cutoff_at=datetime.now(timezone.utc) + timedelta(days=2)))).model_dump(mode="json")
+    t0 = time.perf_counter()
+    await gather_limited(n, START_CONCURRENCY, lambda i: client.start_workflow(
+        bare.SchoolShaped.run, state, id=f"bare-shaped-{prefix}-{i}", task_queue=stack.bare_queue,
+        search_attributes=TypedSearchAttributes([SearchAttributePair(sa.ROUND, "bare"),
+                                                 SearchAttributePair(sa.AREA, f"area-{i % 16:03d}"),
+                                                 SearchAttributePair(sa.STAGE, "open")])))
+    shaped_s = time.perf_counter() - t0
+    await asyncio.sleep(3)
+    cpu_shaped = stack.cpu()
+    rss0 = harness.rss_mb(stack.worker_pid), harness.rss_mb(stack.server_pid)
+    t0 = time.perf_counter()
+    operation, _ = await round_ops.start_round(engine, client, Settings().ops_task_queue, round_id)
+    await client.get_workflow_handle(operation).result()
+    started_s = time.perf_counter() - t0
+    await wait_for(lambda: projected(engine, round_id) >= n)
+    projected_s = time.perf_counter() - t0
+    await asyncio.sleep(3)
+    cpu2 = stack.cpu()
+    rss1 = harness.rss_mb(stack.worker_pid), harness.rss_mb(stack.server_pid)
+    return {
+        "start_cpu_ms_server_bare": harness.cpu_ms_per(cpu0, cpu1, n, "server"),
+        "start_shaped_per_s": round(n / shaped_s, 1), "start_ratio_vs_shaped": round(shaped_s / started_s, 2),
+        "start_cpu_ms_server_shaped": harness.cpu_ms_per(cpu1, cpu_shaped, n, "server"),
+        "start_cpu_ms_server_dmcflow": harness.cpu_ms_per(cpu_shaped, cpu2, n, "server"),
+        "start_cpu_ms_total_bare": harness.cpu_ms_per(cpu0, cpu1, n, "server", "bare", "client"),
+        "start_cpu_ms_total_dmcflow": harness.cpu_ms_per(cpu_shaped, cpu2, n, "server", "worker", "client"),
+        "start_bare_per_s": round(n / bare_s, 1), "start_round_per_s": round(n / started_s, 1),
+        "start_ratio": round(bare_s / started_s, 2), "start_round_projected_s": round(projected_s, 1),
+        "worker_rss_mb_per_1000": round((rss1[0] - rss0[0]) / n * 1000, 1),
+        "server_rss_mb_per_1000": round((rss1[1] - rss0[1]) / n * 1000, 1),
+        "worker_rss_mb": round(rss1[0]), "server_rss_mb": round(rss1[1]),
+    }
+
+
+# --- approval path -------------------------------------------------------------------------------
+
+async def approval_path(client: Client, stack: harness.Stack, codes: list[str], round_id: str,
+                        clients: int) -> dict:
+    m = len(codes)
+    prefix = uuid.uuid4().hex[:6]
+    ids = [f"bare-approve-{prefix}-{i}" for i in range(m)]
+    await gather_limited(m, START_CONCURRENCY, lambda i: client.start_workflow(
+        bare.Approvable.run, id=ids[i], task_queue=stack.bare_queue))
+    await asyncio.sleep(5)  # every bare workflow's first task done, as every school's is
+
+    async def bare_one(i: int) -> None:
+        handle = client.get_workflow_handle(ids[i])
+        await handle.execute_update(bare.Approvable.confirm, "staff")
+        await handle.execute_update(bare.Approvable.certify, "director")
+
+    cpu0 = stack.cpu()
+    t0 = time.perf_counter()
+    await gather_limited(m, clients, bare_one)
+    bare_s = time.perf_counter() - t0
+    cpu1 = stack.cpu()
+
+    async with httpx.AsyncClient(base_url=stack.api, timeout=120,
+                                 limits=httpx.Limits(max_connections=clients)) as http:
+        async def api_one(i: int) -> None:
+            code = codes[i]
+            for action, token in (("confirmation", f"s-{code}"), ("certification", f"d-{code}")):
+                r = await http.post(f"/rounds/{round_id}/schools/{code}/{action}",
+                                    headers={"Authorization": f"Bearer {token}"})
+                if r.status_code != 200:
+                    raise RuntimeError(f"{action} {code}: {r.status_code} {r.text[:200]}")
+
+        t0 = time.perf_counter()
+        await gather_limited(m, clients, api_one)
+        api_s = time.perf_counter() - t0
+        cpu2 = stack.cpu()
+    return {"approval_cpu_ms_server_bare": harness.cpu_ms_per(cpu0, cpu1, 2 * m, "server"),
+            "approval_cpu_ms_server_dmcflow": harness.cpu_ms_per(cpu1, cpu2, 2 * m, "server"),
+            "approval_cpu_ms_total_bare": harness.cpu_ms_per(cpu0, cpu1, 2 * m, "server", "bare", "client"),
+            "approval_cpu_ms_total_dmcflow": harness.cpu_ms_per(cpu1, cpu2, 2 * m, "server", "worker", "api", "client"),
+            "approval_schools": m, "approval_clients": clients,
+            "approval_api_updates_per_s": round(2 * m / api_s, 1), "approval_bare_updates_per_s": round(2 * m / bare_s, 1),
+            "approval_ratio": round(bare_s / api_s, 2)}
+
+
+# --- cutoff storm ------------------------------------------------------------------------------
+
+async def cutoff_storm(client: Client, stack: harness.Stack, engine, n: int, round_id: str,
+                       starts_per_s: float) -> dict:
+    # bare: N workflows asleep until one instant, then one activity each
+    prefix = uuid.uuid4().hex[:6]
+    cutoff = datetime.now(timezone.utc) + timedelta(seconds=n / max(starts_per_s, 1) * 1.5 + 20)
+    await gather_limited(n, START_CONCURRENCY, lambda i: client.start_workflow(
+        bare.StormSchool.run, cutoff, id=f"bare-storm-{prefix}-{i}", task_queue=stack.bare_queue))
+    query = ("WorkflowType = 'StormSchool' AND ExecutionStatus = 'Completed' "
+             f"AND WorkflowId STARTS_WITH 'bare-storm-{prefix}'")
+
+    async def bare_done() -> bool:
+        return (await client.count_workflows(query)).count >= n
+
+    await asyncio.sleep(max(0.0, (cutoff - datetime.now(timezone.utc)).total_seconds()))
+    cpu0 = stack.cpu()
+    at_cutoff = time.monotonic()
+    while not await bare_done():
+        await asyncio.sleep(0.25)
+    bare_s = time.monotonic() - at_cutoff
+    cpu1 = stack.cpu()
+
+    # dmcflow: a round whose cutoff comes once all N schools are started and projected
+    now = datetime.now(timezone.utc)
+    cutoff = now + timedelta(seconds=n / max(starts_per_s, 1) * 1.5 + 30)
+    add_round(engine, round_id, now, now, cutoff)
+    t0 = time.perf_counter()
+    operation, _ = await round_ops.start_round(engine, client, Settings().ops_task_queue, round_id)
+    await client.get_workflow_handle(operation).result()
+    await wait_for(lambda: projected(engine, round_id) >= n)
+    ready_s = time.perf_counter() - t0
+    if datetime.now(timezone.utc) >= cutoff:
+        raise RuntimeError(f"the round took {ready_s:.0f} s to start: past its cutoff")
+    await asyncio.sleep((cutoff - datetime.now(timezone.utc)).total_seconds())
+    cpu2 = stack.cpu()
+    at_cutoff = time.monotonic()
+    done = await wait_for(lambda: projected(engine, round_id, "late") >= n)
+    storm_s = done - at_cutoff
+    cpu3 = stack.cpu()
+    return {"storm_cpu_ms_server_bare": harness.cpu_ms_per(cpu0, cpu1, n, "server"),
+            "storm_cpu_ms_server_dmcflow": harness.cpu_ms_per(cpu2, cpu3, n, "server"),
+            "storm_cpu_ms_total_bare": harness.cpu_ms_per(cpu0, cpu1, n, "server", "bare"),
+            "storm_cpu_ms_total_dmcflow": harness.cpu_ms_per(cpu2, cpu3, n, "server", "worker"),
+            "storm_schools": n, "storm_dmcflow_s": round(storm_s, 1), "storm_bare_s": round(bare_s, 1),
+            "storm_ratio": round(storm_s / bare_s, 2), "storm_round_ready_s": round(ready_s, 1)}
+
+
+# --- the other benchmarks, at a bounded size -----------------------------------------------------
+
+def other_bench(module: str, *args: str) -> dict:
+    out = Path(tempfile.mkdtemp(prefix="dmcflow-bench-")) / "figures.json"
+    subprocess.run([sys.executable, "-m", module, *args, "--json", str(out)], check=True, cwd=harness.ROOT,
+                   stdout=subprocess.DEVNULL)
+    return json.loads(out.read_text())
+
+
+# --- the table -----------------------------------------------------------------------------------
+
+def table(f: dict) -> str:
+    rows = [
+        ("start path (starts/s)", f.get("start_round_per_s"), f.get("start_bare_per_s"), f.get("start_ratio"), "≥ 0.8",
+         lambda r: r >= 0.8),
+        ("start path vs school-shaped", f.get("start_round_per_s"), f.get("start_shaped_per_s"),
+         f.get("start_ratio_vs_shaped"), "(info)", lambda r: True),
+        ("approval path (updates/s)", f.get("approval_api_updates_per_s"), f.get("approval_bare_updates_per_s"),
+         f.get("approval_ratio"), "≥ 0.8", lambda r: r >= 0.8),
+        ("cutoff storm (s to all late)", f.get("storm_dmcflow_s"), f.get("storm_bare_s"), f.get("storm_ratio"),
+         "≤ 1.25", lambda r: r <= 1.25),
+    ]
+    lines = [f"{'figure':<30} {'dmcflow':>10} {'bare':>10} {'ratio':>7}  goal    met", "-" * 72]
+    for name, ours, theirs, ratio, goal, ok in rows:
+        if ratio is None:
+            continue
+        lines.append(f"{name:<30} {ours:>10} {theirs:>10} {ratio:>7}  {goal:<7} {'yes' if ok(ratio) else 'NO'}")
+    lines.append("-" * 72)
+    for key in ("worker_rss_mb_per_1000", "server_rss_mb_per_1000", "intake_acknowledged_per_s",
+                "import_rows_per_s", "import_reimport_rows_per_s"):
+        if f.get(key) is not None:
+            lines.append(f"{key:<30} {f[key]:>10}")
+    return "\n".join(lines)
+
+
+async def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--schools", type=int, default=2000, help="N for the start path and the cutoff storm")
+    ap.add_argument("--approvals", type=int, default=1000, help="schools confirmed and certified")
+    ap.add_argument("--clients", type=int, default=32, help="concurrent API clients / bare client calls")
+    ap.add_argument("--areas", type=int, default=None, help="default: as in the country, one per 122 schools")
+    ap.add_argument("--national", action="store_true", help="N = 30,000")
+    ap.add_argument("--quick", action="store_true", help="N = 300, 150 approvals, no intake/import")
+    ap.add_argument("--skip-others", action="store_true", help="without the intake and import benchmarks")
+    ap.add_argument("--only", default="start,approval,storm,others", help="a comma-separated subset")
+    ap.add_argument("--json", default="bench/results/all.json")
+    args = ap.parse_args()
+    if args.national:
+        args.schools = 30000
+    if args.quick:
+        args.schools, args.approvals, args.skip_others = 300, 150, True
+    args.approvals = min(args.approvals, args.schools)
+    args.areas = args.areas or max(1, round(args.schools * 245 / 30000))
+    only = set(args.only.split(","))  # the start path always runs: the others use its round
+
+    began = time.perf_counter()
+    tmp = Path(tempfile.mkdtemp(prefix="dmcflow-bench-"))
+    url = f"sqlite:///{tmp / 'app.sqlite'}"
+    upgrade(url)
+    engine = make_engine(url)
+    now = datetime.now(timezone.utc)
+    add_round(engine, "bench", now, now, now + timedelta(days=2))
+    codes = harness.seed(engine, schools=args.schools, areas=args.areas, ready_round="bench",
+                         approvers=args.approvals, now=now)
+    figures: dict = {"schools": args.schools, "areas": args.areas}
+    async with harness.running(tmp, url) as stack:
+        client = await Client.connect(stack.address, data_converter=DATA_CONVERTER)
+        print(f"start path, {args.schools} schools …", flush=True)
+        figures |= await start_path(client, stack, engine, args.schools, "bench")
+        if "approval" in only:
+            print(f"approval path, {args.approvals} schools …", flush=True)
+            figures |= await approval_path(client, stack, codes[:args.approvals], "bench", args.clients)
+        if "storm" in only:
+            print(f"cutoff storm, {args.schools} schools …", flush=True)
+            figures |= await cutoff_storm(client, stack, engine, args.schools, "bench-storm",
+                                          figures["start_round_per_s"])
+    if "others" in only and not args.skip_others:
+        print("intake and import …", flush=True)
+        intake = other_bench("bench.intake", "--messages", "100")
+        figures["intake_acknowledged_per_s"] = intake["receipt_to_reply_per_s"]
+        imported = other_bench("bench.import_students", "--rows", "20000", "--schools", "25")
+        figures["import_rows_per_s"] = imported["first_csv"]["rows_per_s"]
+        figures["import_reimport_rows_per_s"] = imported["again_csv"]["rows_per_s"]
+    figures["bench_duration_s"] = round(time.perf_counter() - began)
+    print(table(figures), flush=True)
+    emit(figures, args.json)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

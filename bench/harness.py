@@ -1,0 +1,138 @@
+"""The processes a benchmark runs against, as in a deployment: a Temporal dev server on its SQLite file,
+the dmcflow worker and API each in their own process, the bare worker in its own, and an SMTP sink.
+
+Separate processes make the RSS figures each process's own, and give dmcflow and bare Temporal the same
+footing: one worker process each, the same worker options.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from aiosmtpd.controller import Controller
+from sqlalchemy import insert
+
+from bench.local_temporal import dev_server, free_port
+from db.directory import create_user
+from db.engine import session_scope
+from db.models import Area, EndOfYearRecord, School, Student
+from dmcflow.local_stack import port_open
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def rss_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as f:
+        return int(f.read().split("VmRSS:")[1].split()[0]) / 1024
+
+
+def cpu_s(pid: int) -> float:
+    """User + system CPU seconds a process has used: a cost that the machine's other load does not inflate."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def self_cpu_s() -> float:
+    t = os.times()
+    return t.user + t.system
+
+
+class _Sink:
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802  aiosmtpd's hook name
+        return "250 OK"
+
+
+@dataclass
+class Stack:
+    address: str
+    api: str
+    server_pid: int
+    worker_pid: int
+    bare_pid: int
+    api_pid: int
+    env: dict
+    task_queue: str = "dmcflow"
+    bare_queue: str = "bench-bare"
+
+    def cpu(self) -> dict[str, float]:
+        return {"server": cpu_s(self.server_pid), "worker": cpu_s(self.worker_pid), "bare": cpu_s(self.bare_pid),
+                "api": cpu_s(self.api_pid), "client": self_cpu_s()}
+
+
+def cpu_ms_per(before: dict[str, float], after: dict[str, float], n: int, *parts: str) -> float:
+    return round(sum(after[p] - before[p] for p in parts) / n * 1000, 2)
+
+
+def _spawn(args: list[str], env: dict, log: Path) -> subprocess.Popen:
+    return subprocess.Popen(args, cwd=ROOT, env=env, stdout=open(log, "ab"), stderr=subprocess.STDOUT,
+                            start_new_session=True)
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
+@asynccontextmanager
+async def running(workdir: Path, database_url: str):
+    async with AsyncExitStack() as stack:
+        sink = Controller(_Sink(), hostname="127.0.0.1", port=free_port())
+        sink.start()
+        stack.callback(sink.stop)
+        address, server_pid = await stack.enter_async_context(dev_server(workdir))
+        api_port = free_port()
+        env = {**os.environ, "DMCFLOW_DATABASE_URL": database_url, "DMCFLOW_TEMPORAL_ADDRESS": address,
+               "DMCFLOW_SMTP_HOST": "127.0.0.1", "DMCFLOW_SMTP_PORT": str(sink.port),
+               "DMCFLOW_API_PORT": str(api_port), "PYTHONPATH": str(ROOT)}
+        worker = _spawn([sys.executable, "worker.py"], env, workdir / "worker.log")
+        stack.callback(_stop, worker)
+        bare = _spawn([sys.executable, "-m", "bench.bare", "--address", address], env, workdir / "bare.log")
+        stack.callback(_stop, bare)
+        api = _spawn([sys.executable, "-m", "uvicorn", "api.app:app_from_env", "--factory", "--host", "127.0.0.1",
+                      "--port", str(api_port), "--log-level", "warning", "--no-access-log"], env, workdir / "api.log")
+        stack.callback(_stop, api)
+        for _ in range(300):
+            if port_open("127.0.0.1", api_port):
+                break
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(2)  # the workers' pollers
+        yield Stack(address=address, api=f"http://127.0.0.1:{api_port}", server_pid=server_pid, worker_pid=worker.pid,
+                    bare_pid=bare.pid, api_pid=api.pid, env=env)
+
+
+def seed(engine, *, schools: int, areas: int, ready_round: str | None, approvers: int, now: datetime) -> list[str]:
+    """Schools in areas, one promoted student each with menu 3.2.2 done for `ready_round` (every gate
+    complete); a staff and a director user with the tokens s-{code} and d-{code} for the first `approvers`."""
+    codes = [f"{1000000000 + i}" for i in range(schools)]
+    with session_scope(engine) as s:
+        s.execute(insert(Area), [{"name": f"area-{a:03d}"} for a in range(areas)])
+        s.execute(insert(School), [{"code": c, "name": f"school {c}", "area": f"area-{i % areas:03d}", "updated_at": now}
+                                   for i, c in enumerate(codes)])
+        s.execute(insert(Student), [{"school_code": c, "student_id": f"9{c}00", "first_name": "x", "last_name": "y",
+                                     "grade": "ม.1", "sat_final_exam": True, "status": "studying", "updated_at": now,
+                                     "student_no": "", "prefix": "", "gender": "", "classroom": ""} for c in codes])
+    if ready_round:
+        with session_scope(engine) as s:
+            pks = [pk for (pk,) in s.execute(Student.__table__.select().with_only_columns(Student.id))]
+            s.execute(insert(EndOfYearRecord), [{"round_id": ready_round, "student_pk": pk, "result": "promoted",
+                                                 "years_studied": 1, "updated_by": "bench", "updated_at": now}
+                                                for pk in pks])
+    with session_scope(engine) as s:
+        for c in codes[:approvers]:
+            create_user(s, role="staff", display_name=f"staff {c}", school_code=c, token=f"s-{c}")
+            create_user(s, role="director", display_name=f"director {c}", school_code=c, token=f"d-{c}")
+        create_user(s, role="admin", display_name="bench admin", token="bench-admin")
+    return codes
