@@ -13,6 +13,7 @@ from temporalio.client import Client
 from api import errors
 from api.deps import UserDep
 from api.routers import duplicates, health, id_corrections, roster, rounds, school_rounds, schools, students
+from api.routers import dashboard, dashboard_pages, reports
 from db.engine import make_engine
 from dmcflow.settings import Settings, get_settings
 from dmcflow.temporal_client import connect
@@ -42,7 +43,8 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     # Given parts (tests, the local stack) are usable at once, without waiting for the lifespan.
     app.state.settings, app.state.engine, app.state.temporal, app.state.clock = settings, engine, temporal, clock
     errors.install(app)
-    for module in (health, schools, rounds, roster, students, school_rounds, duplicates, id_corrections):
+    for module in (health, schools, rounds, roster, students, school_rounds, duplicates, id_corrections,
+                   dashboard, reports, dashboard_pages):
         app.include_router(module.router)
 
     @app.get("/me", operation_id="whoami", tags=["users"], summary="The user behind the token")

@@ -212,6 +212,18 @@ def round_funnel(session: Session, round_id: str, now: datetime) -> dict[str, Ar
     return dict(sorted(areas.items()))
 
 
+def area_open_cases(session: Session, round_id: str, area: str) -> dict[str, int]:
+    """The area's pending ID corrections, open dropouts and open duplicate cases (a case between two
+    schools of the area counts once)."""
+    idc, dro, _ = open_case_counts(session, round_id, area)
+    dup = session.execute(select(func.count(func.distinct(DuplicateCase.id)))
+                          .join(School, or_(School.code == DuplicateCase.holder_school,
+                                            School.code == DuplicateCase.claimant_school))
+                          .where(DuplicateCase.round_id == round_id, DuplicateCase.status == OPEN_DUPLICATE,
+                                 School.area == area)).scalar_one()
+    return {"id_corrections": sum(idc.values()), "dropouts": sum(dro.values()), "duplicates": dup}
+
+
 def round_open_cases(session: Session, round_id: str) -> dict[str, dict[str, int]]:
     """Per area of the round: pending ID corrections, open dropouts and open duplicate cases."""
     out: dict[str, dict[str, int]] = {}
@@ -228,6 +240,11 @@ def round_open_cases(session: Session, round_id: str) -> dict[str, dict[str, int
         .join(School, or_(School.code == DuplicateCase.holder_school, School.code == DuplicateCase.claimant_school))
         .where(DuplicateCase.round_id == round_id, DuplicateCase.status == OPEN_DUPLICATE).group_by(School.area))
     return out
+
+
+def open_duplicates(session: Session, round_id: str) -> int:
+    return session.execute(select(func.count()).select_from(DuplicateCase).where(
+        DuplicateCase.round_id == round_id, DuplicateCase.status == OPEN_DUPLICATE)).scalar_one()
 
 
 def user_names(session: Session, ids: set[str]) -> dict[str, str]:
