@@ -383,8 +383,7 @@ def _history_line(h: HistoryItem, schedules: list[Schedule], policy: RoundPolicy
         th, en = {
             "timer_started": (f"ตั้งเวลา: {th_name} {when_th}", f"Timer set: {en_name} at {when_en}"),
             "timer_fired": (f"ถึงเวลา: {th_name}", f"Timer fired: {en_name}"),
-            "timer_canceled": (f"ยกเลิกเวลาเดิม ({th_name} {when_th}) เพื่อตั้งใหม่",
-                               f"Timer ({en_name} at {when_en}) cancelled to be set again"),
+            "timer_canceled": (f"ยกเลิกเวลาที่ตั้งไว้: {th_name} {when_th}", f"Timer cancelled: {en_name} at {when_en}"),
         }[h.kind]
         return TimelineLine(h.at, "workflow", h.kind, "system", th, en, extra={"fire_at": h.fire_at.isoformat()})
     if h.kind == "update":
