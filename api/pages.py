@@ -7,7 +7,6 @@ content hash in their URL: no CDN, no bundler, nothing fetched from the internet
 from __future__ import annotations
 
 import hashlib
-import json
 from functools import lru_cache
 from pathlib import Path
 
@@ -47,7 +46,6 @@ def static_url(name: str) -> str:
     return f"/dashboard/static/{name}?v={static_file(name)[1]}"
 
 
-def json_for_script(value) -> str:
-    """JSON to embed in `<script type="application/json">`: nothing in it can close the element."""
-    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+def script_json(text: str) -> str:
+    """JSON text to embed in `<script type="application/json">`: nothing in it can close the element."""
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")

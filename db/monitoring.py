@@ -212,16 +212,13 @@ def round_funnel(session: Session, round_id: str, now: datetime) -> dict[str, Ar
     return dict(sorted(areas.items()))
 
 
-def area_open_cases(session: Session, round_id: str, area: str) -> dict[str, int]:
-    """The area's pending ID corrections, open dropouts and open duplicate cases (a case between two
-    schools of the area counts once)."""
-    idc, dro, _ = open_case_counts(session, round_id, area)
-    dup = session.execute(select(func.count(func.distinct(DuplicateCase.id)))
-                          .join(School, or_(School.code == DuplicateCase.holder_school,
-                                            School.code == DuplicateCase.claimant_school))
-                          .where(DuplicateCase.round_id == round_id, DuplicateCase.status == OPEN_DUPLICATE,
-                                 School.area == area)).scalar_one()
-    return {"id_corrections": sum(idc.values()), "dropouts": sum(dro.values()), "duplicates": dup}
+def area_open_duplicates(session: Session, round_id: str, area: str) -> int:
+    """Open duplicate cases with a party school in the area (a case between two of its schools counts once)."""
+    return session.execute(select(func.count(func.distinct(DuplicateCase.id)))
+                           .join(School, or_(School.code == DuplicateCase.holder_school,
+                                             School.code == DuplicateCase.claimant_school))
+                           .where(DuplicateCase.round_id == round_id, DuplicateCase.status == OPEN_DUPLICATE,
+                                  School.area == area)).scalar_one()
 
 
 def round_open_cases(session: Session, round_id: str) -> dict[str, dict[str, int]]:

@@ -36,6 +36,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import Enum
+from functools import cached_property
 
 from domain.rounds import RoundPolicy, Schedule
 from domain.school_round import STAGE_TH, BlockingCase, Decision, GateProgress, Stage, stage_at
@@ -99,13 +100,14 @@ class SchoolSnapshot:
     open_duplicates: int = 0
     updated_at: datetime | None = None
 
-    @property
+    @cached_property
     def schedule(self) -> Schedule:
-        return Schedule(opens_at=self.opens_at, confirm_from=self.confirm_from, cutoff_at=self.cutoff_at)
+        # the projection's instants were validated by the workflow that wrote them: no second validation
+        return Schedule.model_construct(opens_at=self.opens_at, confirm_from=self.confirm_from, cutoff_at=self.cutoff_at)
 
     def stage(self, now: datetime) -> Stage:
-        confirmed = Decision(by=self.confirmed_by or "", at=self.confirmed_at) if self.confirmed_at else None
-        certified = Decision(by=self.certified_by or "", at=self.certified_at) if self.certified_at else None
+        confirmed = Decision.model_construct(by=self.confirmed_by or "", at=self.confirmed_at) if self.confirmed_at else None
+        certified = Decision.model_construct(by=self.certified_by or "", at=self.certified_at) if self.certified_at else None
         return stage_at(now, self.schedule, confirmed, certified)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
@@ -38,26 +38,26 @@ def check_area(engine, user, round_id: str, area: str) -> None:
             summary="An area at a glance: funnel of schools by stage, every school's progress and open cases, "
                     "time left, and the schools at risk with a one-line reason (district: own area; admin)")
 async def get_area_dashboard(round_id: str, area: str, user: ViewerDep, engine: EngineDep,
-                             now: NowDep) -> AreaDashboardOut:
-    def load() -> AreaDashboardOut:
+                             now: NowDep) -> Response:
+    def load() -> bytes:
         check_area(engine, user, round_id, area)
-        return area_dashboard(engine, round_id, area, now)
+        return area_dashboard(engine, round_id, area, now).model_dump_json().encode()
 
-    return await asyncio.to_thread(load)
+    return Response(await asyncio.to_thread(load), media_type="application/json")
 
 
 @router.get("/rounds/{round_id}/overview", operation_id="round_overview", response_model=RoundOverviewOut,
             summary="Every area of a round: funnel counts, schools at risk and open cases (admin)")
-async def get_round_overview(round_id: str, user: ViewerDep, engine: EngineDep, now: NowDep) -> RoundOverviewOut:
+async def get_round_overview(round_id: str, user: ViewerDep, engine: EngineDep, now: NowDep) -> Response:
     if user.role != "admin":
         raise forbidden("ดูภาพรวมทุกเขตพื้นที่ (เฉพาะผู้ดูแลระบบ)", "see every area of a round (administrators only)")
 
-    def load() -> RoundOverviewOut:
+    def load() -> bytes:
         with session_scope(engine) as session:
             round_row(session, round_id)
-        return round_overview(engine, round_id, now)
+        return round_overview(engine, round_id, now).model_dump_json().encode()
 
-    return await asyncio.to_thread(load)
+    return Response(await asyncio.to_thread(load), media_type="application/json")
 
 
 @router.get("/rounds/{round_id}/areas/{area}/events", operation_id="area_dashboard_events",

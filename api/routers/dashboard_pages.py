@@ -12,7 +12,7 @@ from sqlmodel import select
 
 from api.dashboard_views import area_dashboard, round_overview
 from api.deps import EngineDep, NowDep, SettingsDep
-from api.pages import CSP, STATIC_FILES, json_for_script, render_page, static_file
+from api.pages import CSP, STATIC_FILES, render_page, script_json, static_file
 from api.viewer import COOKIE, LANG_COOKIE, SESSION_SECONDS, WATCHERS, area_in_scope, lookup, round_row
 from db import monitoring as reads
 from db.engine import session_scope
@@ -77,17 +77,17 @@ async def dashboard_page(request: Request, engine: EngineDep, now: NowDep, round
                 "is_admin": user.role == "admin"}
         if watched is not None:
             page["mode"] = "area"
-            page["data"] = area_dashboard(engine, chosen.id, watched, now).model_dump(mode="json")
+            page["data"] = area_dashboard(engine, chosen.id, watched, now).model_dump_json()
         else:
             page["mode"] = "overview"
-            page["data"] = round_overview(engine, chosen.id, now).model_dump(mode="json")
+            page["data"] = round_overview(engine, chosen.id, now).model_dump_json()
         return page
 
     try:
         page = await asyncio.to_thread(build)
     except Refusal as problem:
         return _error_page(language, user, problem)
-    return _html(render_page("dashboard.html", data_json=json_for_script(page.pop("data")), **page))
+    return _html(render_page("dashboard.html", data_json=script_json(page.pop("data")), **page))
 
 
 @router.post("/dashboard/login", operation_id="dashboard_login", response_class=HTMLResponse,
