@@ -1,6 +1,7 @@
 """Dashboard read latency for a national round: `area_dashboard`, `round_overview` and the page.
 
-    python -m bench.dashboard --schools 30000 --areas 245 --requests 200 --concurrency 8
+    python -m bench.dashboard --schools 30000 --areas 245 --requests 200 --concurrency 1,8
+    python -m bench.dashboard --database-url postgresql://user:pw@host/db   # on PostgreSQL (an empty database)
 
 The projection of a round of 30,000 schools in 245 areas is written straight into the app database
 (with open ID corrections, dropouts and duplicate cases sprinkled over it): the dashboard reads only
@@ -116,6 +117,20 @@ class _NoTemporal:
     """The dashboard's reads never reach Temporal; this stands in so the app does not connect at start-up."""
 
 
+def uncached_overview(url: str, now: datetime, runs: int = 10) -> dict:
+    """The round overview's aggregate itself, without the API's few-second sharing (in process)."""
+    from api.dashboard_views import _compute_overview
+
+    engine = make_engine(url)
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        _compute_overview(engine, ROUND, now)
+        times.append((time.perf_counter() - t0) * 1000)
+    engine.dispose()
+    return {"p50_ms": round(statistics.median(times), 1), "p95_ms": round(percentile(times, 95), 1), "runs": runs}
+
+
 def percentile(values: list[float], p: float) -> float:
     ordered = sorted(values)
     k = max(0, min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1))))
@@ -148,7 +163,8 @@ async def main() -> None:
     ap.add_argument("--schools", type=int, default=30000)
     ap.add_argument("--areas", type=int, default=245)
     ap.add_argument("--requests", type=int, default=200)
-    ap.add_argument("--concurrency", type=int, default=8)
+    ap.add_argument("--concurrency", type=lambda v: [int(x) for x in v.split(",")], default=[1, 8],
+                    help="requests in flight at once, e.g. 1,8 (each level is measured)")
     ap.add_argument("--database-url", help="default: a SQLite file in a temp dir; postgresql://... works too")
     ap.add_argument("--json", default="bench/results/dashboard.json")
     args = ap.parse_args()
@@ -183,18 +199,21 @@ async def main() -> None:
             return {"Cookie": f"dmcflow_token=bench-district-{a}"}
 
         admin = {"Authorization": "Bearer bench-admin"}
-        areas = [rng.randrange(args.areas) for _ in range(args.requests)]
         warm = [(f"/rounds/{ROUND}/areas/{quote(area_name(a))}/dashboard", district(a)) for a in range(3)]
         await measure(base, warm + [(f"/rounds/{ROUND}/overview", admin)], 2)
         figures = {"schools": args.schools, "areas": args.areas, "database": url.split(":")[0],
-                   "concurrency": args.concurrency, "seed_s": round(seeded, 1)}
-        figures["area_dashboard"] = await measure(
-            base, [(f"/rounds/{ROUND}/areas/{quote(area_name(a))}/dashboard", district(a)) for a in areas],
-            args.concurrency)
-        figures["dashboard_page"] = await measure(
-            base, [(f"/dashboard?round={ROUND}", cookie(a)) for a in areas], args.concurrency)
-        figures["round_overview"] = await measure(
-            base, [(f"/rounds/{ROUND}/overview", admin)] * args.requests, args.concurrency)
+                   "requests_each": args.requests, "seed_s": round(seeded, 1)}
+        for concurrency in args.concurrency:
+            areas = [rng.randrange(args.areas) for _ in range(args.requests)]
+            figures[f"area_dashboard_c{concurrency}"] = await measure(
+                base, [(f"/rounds/{ROUND}/areas/{quote(area_name(a))}/dashboard", district(a)) for a in areas],
+                concurrency)
+            figures[f"dashboard_page_c{concurrency}"] = await measure(
+                base, [(f"/dashboard?round={ROUND}", cookie(a)) for a in areas], concurrency)
+            figures[f"round_overview_c{concurrency}"] = await measure(
+                base, [(f"/rounds/{ROUND}/overview", admin)] * args.requests, concurrency)
+        figures["round_overview_uncached"] = uncached_overview(url, now)
+        figures["load_average_1m"] = round(os.getloadavg()[0], 2)
     finally:
         server.terminate()
         server.wait(timeout=30)
