@@ -8,14 +8,16 @@ import hashlib
 import io
 import json
 import zipfile
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from urllib.parse import quote
 
 import httpx
 from openpyxl import load_workbook
 
+from db.directory import upsert_school
 from db.engine import session_scope
-from db.models import DropoutRequest, IdCorrection, InboundMessage, Student
+from db.models import AuditEvent, DropoutRequest, IdCorrection, InboundMessage, Round, SchoolRound, Student
+from domain.thai_time import thai_datetime
 from tests.stack import AREA, OTHER_AREA, SCHOOL, SCHOOL_2, add_round, make_ready, running_stack, unique_round
 from tests.test_api_access import assert_refusal
 from tests.timing import bangkok_on_day, skip_to
@@ -73,9 +75,7 @@ def open_cases(engine, rid: str) -> None:
                              requested_at=engine_now()))
 
 
-def engine_now():
-    from datetime import datetime, timezone
-
+def engine_now() -> datetime:
     return datetime.now(timezone.utc)
 
 
@@ -174,6 +174,23 @@ async def test_who_may_watch_what(time_env, engine, settings):
         assert_refusal(await stack.http.get(f"/rounds/{rid}/schools/{SCHOOL}/timeline", headers=stack.auth("staff2")),
                        403, "forbidden")
 
+        # a school whose workflow Temporal does not know (past retention, say): its audit trail alone
+        late_comer = "1044449009"
+        with session_scope(engine) as s:
+            upsert_school(s, late_comer, "โรงเรียนมาทีหลัง", AREA, [])
+            s.flush()
+            spec = s.get(Round, rid)
+            s.add(SchoolRound(round_id=rid, school_code=late_comer, area=AREA, stage="open", opens_at=spec.opens_at,
+                              confirm_from=spec.confirm_from, cutoff_at=spec.cutoff_at, gate={"students": 3},
+                              blocking=[], version=1))
+            s.add(AuditEvent(key="t/1", at=spec.opens_at, actor="system", action="extend_deadline",
+                             round_id=rid, school_code=late_comer, after={"cutoff_at": spec.cutoff_at.isoformat()}))
+        r = await stack.http.get(f"/rounds/{rid}/schools/{late_comer}/timeline", headers=stack.auth("district"))
+        assert r.status_code == 200, r.text
+        assert r.json()["history_available"] is False and [x["code"] for x in r.json()["lines"]] == ["extend_deadline"]
+        body = (await stack.http.get(f"/rounds/{rid}/areas/{A}/dashboard", headers=stack.auth("district"))).json()
+        assert body["total"] == 3 and row(body, late_comer)["gate"]["students"] == 3
+
 
 NATIONAL_IDS = ("1449900000018", "1-4499-00000-01-8")
 
@@ -197,7 +214,7 @@ async def test_timeline_reports_and_evidence_pack(time_env, engine, settings):
         assert [x["at"]["iso"] for x in lines] == sorted(x["at"]["iso"] for x in lines)
         texts = [x["th"] for x in lines]
         assert texts[0] == "เริ่มติดตามรอบของโรงเรียน"
-        assert f"ตั้งเวลา: เริ่มยืนยัน/รับรองข้อมูล {confirm_from_th(confirm_from)}" in texts
+        assert f"ตั้งเวลา: เริ่มยืนยัน/รับรองข้อมูล {thai_datetime(confirm_from)}" in texts
         assert "ถึงเวลา: เริ่มยืนยัน/รับรองข้อมูล" in texts
         assert "นำเข้าทะเบียนนักเรียน 1 รายการ" in texts and "บันทึกผลสิ้นปี เมนู 3.2.2 1 รายการ" in texts
         decisions = [(x["code"], x["actor_name"], x["source"]) for x in lines if x["code"] in ("confirm", "certify")]
@@ -261,12 +278,6 @@ async def test_timeline_reports_and_evidence_pack(time_env, engine, settings):
                                      headers=stack.auth("district"))).status_code == 200
 
 
-def confirm_from_th(instant) -> str:
-    from domain.thai_time import thai_datetime
-
-    return thai_datetime(instant)
-
-
 async def test_the_page_logs_in_once_and_the_feed_pushes_a_confirmation(time_env, engine, settings):
     async with running_stack(time_env, engine, settings) as stack:
         rid, confirm_from, _ = await a_round(stack)
@@ -295,7 +306,10 @@ async def test_the_page_logs_in_once_and_the_feed_pushes_a_confirmation(time_env
             # the cookie serves reads only: a decision still needs the bearer token
             assert_refusal(await web.post(f"/rounds/{rid}/schools/{SCHOOL}/confirmation"), 401, "unauthenticated")
             other = await web.get(f"/dashboard?round={rid}&area={quote(OTHER_AREA)}")
-            assert other.status_code == 403 and "ไม่มีสิทธิ์" in other.text
+            assert other.status_code == 403 and "ไม่มีสิทธิ์" in other.text and 'data-code="forbidden"' in other.text
+            unknown = await web.get(f"/dashboard?round={rid}&area={quote('สพม.ไม่มีจริง')}")
+            assert unknown.status_code == 404 and 'data-code="not_found"' in unknown.text
+            assert (await web.get("/dashboard?round=nope")).status_code == 404
 
             events = []
 
