@@ -3,6 +3,7 @@ with the domain's rules (domain.monitoring). School-level data only: no student 
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from datetime import datetime, timedelta
@@ -100,62 +101,72 @@ class RoundOverviewOut(BaseModel):
     areas: list[AreaOverviewOut]
 
 
-# The models below are built with `model_construct` from values that are already valid (they come
-# from the projection through the domain's own types): validating ~20 models per school again would
-# triple the cost of an area's dashboard. Routes answer `model_dump_json()` directly for the same reason.
+# An area's dashboard is built as plain JSON-ready dicts of the shape `AreaDashboardOut` documents
+# (tests/test_dashboard_api.py validates the answers against it): the values are already valid, as
+# they come from the projection through the domain's own types, and building ~10 pydantic objects per
+# school cost more than everything else the request does. The routes answer the JSON text as it is.
 
 def funnel_steps(counts: dict[Bucket, int]) -> list[FunnelStep]:
     return [FunnelStep.model_construct(bucket=b, label_th=BUCKET_LABELS[b][0], label_en=BUCKET_LABELS[b][1],
                                        count=counts.get(b, 0)) for b in Bucket]
 
 
-def fast_instant(value: datetime) -> Instant:
-    return Instant.model_construct(iso=to_bangkok(value), th=thai_datetime(value))
+def _instant(value: datetime) -> dict:
+    return {"iso": to_bangkok(value).isoformat(), "th": thai_datetime(value)}
 
 
-def _person(names: dict[str, str], by: str | None, at: datetime | None) -> Person | None:
+def _person(names: dict[str, str], by: str | None, at: datetime | None) -> dict | None:
     if by is None or at is None:
         return None
-    return Person.model_construct(by=by, by_name=names.get(by), at=fast_instant(at))
+    return {"by": by, "by_name": names.get(by), "at": _instant(at)}
 
 
-def _risk(status: SchoolStatus) -> RiskOut | None:
+def _risk(status: SchoolStatus) -> dict | None:
     r = status.risk
-    return RiskOut.model_construct(code=r.code, th=r.th, en=r.en) if r else None
+    return {"code": r.code, "th": r.th, "en": r.en} if r else None
 
 
-def school_row(st: SchoolStatus, names: dict[str, str]) -> SchoolRowOut:
+def school_row(st: SchoolStatus, names: dict[str, str], cutoffs: dict[datetime, dict]) -> dict:
     s = st.snapshot
     th, en = stage_label(st.stage)
-    return SchoolRowOut.model_construct(
-        school_code=s.school_code, school_name=s.school_name, stage=st.stage, stage_th=th, stage_en=en,
-        bucket=st.bucket, gate=s.gate.summary(), open_id_corrections=s.open_id_corrections,
-        open_dropouts=s.open_dropouts, open_duplicates=s.open_duplicates,
-        blocking_cases=[CaseOut.model_construct(kind=c.kind, kind_th=CASE_KINDS.get(c.kind, (c.kind, c.kind))[0],
-                                                ref=c.ref) for c in s.blocking],
-        cutoff_at=fast_instant(s.cutoff_at), seconds_left=st.seconds_left,
-        confirmed=_person(names, s.confirmed_by, s.confirmed_at), certified=_person(names, s.certified_by, s.certified_at),
-        risk=_risk(st))
+    cutoff = cutoffs.get(s.cutoff_at) or cutoffs.setdefault(s.cutoff_at, _instant(s.cutoff_at))
+    return {
+        "school_code": s.school_code, "school_name": s.school_name, "stage": st.stage.value, "stage_th": th,
+        "stage_en": en, "bucket": st.bucket.value, "gate": s.gate.summary(),
+        "open_id_corrections": s.open_id_corrections, "open_dropouts": s.open_dropouts,
+        "open_duplicates": s.open_duplicates,
+        "blocking_cases": [{"kind": c.kind, "kind_th": CASE_KINDS.get(c.kind, (c.kind, c.kind))[0], "ref": c.ref}
+                           for c in s.blocking],
+        "cutoff_at": cutoff, "seconds_left": st.seconds_left,
+        "confirmed": _person(names, s.confirmed_by, s.confirmed_at),
+        "certified": _person(names, s.certified_by, s.certified_at), "risk": _risk(st)}
 
 
 def area_figures_now(engine: Engine, round_id: str, area: str,
-                     now: datetime) -> tuple[AreaFigures, dict[str, str], OpenCases]:
+                     now: datetime) -> tuple[AreaFigures, dict[str, str], dict[str, int]]:
     with session_scope(engine) as session:
         snaps = reads.area_snapshots(session, round_id, area)
         names = reads.user_names(session, {x for s in snaps for x in (s.confirmed_by, s.certified_by) if x})
-        cases = OpenCases.model_construct(id_corrections=sum(x.open_id_corrections for x in snaps),
-                                          dropouts=sum(x.open_dropouts for x in snaps),
-                                          duplicates=reads.area_open_duplicates(session, round_id, area))
+        cases = {"id_corrections": sum(x.open_id_corrections for x in snaps),
+                 "dropouts": sum(x.open_dropouts for x in snaps),
+                 "duplicates": reads.area_open_duplicates(session, round_id, area)}
     return area_figures(snaps, now), names, cases
 
 
-def area_dashboard(engine: Engine, round_id: str, area: str, now: datetime) -> AreaDashboardOut:
+def area_dashboard(engine: Engine, round_id: str, area: str, now: datetime) -> dict:
+    """The `AreaDashboardOut` of an area at `now`, as a JSON-ready dict."""
     figures, names, cases = area_figures_now(engine, round_id, area, now)
-    return AreaDashboardOut.model_construct(
-        round_id=round_id, area=area, now=fast_instant(now), total=figures.total, funnel=funnel_steps(figures.funnel),
-        at_risk=[AtRiskOut.model_construct(school_code=s.snapshot.school_code, school_name=s.snapshot.school_name,
-                                           seconds_left=s.seconds_left, risk=_risk(s)) for s in figures.at_risk],
-        open_cases=cases, schools=[school_row(s, names) for s in figures.schools])
+    cutoffs: dict[datetime, dict] = {}
+    return {
+        "round_id": round_id, "area": area, "now": _instant(now), "total": figures.total,
+        "funnel": [step.model_dump(mode="json") for step in funnel_steps(figures.funnel)],
+        "at_risk": [{"school_code": s.snapshot.school_code, "school_name": s.snapshot.school_name,
+                     "seconds_left": s.seconds_left, "risk": _risk(s)} for s in figures.at_risk],
+        "open_cases": cases, "schools": [school_row(s, names, cutoffs) for s in figures.schools]}
+
+
+def area_dashboard_json(engine: Engine, round_id: str, area: str, now: datetime) -> str:
+    return json.dumps(area_dashboard(engine, round_id, area, now), ensure_ascii=False, separators=(",", ":"))
 
 
 # --- the round overview: one GROUP BY, shared for a moment ----------------------------------------

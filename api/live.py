@@ -18,7 +18,7 @@ from datetime import datetime
 
 from sqlalchemy.engine import Engine
 
-from api.dashboard_views import AreaDashboardOut, area_dashboard
+from api.dashboard_views import area_dashboard_json
 from db import monitoring as reads
 from db.engine import session_scope
 
@@ -30,7 +30,7 @@ REFRESH_SECONDS = 30.0
 @dataclass
 class _Feed:
     subscribers: set[asyncio.Queue] = field(default_factory=set)
-    latest: AreaDashboardOut | None = None
+    latest: str | None = None  # the area_dashboard JSON last sent
     task: asyncio.Task | None = None
 
 
@@ -54,7 +54,7 @@ class LiveHub:
                 now = await self.clock()
                 due = sent_at is None or (now - sent_at).total_seconds() >= self.refresh_seconds
                 if fingerprint != last or due:
-                    feed.latest = await asyncio.to_thread(area_dashboard, self.engine, round_id, area, now)
+                    feed.latest = await asyncio.to_thread(area_dashboard_json, self.engine, round_id, area, now)
                     last, sent_at = fingerprint, now
                     for queue in list(feed.subscribers):
                         _put_latest(queue, feed.latest)

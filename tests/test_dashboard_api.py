@@ -14,6 +14,7 @@ from urllib.parse import quote
 import httpx
 from openpyxl import load_workbook
 
+from api.dashboard_views import AreaDashboardOut, RoundOverviewOut
 from db.directory import upsert_school
 from db.engine import session_scope
 from db.models import AuditEvent, DropoutRequest, IdCorrection, InboundMessage, Round, SchoolRound, Student
@@ -99,6 +100,7 @@ async def test_an_area_followed_from_opening_to_the_cutoff(time_env, engine, set
         open_cases(engine, rid)
         body = (await stack.http.get(url, headers=district)).json()
         assert funnel(body)["step_3_2_2_2"] == 1 and funnel(body)["open"] == 1
+        AreaDashboardOut.model_validate(body)  # the answer has the documented shape
         school = row(body, SCHOOL)
         assert school["gate"]["steps"] == {"3.2.2": True, "3.2.2.1": True, "3.2.2.2": True}
         assert (school["open_id_corrections"], school["open_dropouts"], school["open_duplicates"]) == (1, 1, 0)
@@ -139,6 +141,7 @@ async def test_an_area_followed_from_opening_to_the_cutoff(time_env, engine, set
         r = await stack.http.get(f"/rounds/{rid}/overview", headers=stack.auth("admin"))
         assert r.status_code == 200, r.text
         overview = r.json()
+        RoundOverviewOut.model_validate(overview)
         areas = {a["area"]: a for a in overview["areas"]}
         assert set(areas) == {AREA, OTHER_AREA}
         assert areas[AREA]["funnel"]["certified"] == 1 and areas[AREA]["funnel"]["late"] == 1

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
-from api.dashboard_views import AreaDashboardOut, RoundOverviewOut, area_dashboard, round_overview
+from api.dashboard_views import AreaDashboardOut, RoundOverviewOut, area_dashboard_json, round_overview
 from api.deps import EngineDep, NowDep, TemporalDep, school_in_scope
 from api.errors import ERROR_RESPONSES
 from api.live import hub_of
@@ -41,7 +41,7 @@ async def get_area_dashboard(round_id: str, area: str, user: ViewerDep, engine: 
                              now: NowDep) -> Response:
     def load() -> bytes:
         check_area(engine, user, round_id, area)
-        return area_dashboard(engine, round_id, area, now).model_dump_json().encode()
+        return area_dashboard_json(engine, round_id, area, now).encode()
 
     return Response(await asyncio.to_thread(load), media_type="application/json")
 
@@ -80,7 +80,7 @@ async def area_dashboard_events(round_id: str, area: str, request: Request, user
                 except TimeoutError:
                     yield ": keep-alive\n\n"
                     continue
-                yield f"event: dashboard\ndata: {data.model_dump_json()}\n\n"
+                yield f"event: dashboard\ndata: {data}\n\n"
 
     return StreamingResponse(stream(), media_type="text/event-stream",
                              headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})

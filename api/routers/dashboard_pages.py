@@ -10,7 +10,7 @@ from fastapi import APIRouter, Form, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 from sqlmodel import select
 
-from api.dashboard_views import area_dashboard, round_overview
+from api.dashboard_views import area_dashboard_json, round_overview
 from api.deps import EngineDep, NowDep, SettingsDep
 from api.pages import CSP, STATIC_FILES, render_page, script_json, static_file
 from api.viewer import COOKIE, LANG_COOKIE, SESSION_SECONDS, WATCHERS, area_in_scope, lookup, round_row
@@ -77,7 +77,7 @@ async def dashboard_page(request: Request, engine: EngineDep, now: NowDep, round
                 "is_admin": user.role == "admin"}
         if watched is not None:
             page["mode"] = "area"
-            page["data"] = area_dashboard(engine, chosen.id, watched, now).model_dump_json()
+            page["data"] = area_dashboard_json(engine, chosen.id, watched, now)
         else:
             page["mode"] = "overview"
             page["data"] = round_overview(engine, chosen.id, now).model_dump_json()
