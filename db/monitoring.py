@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import Float, and_, case, func, literal, or_, select, union_all
+from sqlalchemy import Float, Integer, and_, case, column, func, literal, or_, select, true, union_all
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import FunctionElement
 from sqlmodel import Session
@@ -121,8 +121,8 @@ def _epoch_sqlite(element, compiler, **kw):
 
 
 @compiles(epoch_seconds)
-def _epoch_postgresql(element, compiler, **kw):
-    return f"EXTRACT(EPOCH FROM {compiler.process(element.clauses, **kw)})"
+def _epoch_postgresql(element, compiler, **kw):  # date_part: double precision (EXTRACT answers numeric, slower)
+    return f"date_part('epoch', {compiler.process(element.clauses, **kw)})"
 
 
 def _positive(a, b):
@@ -133,18 +133,25 @@ GATE_FIELDS = [("students", "students"), ("results", "results"), ("repeaters", "
                ("repeat_reasons", "reasons"), ("graduates", "graduates"), ("destinations", "destinations")]
 
 
-def _facts(round_id: str):
-    """One row per school with the gate counts and instants read once (materialised: SQLite would
-    otherwise parse the JSON again for every reference below)."""
+def _facts(round_id: str, dialect: str):
+    """One row per school with the gate counts and instants read once (materialised: the expressions
+    below refer to them many times). The JSON gate is parsed once per row: SQLite caches the parse
+    of `json_extract`; PostgreSQL would parse a `json` column again for every `->>`, so it reads
+    all six counts with one `json_to_record`."""
     r = SchoolRound
-    gate = r.gate
-    return (select(r.area.label("area"), r.opens_at.label("opens_at"), r.cutoff_at.label("cutoff_at"),
-                   r.confirm_from.label("confirm_from"), r.confirmed_at.label("confirmed_at"),
-                   r.certified_at.label("certified_at"),
-                   epoch_seconds(r.opens_at).label("opens_s"), epoch_seconds(r.cutoff_at).label("cutoff_s"),
-                   *(func.coalesce(gate[key].as_integer(), 0).label(name) for key, name in GATE_FIELDS),
-                   func.json_array_length(r.blocking).label("blocking"))
-            .where(r.round_id == round_id).cte("facts").prefix_with("MATERIALIZED"))
+    stmt = select(r.area.label("area"), r.opens_at.label("opens_at"), r.cutoff_at.label("cutoff_at"),
+                  r.confirm_from.label("confirm_from"), r.confirmed_at.label("confirmed_at"),
+                  r.certified_at.label("certified_at"),
+                  epoch_seconds(r.opens_at).label("opens_s"), epoch_seconds(r.cutoff_at).label("cutoff_s"),
+                  func.json_array_length(r.blocking).label("blocking"))
+    if dialect == "postgresql":
+        gate = func.json_to_record(r.gate).table_valued(
+            *(column(key, Integer) for key, _ in GATE_FIELDS)).render_derived("gate", with_types=True)
+        stmt = stmt.add_columns(*(func.coalesce(gate.c[key], 0).label(name) for key, name in GATE_FIELDS)) \
+            .select_from(r).join(gate, true())
+    else:
+        stmt = stmt.add_columns(*(func.coalesce(r.gate[key].as_integer(), 0).label(name) for key, name in GATE_FIELDS))
+    return stmt.where(r.round_id == round_id).cte("facts").prefix_with("MATERIALIZED")
 
 
 def _bucket_expression(f, now: datetime):
@@ -205,7 +212,7 @@ class AreaCounts:
 def round_funnel(session: Session, round_id: str, now: datetime) -> dict[str, AreaCounts]:
     """Every area of the round at `now`: schools per funnel bucket and at-risk schools per reason.
     One GROUP BY over the projection, whatever the number of schools."""
-    f = _facts(round_id)
+    f = _facts(round_id, session.get_bind().dialect.name)
     bucket = _bucket_expression(f, now).label("bucket")
     risk = _risk_expression(f, now).label("risk")
     rows = session.execute(select(f.c.area, bucket, risk, func.count()).group_by(f.c.area, bucket, risk)).all()
