@@ -13,7 +13,7 @@ from db import monitoring
 from db.directory import create_round, upsert_school
 from db.engine import session_scope
 from db.models import DropoutRequest, DuplicateCase, IdCorrection, InboundMessage, SchoolRound, Student
-from domain.monitoring import area_figures
+from domain.monitoring import Bucket, area_figures
 from domain.rounds import ROUND_2566_3
 from domain.thai_time import bangkok
 from tests.db_backends import backend_engine, backend_url  # noqa: F401
@@ -120,3 +120,30 @@ def test_open_cases_are_counted_per_school_and_area(seeded):
         assert cases[AREAS[0]] == {"id_corrections": 2, "dropouts": 2, "duplicates": 2}
         assert cases[AREAS[1]] == {"id_corrections": 0, "dropouts": 1, "duplicates": 1}
         assert monitoring.area_exists(s, AREAS[2]) and not monitoring.area_exists(s, "สพม.ไม่มีจริง")
+
+
+def test_the_round_overview_is_shared_and_refreshed_behind_its_callers(seeded):
+    import time
+
+    from api import dashboard_views as views
+
+    engine, rows = seeded
+    now = bangkok(2024, 4, 30, 10, 0)
+    first = views.round_overview(engine, R.id, now)
+    uncertified = next(r["school_code"] for r in rows if r["certified_at"] is None)
+    with session_scope(engine) as s:
+        s.get(SchoolRound, (R.id, uncertified)).certified_at = now  # one more certified school
+    assert views.round_overview(engine, R.id, now + timedelta(seconds=1)) is first  # shared for 2 s
+    later = now + timedelta(seconds=5)
+    assert views.round_overview(engine, R.id, later) is first  # answered at once, refreshed behind
+    for _ in range(200):
+        shared = views._overview[(id(engine), R.id)]
+        if not shared.refreshing:
+            break
+        time.sleep(0.05)
+    refreshed = views.round_overview(engine, R.id, later)
+    assert refreshed is not first and refreshed.now.iso == later
+    certified = sum(a.funnel[Bucket.certified] for a in refreshed.areas)
+    assert certified == sum(a.funnel[Bucket.certified] for a in first.areas) + 1
+    moved = views.round_overview(engine, R.id, now + timedelta(days=1))  # a skipped clock: computed again
+    assert moved.now.iso == now + timedelta(days=1)
