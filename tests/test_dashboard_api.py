@@ -23,6 +23,7 @@ from tests.stack import AREA, OTHER_AREA, SCHOOL, SCHOOL_2, add_round, make_read
 from tests.test_api_access import assert_refusal
 from tests.timing import bangkok_on_day, skip_to
 from tests.web import served
+from workflows.ids import school_round_id
 
 A = quote(AREA)
 
@@ -207,6 +208,7 @@ async def test_timeline_reports_and_evidence_pack(time_env, engine, settings):
             r = await stack.http.post(f"/rounds/{rid}/schools/{SCHOOL}/{path}", headers=stack.auth(who))
             assert r.status_code == 200, r.text
         decided_cases(engine, rid)
+        await stack.client.get_workflow_handle(school_round_id(rid, SCHOOL)).result()  # certified: its history is whole
 
         # the timeline: audit trail and workflow history, oldest first, Thai dates, no student
         r = await stack.http.get(f"/rounds/{rid}/schools/{SCHOOL}/timeline", headers=stack.auth("district"))
