@@ -13,6 +13,7 @@ from temporalio.client import Client
 from api import errors
 from api.deps import UserDep
 from api.routers import dropouts, duplicates, health, id_corrections, roster, rounds, school_rounds, schools, students
+from api.routers import dashboard, dashboard_pages, reports
 from db.engine import make_engine
 from dmcflow.settings import Settings, get_settings
 from dmcflow.temporal_client import connect
@@ -43,7 +44,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.state.settings, app.state.engine, app.state.temporal, app.state.clock = settings, engine, temporal, clock
     errors.install(app)
     for module in (health, schools, rounds, roster, students, school_rounds, duplicates, id_corrections,
-                   dropouts):
+                   dropouts, dashboard, reports, dashboard_pages):
         app.include_router(module.router)
 
     @app.get("/me", operation_id="whoami", tags=["users"], summary="The user behind the token")

@@ -111,8 +111,9 @@ async def run(settings: Settings, *, start_demo_round: bool = True) -> None:
         client = await connect(settings)
         worker = build_worker(client, settings, engine=engine)
         app = create_app(settings, engine=engine, temporal=client)
+        # open dashboards hold a live feed (SSE) each: Ctrl-C closes them after 3 s instead of waiting for them
         server = _ApiServer(uvicorn.Config(app, host=settings.api_host, port=settings.api_port,
-                                               log_level="info", lifespan="on"))
+                                               log_level="info", lifespan="on", timeout_graceful_shutdown=3))
         stop_intake = asyncio.Event()
         async with worker:
             if start_demo_round:

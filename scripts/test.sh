@@ -4,7 +4,9 @@
 #     bash scripts/test.sh [pytest args...]      e.g.  bash scripts/test.sh tests/test_database.py -q
 #
 # On a fresh Debian 12 machine, as root, it installs what the tests need (PostgreSQL 15, Dovecot IMAP,
-# docker-compose), makes .venv with the project and its test extras, starts a private PostgreSQL 15
+# docker-compose, Chromium with a Thai font for the dashboard's browser tests), makes .venv with the
+# project and its test extras (Playwright drives Debian's /usr/bin/chromium: never `playwright install`),
+# starts a private PostgreSQL 15
 # (DMCFLOW_TEST_POSTGRES_URL) and a private Dovecot (DMCFLOW_TEST_IMAP_*) on free ports, checks
 # docker-compose.yml, runs pytest and stops both servers again.
 # Its exit code is pytest's; "no tests collected" (5) is a failure too.
@@ -21,19 +23,20 @@ die() { printf '[test.sh] ERROR: %s\n' "$*" >&2; exit 1; }
 # --- system packages ---------------------------------------------------------------------------------
 have_system_deps() {
   [ -x "$PGBIN/initdb" ] && [ -x "$PGBIN/pg_ctl" ] && [ -x "$PGBIN/postgres" ] \
-    && command -v psql >/dev/null && command -v docker-compose >/dev/null && command -v dovecot >/dev/null
+    && command -v psql >/dev/null && command -v docker-compose >/dev/null && command -v dovecot >/dev/null \
+    && [ -x /usr/bin/chromium ] && [ -e /usr/share/fonts/opentype/tlwg/Loma.otf ]
 }
 
 if have_system_deps; then
-  say "system packages present (postgresql-15, dovecot-imapd, docker-compose): skipping apt"
+  say "system packages present (postgresql-15, dovecot-imapd, docker-compose, chromium): skipping apt"
 elif [ "$(id -u)" -eq 0 ]; then
-  say "installing postgresql-15, dovecot-imapd and docker-compose with apt"
+  say "installing postgresql-15, dovecot-imapd, docker-compose, chromium and fonts-tlwg-loma-otf with apt"
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql-15 dovecot-imapd \
-    docker-compose >/dev/null
-  have_system_deps || die "postgresql-15 / dovecot-imapd / docker-compose still missing after apt-get install"
+    docker-compose chromium fonts-tlwg-loma-otf >/dev/null
+  have_system_deps || die "postgresql-15 / dovecot-imapd / docker-compose / chromium still missing after apt-get install"
 else
-  say "not root: skipping apt; install postgresql-15, dovecot-imapd and docker-compose yourself if tests need them"
+  say "not root: skipping apt; install postgresql-15, dovecot-imapd, docker-compose and chromium yourself if tests need them"
 fi
 
 # --- Python environment ------------------------------------------------------------------------------
@@ -175,6 +178,8 @@ set +e
 "$VENV/bin/python" -m pytest "$@"
 RC=$?
 set -e
+ARTIFACTS=${DMCFLOW_TEST_ARTIFACTS:-$ROOT/tests/artifacts}
+if [ -d "$ARTIFACTS" ]; then say "test artefacts (the dashboard's screenshots): $ARTIFACTS"; fi
 case $RC in
   0) say "tests passed" ;;
   5) say "no tests were collected: that is a failure" ;;

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -58,7 +59,8 @@ def test_openapi_carries_the_operation_ids():
     ids = {op["operationId"] for path in spec["paths"].values() for op in path.values()}
     assert {"health", "upsert_school", "create_round", "start_round", "import_students", "record_end_of_year",
             "get_school_round", "confirm_school_round", "withdraw_confirmation", "certify_school_round",
-            "extend_deadline"} <= ids
+            "extend_deadline", "area_dashboard", "round_overview", "export_area_report", "school_evidence_pack",
+            "school_timeline", "area_dashboard_events", "dashboard_page", "dashboard_login"} <= ids
 
 
 @pytest.mark.slow
@@ -72,6 +74,7 @@ def test_dev_stack_boots_serves_the_demo_and_stops(tmp_path):
            "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
     proc = subprocess.Popen(DMCFLOW + ["dev"], cwd=tmp_path, env=env, stdout=(tmp_path / "dev.log").open("w"),
                             stderr=subprocess.STDOUT)
+    open_streams = contextlib.ExitStack()
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -95,7 +98,16 @@ def test_dev_stack_boots_serves_the_demo_and_stops(tmp_path):
         assert school.json()["cutoff_at"]["th"].endswith("16.30 น.")
         assert (tmp_path / "var" / "temporal.sqlite").exists()
         assert all((tmp_path / "var" / "mail" / sub).is_dir() for sub in ("cur", "new", "tmp"))  # takes mail
+        # the district's dashboard, logged in with the demo token, and its live feed left open
+        web = httpx.Client(base_url=f"http://127.0.0.1:{api}", timeout=10)
+        login = web.post("/dashboard/login", data={"token": "demo-district"})
+        assert login.status_code == 303, login.text
+        page = web.get("/dashboard?round=demo")
+        assert page.status_code == 200 and "สพม.มหาสารคาม" in page.text and 'id="initial-data"' in page.text
+        feed = open_streams.enter_context(web.stream("GET", "/rounds/demo/areas/สพม.มหาสารคาม/events"))
+        assert next(line for line in feed.iter_lines() if line.startswith("data: "))
     finally:
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(signal.SIGINT)  # stops even with a dashboard's feed open
         code = proc.wait(timeout=60)
+        open_streams.close()
     assert code == 0, (tmp_path / "dev.log").read_text()[-3000:]
