@@ -184,10 +184,10 @@ async def approval_path(client: Client, stack: harness.Stack, codes: list[str], 
 # --- cutoff storm ------------------------------------------------------------------------------
 
 async def cutoff_storm(client: Client, stack: harness.Stack, engine, n: int, round_id: str,
-                       starts_per_s: float) -> dict:
-    # bare: N workflows asleep until one instant, then one activity each
+                       starts_per_s: float, bare_starts_per_s: float) -> dict:
+    # bare: N workflows asleep until one instant, then one activity each (the cutoff leaves time to start them)
     prefix = uuid.uuid4().hex[:6]
-    cutoff = datetime.now(timezone.utc) + timedelta(seconds=n / max(starts_per_s, 1) * 1.5 + 20)
+    cutoff = datetime.now(timezone.utc) + timedelta(seconds=n / max(bare_starts_per_s, 1) * 1.3 + 10)
     await gather_limited(n, START_CONCURRENCY, lambda i: client.start_workflow(
         bare.StormSchool.run, cutoff, id=f"bare-storm-{prefix}-{i}", task_queue=stack.bare_queue))
     query = ("WorkflowType = 'StormSchool' AND ExecutionStatus = 'Completed' "
@@ -206,7 +206,7 @@ async def cutoff_storm(client: Client, stack: harness.Stack, engine, n: int, rou
 
     # dmcflow: a round whose cutoff comes once all N schools are started and projected
     now = datetime.now(timezone.utc)
-    cutoff = now + timedelta(seconds=n / max(starts_per_s, 1) * 1.5 + 30)
+    cutoff = now + timedelta(seconds=n / max(starts_per_s, 1) * 1.3 + 15)
     add_round(engine, round_id, now, now, cutoff)
     t0 = time.perf_counter()
     operation, _ = await round_ops.start_round(engine, client, Settings().ops_task_queue, round_id)
@@ -298,13 +298,15 @@ async def main() -> None:
         client = await Client.connect(stack.address, data_converter=DATA_CONVERTER)
         print(f"start path, {args.schools} schools …", flush=True)
         figures |= await start_path(client, stack, engine, args.schools, "bench")
+        print(json.dumps(figures), flush=True)  # each phase's figures as it ends
         if "approval" in only:
             print(f"approval path, {args.approvals} schools …", flush=True)
             figures |= await approval_path(client, stack, codes[:args.approvals], "bench", args.clients)
+            print(json.dumps(figures), flush=True)
         if "storm" in only:
             print(f"cutoff storm, {args.schools} schools …", flush=True)
             figures |= await cutoff_storm(client, stack, engine, args.schools, "bench-storm",
-                                          figures["start_round_per_s"])
+                                          figures["start_round_per_s"], figures["start_bare_per_s"])
     if "others" in only and not args.skip_others:
         print("intake and import …", flush=True)
         intake = other_bench("bench.intake", "--messages", "100")
