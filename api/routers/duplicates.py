@@ -15,7 +15,7 @@ from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.service import RPCError
 
 from api.deps import EngineDep, SettingsDep, TemporalDep, UserDep, require_role
-from api.downloads import evidence_download
+from api.downloads import Sha256, evidence_download
 from api.errors import ERROR_RESPONSES
 from api.views import instant
 from api.workflow_updates import refusal_from_update_failure
@@ -141,7 +141,7 @@ async def resolve_duplicate(
 
 @router.get("/duplicates/{case_id}/evidence/{sha256}", operation_id="get_duplicate_evidence", response_class=Response,
             summary="An evidence file of a declaration (a download), for the parties, their district and admins")
-async def get_duplicate_evidence(round_id: str, case_id: str, sha256: str, user: UserDep,
+async def get_duplicate_evidence(round_id: str, case_id: str, sha256: Sha256, user: UserDep,
                                  engine: EngineDep) -> Response:
     def load() -> EvidenceFile:
         with session_scope(engine) as session:
