@@ -1,0 +1,93 @@
+"""Schemathesis against the API's own OpenAPI document, with real tokens: no input gets a 5xx.
+
+Every operation is called with requests generated from its schema, valid ones and invalid ones, by an
+admin, a district officer and a school's staff, against a populated dmcflow (a started round, a
+duplicate case, an ID correction). Path parameters are the world's real ids half of the time, so the
+requests get past "not found" into the rules. Every answer must be below 500, and every 4xx a refusal
+with its code, Thai and English.
+
+The app runs under uvicorn on a loopback port in the test's event loop (where its Temporal client
+lives); Hypothesis runs in a worker thread and calls it over HTTP like any client.
+
+    HYPOTHESIS_PROFILE=long python -m pytest tests/test_api_fuzz.py     # 20 x the examples
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+
+import pytest
+import schemathesis
+import uvicorn
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from schemathesis.generation import GenerationMode
+
+from tests.api_world import EVIDENCE_SHA, fresh_db_url, populated_world
+from tests.conftest import free_port
+from tests.hypothesis_profiles import examples
+from tests.stack import SCHOOL
+
+ACTORS = ("admin", "district", "staff")
+EXAMPLES_PER_OPERATION = 12
+# Real ids for path parameters, by name (None: the world's value, filled in below).
+REAL = {"round_id": None, "school_code": SCHOOL, "case_id": None, "ref": None, "sha256": EVIDENCE_SHA, "code": SCHOOL,
+        "operation_id": None}
+
+
+@pytest.fixture(scope="module")
+async def served(migrated_template, tmp_path_factory):
+    async with populated_world(fresh_db_url(migrated_template, tmp_path_factory), auth_failure_limit=10_000) as world:
+        app = world.http._transport.app
+        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=free_port(), lifespan="off",
+                                               log_level="warning", access_log=False))
+        task = asyncio.create_task(server.serve())
+        while not server.started:
+            await asyncio.sleep(0.02)
+        real = {**REAL, "round_id": world.round_id, "case_id": world.case_id, "ref": world.correction,
+                "operation_id": f"round-start/{world.round_id}"}
+        try:
+            yield world, f"http://127.0.0.1:{server.config.port}", schemathesis.openapi.from_dict(app.openapi()), real
+        finally:
+            server.should_exit = True
+            await task
+
+
+OPERATION_IDS = sorted(op["operationId"] for path in __import__("api.app", fromlist=["create_app"]).create_app(
+    __import__("dmcflow.settings", fromlist=["Settings"]).Settings(database_url="sqlite://")).openapi()["paths"].values()
+    for op in path.values())
+
+
+def cases(operation, world, real: dict):
+    names = re.findall(r"{(\w+)}", operation.path)
+    fixed = {n: real[n] for n in names}
+
+    def strategy(actor: str, mode: GenerationMode, use_real: bool):
+        return operation.as_strategy(generation_mode=mode, headers=world.stack.auth(actor),
+                                     path_parameters=fixed if use_real and names else None)
+
+    return st.sampled_from(ACTORS).flatmap(lambda actor: st.one_of(
+        *(strategy(actor, mode, use_real) for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE)
+          for use_real in ((True, False) if names else (False,)))))
+
+
+@pytest.mark.parametrize("operation_id", OPERATION_IDS)
+async def test_no_request_gets_a_server_error(served, operation_id):
+    world, base_url, schema, real = served
+    operation = next(r.ok() for r in schema.get_all_operations() if r.ok().definition.raw["operationId"] == operation_id)
+    seen: list[int] = []
+
+    @settings(max_examples=examples(EXAMPLES_PER_OPERATION), suppress_health_check=list(HealthCheck))
+    @given(case=cases(operation, world, real))
+    def run(case):
+        response = case.call(base_url=base_url, timeout=60)
+        seen.append(response.status_code)
+        where = f"{response.status_code} {response.text[:300]}\n{case.as_curl_command()}"
+        assert response.status_code < 500, where
+        if response.status_code >= 400:
+            body = response.json()
+            assert isinstance(body, dict) and body.get("code") and body.get("message_th") and body.get("message_en"), where
+
+    await asyncio.to_thread(run)
+    assert seen, "no request was sent"
