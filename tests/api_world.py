@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import shutil
 import uuid
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -117,4 +117,19 @@ def fresh_db_url(migrated_template, tmp_path_factory) -> str:
     return f"sqlite:///{path}"
 
 
-__all__ = ["CLAIM", "EVIDENCE_SHA", "OTHER_SCHOOL", "SCHOOL", "SCHOOL_2", "World", "fresh_db_url", "populated_world"]
+@contextmanager
+def world_database(backend: str, migrated_template, tmp_path_factory):
+    """A migrated, empty database on `backend` (PostgreSQL as tests/db_backends.py provides it)."""
+    if backend == "sqlite":
+        yield fresh_db_url(migrated_template, tmp_path_factory)
+        return
+    from db.migrate import upgrade
+    from tests.db_backends import fresh_postgres_database, postgres_base_url
+
+    with fresh_postgres_database(postgres_base_url()) as url:
+        upgrade(url)
+        yield url
+
+
+__all__ = ["CLAIM", "EVIDENCE_SHA", "OTHER_SCHOOL", "SCHOOL", "SCHOOL_2", "World", "fresh_db_url", "populated_world",
+           "world_database"]
