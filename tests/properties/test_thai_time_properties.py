@@ -84,3 +84,27 @@ def test_iso_input_keeps_its_offset_and_naive_input_is_bangkok(instant):
             if be_text:
                 assert parse_local(be_text) == instant
                 assert parse_local(be_text.translate(str.maketrans("0123456789", "๐๑๒๓๔๕๖๗๘๙"))) == instant
+
+
+# Found by the properties above, kept as plain examples.
+
+def test_a_buddhist_era_leap_day_is_read():
+    """29 Feb 2024 is 2567-02-29, and 2567 is no leap year in the Gregorian reckoning: converted first."""
+    assert parse_local("2567-02-29T10:00") == datetime(2024, 2, 29, 10, 0, tzinfo=BANGKOK)
+    assert parse_local("๒๕๖๗-๐๒-๒๙") == datetime(2024, 2, 29, tzinfo=BANGKOK)
+
+
+def test_a_buddhist_era_year_typed_into_the_api_is_read_as_be():
+    import pytest
+    from pydantic import ValidationError
+
+    from api.schemas import ExtensionIn
+    from domain.rounds import RoundSpec
+
+    extension = ExtensionIn(cutoff_at="2567-05-01T16:30:00", reason="ขยาย")
+    assert extension.cutoff_at == datetime(2024, 5, 1, 16, 30, tzinfo=BANGKOK)  # not the year 2567 CE
+    with pytest.raises(ValidationError):
+        ExtensionIn(cutoff_at="2568-02-29T16:30:00", reason="ขยาย")  # 29 Feb 2025 does not exist: 422, not 500
+    spec = RoundSpec(id="be", academic_year=2566, opens_at="2567-03-01T00:00", confirm_from="2567-04-30T08:30",
+                     cutoff_at="2024-04-30T16:30")
+    assert spec.opens_at == datetime(2024, 3, 1, tzinfo=BANGKOK) and spec.confirm_from.year == 2024
