@@ -102,7 +102,7 @@ def _cell_text(value: object) -> str:
         return str(int(value))  # a 13-digit ID typed as a number
     if isinstance(value, date):
         return f"{value.day:02d}/{value.month:02d}/{value.year + 543}"
-    return str(value)
+    return str(value).replace("\x00", "")
 
 
 def read_table(data: bytes, filename: str = "") -> list[list[str]]:
@@ -119,7 +119,7 @@ def read_table(data: bytes, filename: str = "") -> list[list[str]]:
         except Exception as exc:  # noqa: BLE001
             raise invalid("file_unreadable", "อ่านไฟล์ XLSX ไม่ได้ ไฟล์อาจเสียหาย",
                           f"The XLSX file cannot be read ({type(exc).__name__})") from exc
-    if b"\x00" in data[:4096]:
+    if b"\x00" in data:  # UTF-16, a binary file, or NUL in a cell: never a DMC export
         raise invalid("file_type", "ไฟล์ต้องเป็น CSV หรือ XLSX", "The file must be CSV or XLSX")
     try:
         text = decode_csv(data)

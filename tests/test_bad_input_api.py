@@ -45,3 +45,24 @@ async def test_a_started_round_refuses_with_reasons(time_env, engine, settings):
         r = await stack.http.post(f"/rounds/{rid}/schools/{SCHOOL}/students/update", headers=stack.auth("staff"),
                                   json={"student": READY_IDS[SCHOOL], "changes": {"classroom": "2"}})
         assert_refusal(r, 409, "round_not_started")  # the round exists, its schools' workflows do not yet
+
+
+async def test_a_nul_character_is_refused_wherever_it_is_sent(time_env, engine, settings):
+    """PostgreSQL cannot store U+0000 in text: it was a 500 there (and a stuck activity for an email)."""
+    async with running_stack(time_env, engine, settings) as stack:
+        admin, staff = stack.auth("admin"), stack.auth("staff")
+        r = await stack.http.put(f"/schools/{SCHOOL}", headers=admin, json={"name": "โรงเรียน\u0000", "area": "ก"})
+        assert_refusal(r, 422, "nul_character")
+        r = await stack.http.get("/rounds/%00", headers=admin)
+        assert_refusal(r, 422, "nul_character")
+        r = await stack.http.get("/id-corrections?area=%00", headers=admin)
+        assert_refusal(r, 422, "nul_character")
+        r = await stack.http.post("/rounds/r/duplicates/d/resolution", headers=staff,
+                                  data={"action": "absent", "note": "x\x00"})  # urlencoded
+        assert_refusal(r, 422, "nul_character")
+        r = await stack.http.post("/rounds/r/duplicates/d/resolution", headers=staff,
+                                  data={"action": "absent", "note": "x\x00"},
+                                  files={"evidence": ("e.pdf", b"%PDF-1.4\x00", "application/pdf")})  # multipart
+        assert_refusal(r, 422, "invalid_request")
+        r = await stack.http.put(f"/schools/{SCHOOL}", headers=admin, json={"name": "100%00 ok", "area": "ก"})
+        assert r.status_code == 200, r.text  # "%00" in JSON is just text

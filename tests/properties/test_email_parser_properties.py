@@ -79,3 +79,15 @@ def test_a_message_over_the_limit_is_refused_with_the_limit_whatever_it_holds(ra
 def test_the_samples_are_in_the_mutation_pool():
     """The mutated-sample strategy is not silently empty (shared/samples/emails is laid beside the clone)."""
     assert len(SAMPLE_BYTES) >= 5
+
+
+def test_addresses_and_ids_with_control_characters_or_too_long_are_not_trusted():
+    """Found on PostgreSQL: a NUL or a 300-character address could be stored, and failed there."""
+    from intake.email_parser import sender_address
+
+    assert sender_address(["dmc\x00@tuayang.ac.th"]) is None
+    assert sender_address(["x" * 250 + "@tuayang.ac.th"]) is None
+    assert sender_address(["โรงเรียน <DMC@Tuayang.ac.th>"]) == "dmc@tuayang.ac.th"
+    parsed = parse_message(("From: a@b.cc\r\nMessage-ID: <a\x00b@c>\r\nSubject: x\r\n\r\n"
+                            "ชื่อ-สกุล: ด.ช.\x00ทดสอบ\r\n").encode())
+    assert parsed.message_id == "<ab@c>" and "\x00" not in (parsed.requests[0].student_name or "")

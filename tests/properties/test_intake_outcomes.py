@@ -1,13 +1,13 @@
 """Past the parser: every stored message is decided against the registry and the roster, and gets exactly
 one reply when it has a sender to reply to (id-correction-email.md, "What the school hears back").
 
-The intake's activity is called directly on a real (SQLite) database: the decision and the reply are
+The intake's activity is called directly on a real database (SQLite and PostgreSQL, which refuses what
+SQLite lets pass: NUL characters, text longer than its column): the decision and the reply are
 its work; Temporal only calls it, and the end-to-end path is tested in tests/intake/test_intake_flow.py.
 """
 
 from __future__ import annotations
 
-import shutil
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -22,6 +22,8 @@ from db.id_corrections import store_raw
 from db.models import IdCorrection, InboundMessage, OutboxMail, SchoolRound, Student
 from dmcflow.settings import Settings
 from domain.rounds import RoundSpec
+from tests.api_world import world_database
+from tests.db_backends import BACKENDS
 from tests.hypothesis_profiles import examples
 from tests.intake.messages import SCHOOL, SENDER, block, build, letter, nid
 from tests.properties.email_strategies import VALID_IDS, any_mail, id_values
@@ -30,11 +32,14 @@ MAX_BYTES = 6000  # small, so that some generated messages are over it
 NOW = datetime(2024, 4, 18, 2, 0, tzinfo=timezone.utc)
 
 
-@pytest.fixture(scope="module")
-def intake(migrated_template, tmp_path_factory):
-    path = tmp_path_factory.mktemp("intake") / "app.sqlite"
-    shutil.copy(migrated_template, path)
-    engine = make_engine(f"sqlite:///{path}")
+@pytest.fixture(scope="module", params=BACKENDS)
+def intake(request, migrated_template, tmp_path_factory):
+    with world_database(request.param, migrated_template, tmp_path_factory) as url:
+        yield from _intake(url)
+
+
+def _intake(url: str):
+    engine = make_engine(url)
     with session_scope(engine) as s:
         upsert_school(s, SCHOOL, "โรงเรียนตัวอย่างวิทยา", "สพม.มหาสารคาม", [SENDER])
         s.flush()
@@ -53,17 +58,19 @@ def intake(migrated_template, tmp_path_factory):
 # (or not). Built in the test body: the stdlib picks MIME boundaries at random, which a strategy must not.
 olds = st.one_of(st.just(VALID_IDS[0]), id_values)
 news = st.one_of(st.text(alphabet="0123456789", min_size=12, max_size=12).map(nid), id_values)
-blocks = st.lists(st.tuples(olds, news, st.sampled_from(["เด็กชายทดสอบ ใจดี", "x", ""])), min_size=1, max_size=3)
+# Names, reasons and subjects as long as people paste them, or with a NUL a broken client left in.
+texts = st.sampled_from(["เด็กชายทดสอบ ใจดี", "x", "ด.ช.\x00ทดสอบ", "ก" * 300, "ขอแก้ไข " * 60])
+blocks = st.lists(st.tuples(olds, news, st.one_of(texts, st.just("")), texts), min_size=1, max_size=3)
 deep_mail = st.tuples(blocks, st.sampled_from([SENDER, SENDER, "stranger@else.example"]),
-                      st.sampled_from(["unique", "unique", "unique", "<p-1@mail.example>", None]))
+                      st.sampled_from(["unique", "unique", "unique", "<p-1@mail.example>", None]), texts)
 
 
 def build_deep(spec, number: int) -> bytes:
-    request_blocks, sender, message_id = spec
+    request_blocks, sender, message_id, subject = spec
     if message_id == "unique":
         message_id = f"<p-{number}@mail.example>"
-    return build(letter(*(block(old=o, new=n, name=name) for o, n, name in request_blocks)), sender=sender,
-                 message_id=message_id)
+    return build(letter(*(block(old=o, new=n, name=name, reason=reason) for o, n, name, reason in request_blocks)),
+                 sender=sender, message_id=message_id, subject=subject)
 
 
 _count = iter(range(10**9))

@@ -125,3 +125,15 @@ def test_any_bytes_as_a_roster_give_rows_or_a_refusal(data, filename):
 @given(data=xlsx_files(), filename=st.sampled_from(["r.xlsx", "r.csv", ""]))
 def test_any_workbook_whole_or_damaged_gives_rows_or_a_refusal(data, filename):
     check(data, filename)
+
+
+def test_a_nul_anywhere_in_a_csv_refuses_the_file():
+    """Found on PostgreSQL (which cannot store NUL): only the first 4 KB used to be looked at."""
+    good = ("รหัสโรงเรียน,เลขประจำตัวประชาชน,ชั้น,ชื่อ,นามสกุล,สอบปลายภาค\n"
+            + "1044449001,1449900000018,ม.1,ทดสอบ,ระบบ,ใช่\n" * 200).encode()
+    try:
+        parse_roster(good + b"1044449001,1449900000026,\xe0\xb8\xa1.1,a\x00b,c,yes\n", "r.csv")
+    except Refusal as refusal:
+        assert refusal.code == "file_type"
+    else:
+        raise AssertionError("a NUL past the first 4 KB was let through")
