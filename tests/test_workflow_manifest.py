@@ -44,10 +44,14 @@ def test_the_hash_sees_code_not_comments_or_docstrings():
 
 @pytest.fixture
 def repo(tmp_path):
-    """A copy of the workflows, the histories and the manifest."""
+    """A copy of the workflows and the histories with its manifest, then id_correction.py changed."""
     shutil.copytree(wm.ROOT / "workflows", tmp_path / "workflows")
     shutil.copytree(wm.ROOT / "tests" / "histories", tmp_path / "tests" / "histories")
-    shutil.copy(wm.ROOT / wm.MANIFEST_NAME, tmp_path / wm.MANIFEST_NAME)
+    # the copy's own manifest, in step with it whatever state the real one is in
+    tree = wm.Tree.read(tmp_path)
+    manifest, errors = wm.update({"workflows": {}, "histories": {}}, tree, {p: "copy" for p in tree.workflows})
+    assert not errors
+    wm.write(manifest, tmp_path)
     (tmp_path / "workflows" / "id_correction.py").write_text(
         SOURCE.replace("calls.SETTLE_ID_CORRECTION", "calls.APPLY_ID_CORRECTION", 1), encoding="utf-8")
     return tmp_path
