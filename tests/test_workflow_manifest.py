@@ -103,3 +103,16 @@ def test_the_command_line_check_fails_with_the_steps_to_take(repo, monkeypatch, 
     assert wm.main(["--update"]) == 1
     assert wm.main(["--update", "--acknowledge", 'workflows/id_correction.py="a rename"']) == 0
     assert wm.main([]) == 0
+
+
+def test_a_changed_helper_needs_new_histories_of_the_workflows_that_import_it(repo):
+    """e.g. a search attribute dropped from search_attributes.py changes what SchoolRoundWorkflow upserts."""
+    helper = repo / "workflows" / "search_attributes.py"
+    helper.write_text(helper.read_text(encoding="utf-8") + "\nEXTRA = 1\n", encoding="utf-8")
+    users = sorted({t for entry in wm.Tree.read(repo).workflows.values()
+                    if "workflows/search_attributes.py" in entry["imports"] for t in entry["types"]})
+    assert "SchoolRoundWorkflow" in users
+    histories = repo / "tests" / "histories"
+    shutil.copy(histories / "duplicate_case_resolved.json", histories / "duplicate_case_again.json")
+    _, errors = wm.update(wm.load(repo), wm.Tree.read(repo), {"workflows/id_correction.py": "x"})
+    assert len(errors) == 1 and "search_attributes.py" in errors[0] and "SchoolRoundWorkflow" in errors[0]

@@ -16,9 +16,10 @@ not count), and for every stored history its own hash. The check fails when
 - a stored history was rewritten or deleted (histories are the running workflows: add, never replace), or
 - a history file is not in the manifest.
 
-`--update` accepts a changed module only together with a newly recorded history of a workflow type it
-defines (a helper module such as activity_calls.py: of any type), or an explicit `--acknowledge` with
-the reason the change cannot affect running workflows; the reason is kept in the manifest for review.
+`--update` accepts a changed module only together with a newly recorded history of each workflow type it
+defines (a helper such as search_attributes.py: of each type whose module imports it), or an explicit
+`--acknowledge` with the reason the change cannot affect running workflows; the reason is kept in the
+manifest for review.
 What the developer is told to do is in HOW_TO below.
 """
 
@@ -79,6 +80,19 @@ def workflow_types(source: str) -> list[str]:
     return sorted(found)
 
 
+def workflow_imports(source: str) -> list[str]:
+    """The modules of workflows/ this one imports (`from workflows import ids`, `from workflows.ids import x`)."""
+    found = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.ImportFrom) and node.module == "workflows":
+            found |= {f"workflows/{a.name}.py" for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("workflows."):
+            found.add(node.module.replace(".", "/") + ".py")
+        elif isinstance(node, ast.Import):
+            found |= {a.name.replace(".", "/") + ".py" for a in node.names if a.name.startswith("workflows.")}
+    return sorted(found)
+
+
 def history_type(path: Path) -> str:
     events = json.loads(path.read_text(encoding="utf-8"))["events"]
     return events[0]["workflowExecutionStartedEventAttributes"]["workflowType"]["name"]
@@ -97,7 +111,8 @@ class Tree:
         for path in sorted((root / "workflows").glob("*.py")):
             source = path.read_text(encoding="utf-8")
             tree.workflows[path.relative_to(root).as_posix()] = {"code": code_hash(source),
-                                                                 "types": workflow_types(source)}
+                                                                 "types": workflow_types(source),
+                                                                 "imports": workflow_imports(source)}
         for path in sorted((root / "tests" / "histories").glob("*.json")):
             tree.histories[path.name] = {"sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
                                          "type": history_type(path)}
@@ -144,10 +159,14 @@ def update(manifest: dict, tree: Tree, acknowledge: dict[str, str],
         if entry is not None and entry["code"] == now["code"]:
             result["workflows"][path] = entry
             continue
-        covering = sorted(n for n, h in new_histories.items() if not now["types"] or h["type"] in now["types"])
-        if not covering and path not in acknowledge:
-            errors.append(f"{path} changed but no new history of {', '.join(now['types']) or 'any workflow'} was "
-                          f"recorded: record one, or --acknowledge {path}=\"why running workflows are unaffected\"")
+        # a workflow module: its own types; a helper: the types of every workflow module that imports it
+        needed = set(now["types"]) or {t for other in tree.workflows.values() if path in other["imports"]
+                                       for t in other["types"]}
+        covering = sorted(n for n, h in new_histories.items() if h["type"] in needed)
+        missing = sorted(needed - {new_histories[n]["type"] for n in covering})
+        if missing and path not in acknowledge:
+            errors.append(f"{path} changed but no new history of {', '.join(missing)} was recorded: record one each, "
+                          f"or --acknowledge {path}=\"why running workflows are unaffected\"")
             continue
         result["workflows"][path] = {"code": now["code"], "types": now["types"], "recorded_with": covering,
                                      **({"acknowledged": acknowledge[path]} if path in acknowledge else {})}
