@@ -13,6 +13,12 @@ scope is not admitted to exist), each with a refusal body; an allowed cell must 
 control: no 401/403, no not_found. Lists are not refused: they are filtered, so for them the row says
 who sees the record. The import of a DMC export is checked row by row: another school's rows are
 refused as `other_school` while the call itself succeeds.
+
+Order of checks: the token is checked before anything in the body is (401 first), but roles and scope
+are checked in the handlers, after FastAPI has validated the body: a signed-in caller of the wrong role
+who sends a malformed body learns 422 before 403. Nothing but the body's shape (public in
+/openapi.json) is learnt that way; moving the role checks into route dependencies would change that.
+Bodies over the size limit and NUL characters are refused (413/422) before authentication.
 """
 
 from __future__ import annotations
