@@ -11,6 +11,8 @@ from sqlalchemy.engine import Engine
 from temporalio.client import Client
 
 from api import errors
+from api.auth_limits import FailedAuthLimiter
+from api.body_limit import BodyLimit
 from api.deps import UserDep
 from api.routers import dropouts, duplicates, health, id_corrections, roster, rounds, school_rounds, schools, students
 from api.routers import dashboard, dashboard_pages, reports
@@ -42,7 +44,9 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
                               "`{code, message_th, message_en}`.")
     # Given parts (tests, the local stack) are usable at once, without waiting for the lifespan.
     app.state.settings, app.state.engine, app.state.temporal, app.state.clock = settings, engine, temporal, clock
+    app.state.auth_limiter = FailedAuthLimiter(settings.auth_failure_limit, settings.auth_failure_window_seconds)
     errors.install(app)
+    app.add_middleware(BodyLimit, max_upload_bytes=settings.max_upload_bytes, max_json_bytes=settings.max_json_bytes)
     for module in (health, schools, rounds, roster, students, school_rounds, duplicates, id_corrections,
                    dropouts, dashboard, reports, dashboard_pages):
         app.include_router(module.router)

@@ -42,13 +42,16 @@ def get_session(engine: Annotated[Engine, Depends(get_engine)]) -> Iterator[Sess
         yield session
 
 
-def current_user(creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+def current_user(request: Request, creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
                  engine: Annotated[Engine, Depends(get_engine)]) -> User:
     if creds is None or not creds.credentials:
         raise unauthenticated()
+    limiter, client = request.app.state.auth_limiter, request.client.host if request.client else "?"
+    limiter.check(client)  # 429 while this client is over its failed attempts (api/auth_limits.py)
     with session_scope(engine) as session:
         user = user_by_token(session, creds.credentials)
     if user is None:
+        limiter.failed(client)
         raise unauthenticated()
     return user
 

@@ -29,7 +29,7 @@ def _fields(errors) -> list[dict]:
 def install(app: FastAPI) -> None:
     @app.exception_handler(Refusal)
     async def _refusal(_: Request, exc: Refusal):
-        return JSONResponse(exc.as_dict(), status_code=exc.status)
+        return JSONResponse(exc.as_dict(), status_code=exc.status, headers=getattr(exc, "headers", None))
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError):
@@ -44,6 +44,8 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException):
+        if isinstance(getattr(exc, "refusal", None), Refusal):  # e.g. api/body_limit.py's 413
+            return JSONResponse(exc.refusal.as_dict(), status_code=exc.status_code)
         th = {404: "ไม่พบหน้าที่ขอ", 405: "ไม่รองรับวิธีการเรียกนี้"}.get(exc.status_code, "คำขอไม่ถูกต้อง")
         return JSONResponse({"code": f"http_{exc.status_code}", "message_th": th, "message_en": str(exc.detail)},
                             status_code=exc.status_code)

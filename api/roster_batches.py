@@ -11,9 +11,9 @@ import uuid
 
 from api.workflow_updates import school_update
 from db.engine import session_scope
-from db.models import RosterBatch
+from db.models import RosterBatch, Round
 from domain.messages import ApplyRosterBatch, BatchOutcome
-from domain.refusals import Refusal
+from domain.refusals import Refusal, not_found
 from domain.school_round import Actor
 from workflows.school_round import SchoolRoundWorkflow
 
@@ -24,6 +24,8 @@ async def apply_batch(engine, client, user, round_id: str, school_code: str, kin
 
     def stage() -> None:
         with session_scope(engine) as session:
+            if session.get(Round, round_id) is None:  # before the staged row points at a round that is not there
+                raise not_found("รอบ", "round", round_id)
             session.add(RosterBatch(id=batch_id, round_id=round_id, school_code=school_code, kind=kind,
                                     payload=payload, created_by=user.id))
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel, EmailStr, Field
+from pydantic import BaseModel, EmailStr, Field, field_validator
 
 from domain.rounds import RoundPolicy
+from domain.thai_time import as_bangkok_input
 
 
 class SchoolIn(BaseModel):
@@ -60,6 +61,11 @@ class ExtensionIn(BaseModel):
     reason: str = Field(min_length=1, max_length=1000)
     area: str | None = Field(None, description="extend every school of this area")
     school_code: str | None = Field(None, description="extend this one school")
+
+    @field_validator("cutoff_at", mode="after")
+    @classmethod
+    def _bangkok(cls, value: datetime) -> datetime:  # a BE date that does not exist is refused here, as 422
+        return as_bangkok_input(value)
 
 
 class ExtensionOut(BaseModel):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 
 from sqlmodel import Session
 
@@ -20,6 +21,7 @@ def store_evidence(session: Session, data: bytes, filename: str = "") -> Evidenc
     digest = hashlib.sha256(data).hexdigest()
     row = session.get(EvidenceFile, digest)
     if row is None:
-        row = EvidenceFile(sha256=digest, content_type=ctype, size=len(data), filename=filename[:255], data=data)
+        name = re.sub(r"[\x00-\x1f\x7f]", "", filename)[:255]  # a client's name for it: shown, never a path
+        row = EvidenceFile(sha256=digest, content_type=ctype, size=len(data), filename=name, data=data)
         session.add(row)
     return row

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from datetime import datetime
 from email.parser import BytesHeaderParser
 
@@ -37,7 +38,7 @@ def _message_id(raw: bytes) -> str | None:
         value = BytesHeaderParser().parsebytes(raw[:HEAD_BYTES]).get("Message-ID")
     except Exception:  # noqa: BLE001  headers too broken to read: the parser will say so later
         return None
-    return "".join(str(value).split())[:250] if value else None
+    return re.sub(r"[\s\x00-\x1f\x7f]+", "", str(value))[:250] if value else None
 
 
 def canonical_for_message_id(session: Session, row: InboundMessage) -> bool:
@@ -127,8 +128,8 @@ def decide_message(session: Session, row: InboundMessage,
         seen_new.add(request.new_id)
         results.append(IdCorrection(
             id=ref, message_sha=row.sha256, block=request.index, round_id=rnd.round_id, school_code=school,
-            area=rnd.area, student_pk=student.id if student else None, student_name=request.student_name,
-            old_id=request.old_id, new_id=request.new_id, reason=request.reason,
+            area=rnd.area, student_pk=student.id if student else None, student_name=_cut(request.student_name, 250),
+            old_id=request.old_id, new_id=request.new_id, reason=_cut(request.reason, 1000),
             status="pending" if problem is None else "refused", cutoff_at=rnd.cutoff_at,
             refusal_code=problem.code if problem else None, refusal_th=problem.message_th if problem else None,
             refusal_en=problem.message_en if problem else None))
@@ -136,6 +137,11 @@ def decide_message(session: Session, row: InboundMessage,
     pending = sum(r.status == "pending" for r in results)
     row.outcome = "accepted" if pending == len(results) else "partly_accepted" if pending else "refused:requests"
     return results, None
+
+
+def _cut(text: str | None, size: int) -> str | None:
+    """A field typed in an email, cut to its column (PostgreSQL refuses longer text; SQLite would not say)."""
+    return text[:size - 1] + "…" if text and len(text) > size else text
 
 
 def follow_up(rows: list[IdCorrection]) -> list[IdCorrectionInput]:

@@ -54,6 +54,12 @@ class Settings(BaseSettings):
 
     api_host: str = "127.0.0.1"
     api_port: int = 8000
+    # wrong bearer tokens per client address before 429 too_many_failed_logins, over a sliding window
+    auth_failure_limit: int = 20
+    auth_failure_window_seconds: float = 300.0
+    # request bodies above these are refused (413) before they are read: uploads, and everything else (JSON)
+    max_upload_bytes: int = 50 * 1024 * 1024
+    max_json_bytes: int = 1024 * 1024
     public_url: str | None = Field(None, description="base URL in emails; defaults to http://api_host:api_port")
 
     # the local stack (dmcflow dev): where the embedded servers keep their files

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import csv
 import io
+import zipfile
 from dataclasses import dataclass, field
 from datetime import date
 
 from domain.grades import normalise_grade
 from domain.ids import normalise_name, normalise_school_code, normalise_student_id
-from domain.refusals import Refusal, invalid
+from domain.refusals import Refusal, invalid, refusal
 from domain.thai_time import arabic_digits
 
 # Thai headers of the DMC export, as in samples/roster-phase3-2566.csv.
@@ -36,6 +37,8 @@ HEADER_OF = {v: k for k, v in HEADERS.items()}
 YES = {"ใช่", "y", "yes", "true", "1", "สอบ"}
 NO = {"ไม่ใช่", "n", "no", "false", "0", "ไม่สอบ"}
 MAX_BYTES = 50 * 1024 * 1024
+# A whole area's 60,000-row export unpacks to about 45 MB; a small zip that unpacks to gigabytes is a bomb.
+MAX_XLSX_UNPACKED = 256 * 1024 * 1024
 
 
 @dataclass
@@ -84,6 +87,12 @@ def _xlsx_rows(data: bytes) -> list[list[str]]:
     # python-calamine (Rust) reads a 60,000-row export in about a second; openpyxl took twenty.
     from python_calamine import CalamineWorkbook
 
+    # Checked before anything is unpacked. The declared sizes are enough: the reader stops at them.
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        if sum(info.file_size for info in archive.infolist()) > MAX_XLSX_UNPACKED:
+            raise refusal("file_too_large", f"ไฟล์ XLSX เมื่อขยายแล้วใหญ่เกิน {MAX_XLSX_UNPACKED // (1024 * 1024)} MB",
+                          f"The XLSX file unpacks to more than {MAX_XLSX_UNPACKED // (1024 * 1024)} MB", 413)
+
     sheet = CalamineWorkbook.from_filelike(io.BytesIO(data)).get_sheet_by_index(0)
     return [["" if v is None else _cell_text(v) for v in row] for row in sheet.to_python(skip_empty_area=False)]
 
@@ -93,22 +102,24 @@ def _cell_text(value: object) -> str:
         return str(int(value))  # a 13-digit ID typed as a number
     if isinstance(value, date):
         return f"{value.day:02d}/{value.month:02d}/{value.year + 543}"
-    return str(value)
+    return str(value).replace("\x00", "")
 
 
 def read_table(data: bytes, filename: str = "") -> list[list[str]]:
     if len(data) > MAX_BYTES:
-        raise invalid("file_too_large", f"ไฟล์ใหญ่เกิน {MAX_BYTES // (1024 * 1024)} MB",
-                      f"The file is larger than {MAX_BYTES // (1024 * 1024)} MB")
+        raise refusal("file_too_large", f"ไฟล์ใหญ่เกิน {MAX_BYTES // (1024 * 1024)} MB",
+                      f"The file is larger than {MAX_BYTES // (1024 * 1024)} MB", 413)
     if data[:4] == b"PK\x03\x04" or filename.lower().endswith(".xlsx"):
         try:
             return _xlsx_rows(data)
+        except Refusal:
+            raise
         # An uploaded workbook is untrusted: broken XML (ParseError), missing parts (KeyError), bad values
         # (TypeError/ValueError), no sheet (IndexError)... whatever fails, the file is unreadable.
         except Exception as exc:  # noqa: BLE001
             raise invalid("file_unreadable", "อ่านไฟล์ XLSX ไม่ได้ ไฟล์อาจเสียหาย",
                           f"The XLSX file cannot be read ({type(exc).__name__})") from exc
-    if b"\x00" in data[:4096]:
+    if b"\x00" in data:  # UTF-16, a binary file, or NUL in a cell: never a DMC export
         raise invalid("file_type", "ไฟล์ต้องเป็น CSV หรือ XLSX", "The file must be CSV or XLSX")
     try:
         text = decode_csv(data)

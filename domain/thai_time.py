@@ -46,14 +46,19 @@ def bangkok(year_ce: int, month: int, day: int, hour: int = 0, minute: int = 0, 
 def parse_local(text: str) -> datetime:
     """ISO text; a naive one means Thai local time (what officers type), an offset is kept.
     A Buddhist-Era year (2567-04-30T16:30) is read as BE."""
-    value = datetime.fromisoformat(arabic_digits(text.strip()))
-    if value.year > 2400:
-        value = value.replace(year=value.year - BE_OFFSET)
+    text = arabic_digits(text.strip())
+    # The year is converted before parsing: 29 Feb 2024 is 2567-02-29, and 2567 is no leap year.
+    if text[:4].isascii() and text[:4].isdigit() and int(text[:4]) > 2400:
+        text = f"{int(text[:4]) - BE_OFFSET:04d}{text[4:]}"
+    value = datetime.fromisoformat(text)
     return value.replace(tzinfo=BANGKOK) if value.tzinfo is None else value
 
 
 def as_bangkok_input(value: datetime) -> datetime:
-    """Naive datetimes arriving from users are Thai local time; aware ones are kept as they are."""
+    """Naive datetimes arriving from users are Thai local time; aware ones are kept as they are.
+    A Buddhist-Era year (2567) is read as BE, as `parse_local` does."""
+    if value.year > 2400:
+        value = value.replace(year=value.year - BE_OFFSET)
     return value.replace(tzinfo=BANGKOK) if value.tzinfo is None else value
 
 

@@ -356,7 +356,9 @@ def decode_words(value: str) -> str:
     return "".join(out)
 
 
-_ADDRESS = re.compile(r"^[^\s@<>()\[\]\\,;:\"]+@[^\s@<>()\[\]\\,;:\"]+\.[^\s@<>()\[\]\\,;:\"]+$")
+# No control characters (NUL cannot even be stored by PostgreSQL); at most 254 characters (RFC 5321).
+_ATOM = r"[^\s@<>()\[\]\\,;:\"\x00-\x1f\x7f]+"
+_ADDRESS = re.compile(rf"^{_ATOM}@{_ATOM}\.{_ATOM}$")
 
 
 def _strip_quoted_and_comments(value: str) -> str:
@@ -398,13 +400,13 @@ def sender_address(from_values: list[str]) -> str | None:
         return None
     else:
         address = rest.strip()
-    return address.lower() if _ADDRESS.match(address) else None
+    return address.lower() if len(address) <= 254 and _ADDRESS.match(address) else None
 
 
 def _msg_ids(value: str | None) -> list[str]:
     if not value:
         return []
-    ids = [re.sub(r"\s+", "", m) for m in re.findall(r"<([^<>]*)>", value)]
+    ids = [re.sub(r"[\s\x00-\x1f\x7f]+", "", m) for m in re.findall(r"<([^<>]*)>", value)]
     if not ids and value.split():
         ids = [value.split()[0]]  # a bare id without brackets, as some mailers send it
     return [f"<{i}>" for i in ids if i and len(i) <= 996]
@@ -645,7 +647,7 @@ def _clean_text(text: str) -> str:
     """NFC, one line-break style, no zero-width characters (Thai text uses them as word breaks), and
     NIKHAHIT + SARA AA folded into SARA AM, so labels match however they were typed."""
     text = unicodedata.normalize("NFC", text).replace("\u0e4d\u0e32", "\u0e33")
-    text = re.sub("[\u200b\u200c\u200d\u2060\ufeff\u00ad]", "", text)
+    text = re.sub("[\x00\u200b\u200c\u200d\u2060\ufeff\u00ad]", "", text)  # NUL too: never text
     return text.replace("\r\n", "\n").replace("\r", "\n").replace("\u00a0", " ")
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
@@ -27,7 +28,10 @@ def enqueue(session: Session, settings: Settings, *, key: str, kind: str, to: li
     existing = session.get(OutboxMail, key)
     if existing is not None:
         return existing
-    row = OutboxMail(key=key, kind=kind, recipients=to, subject=subject, body_text=body,
+    # a subject may echo a sender's: one line, no control characters, within its column (300)
+    subject = re.sub(r"[\x00-\x1f\x7f]+", " ", subject).strip()
+    subject = subject if len(subject) <= 300 else subject[:299] + "…"
+    row = OutboxMail(key=key, kind=kind, recipients=to, subject=subject, body_text=body.replace("\x00", ""),
                      message_id=message_id_for(key, settings), in_reply_to=in_reply_to)
     session.add(row)
     return row

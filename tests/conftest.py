@@ -23,6 +23,7 @@ from db.engine import make_engine
 from db.migrate import upgrade
 from dmcflow.settings import Settings
 from dmcflow.temporal_client import DATA_CONVERTER
+from tests import hypothesis_profiles  # noqa: F401  the CI/long profiles, chosen by HYPOTHESIS_PROFILE
 from workflows import search_attributes as sa
 
 BIN = Path(sys.executable).parent

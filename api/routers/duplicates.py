@@ -15,7 +15,7 @@ from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.service import RPCError
 
 from api.deps import EngineDep, SettingsDep, TemporalDep, UserDep, require_role
-from api.downloads import evidence_download
+from api.downloads import Sha256, evidence_download
 from api.errors import ERROR_RESPONSES
 from api.views import instant
 from api.workflow_updates import refusal_from_update_failure
@@ -33,6 +33,7 @@ from workflows.ids import duplicate_case_id
 
 router = APIRouter(prefix="/rounds/{round_id}", tags=["duplicates"], responses=ERROR_RESPONSES)
 ACTIVE = "studying"
+NO_NUL = r"^[^\x00]*$"  # text fields of a multipart form (api/body_limit.py checks the other bodies)
 
 
 class CaseOut(BaseModel):
@@ -98,7 +99,8 @@ async def list_duplicates(round_id: str, user: UserDep, engine: EngineDep, statu
 async def resolve_duplicate(
         round_id: str, case_id: str, user: UserDep, engine: EngineDep, client: TemporalDep,
         action: Annotated[Literal["present", "absent", "decide"], Form()],
-        keep_school: Annotated[str | None, Form()] = None, note: Annotated[str | None, Form(max_length=1000)] = None,
+        keep_school: Annotated[str | None, Form(max_length=10, pattern=NO_NUL)] = None,
+        note: Annotated[str | None, Form(max_length=1000, pattern=NO_NUL)] = None,
         evidence: Annotated[UploadFile | None, File(description="PDF, JPEG or PNG")] = None) -> CaseOut:
     data = await evidence.read(MAX_EVIDENCE_BYTES + 1) if evidence is not None else None
 
@@ -141,7 +143,7 @@ async def resolve_duplicate(
 
 @router.get("/duplicates/{case_id}/evidence/{sha256}", operation_id="get_duplicate_evidence", response_class=Response,
             summary="An evidence file of a declaration (a download), for the parties, their district and admins")
-async def get_duplicate_evidence(round_id: str, case_id: str, sha256: str, user: UserDep,
+async def get_duplicate_evidence(round_id: str, case_id: str, sha256: Sha256, user: UserDep,
                                  engine: EngineDep) -> Response:
     def load() -> EvidenceFile:
         with session_scope(engine) as session:

@@ -12,7 +12,7 @@ from temporalio.client import WorkflowUpdateFailedError
 from temporalio.service import RPCError
 
 from api.deps import EngineDep, TemporalDep, UserDep, require_role
-from api.downloads import evidence_download
+from api.downloads import Sha256, evidence_download
 from api.errors import ERROR_RESPONSES
 from api.views import instant
 from api.workflow_updates import refusal_from_update_failure
@@ -128,7 +128,7 @@ async def get_id_correction_message(ref: str, user: UserDep, engine: EngineDep) 
 
 @router.get("/{ref}/evidence/{sha256}", operation_id="get_id_correction_evidence", response_class=Response,
             summary="One evidence file of the request (a download, with its sniffed type)")
-async def get_id_correction_evidence(ref: str, sha256: str, user: UserDep, engine: EngineDep) -> Response:
+async def get_id_correction_evidence(ref: str, sha256: Sha256, user: UserDep, engine: EngineDep) -> Response:
     def load() -> EvidenceFile:
         with session_scope(engine) as session:
             message = session.get(InboundMessage, _officer_row(session, user, ref).message_sha)

@@ -1,0 +1,218 @@
+"""The authorisation matrix: every operation of the API × every kind of caller, own and other school/area.
+
+One row per operation_id (OPS below): who may call it and how to build a request that is otherwise
+valid, so that the access decision is what is tested. A new route without a row fails
+`test_every_route_is_in_the_matrix`: whoever adds an endpoint declares who may call it.
+
+Callers: anonymous, a wrong token, admin, district of the school's area / of another area, staff and
+director of the school (SCHOOL), of another school in the same area (SCHOOL_2), of a school in another
+area (OTHER_SCHOOL). The duplicate case is between SCHOOL and SCHOOL_2, so both schools are its parties.
+
+A denied cell must answer 401 (no or wrong token), 403 (role) or 404 (a record outside the caller's
+scope is not admitted to exist), each with a refusal body; an allowed cell must get past access
+control: no 401/403, no not_found. Lists are not refused: they are filtered, so for them the row says
+who sees the record. The import of a DMC export is checked row by row: another school's rows are
+refused as `other_school` while the call itself succeeds.
+
+Order of checks: the token is checked before anything in the body is (401 first), but roles and scope
+are checked in the handlers, after FastAPI has validated the body: a signed-in caller of the wrong role
+who sends a malformed body learns 422 before 403. Nothing but the body's shape (public in
+/openapi.json) is learnt that way; moving the role checks into route dependencies would change that.
+Bodies over the size limit and NUL characters are refused (413/422) before authentication.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+import pytest
+from fastapi.routing import APIRoute
+
+from api.app import create_app
+from dmcflow.settings import Settings
+from tests.api_world import EVIDENCE_SHA, World, fresh_db_url, populated_world
+from tests.stack import AREA, HEADER, READY_IDS, SCHOOL
+
+ACTORS = ("anonymous", "bad_token", "admin", "district", "other_district", "staff", "director", "staff2",
+          "director2", "other_staff", "other_director")
+SIGNED_IN = set(ACTORS) - {"anonymous", "bad_token"}
+SCHOOL_SIDE = {"staff", "director"}  # of SCHOOL
+AREA_SIDE = SCHOOL_SIDE | {"district", "admin"}  # who may see SCHOOL
+CASE_PARTIES = {"staff", "director", "staff2", "director2"}  # SCHOOL and SCHOOL_2
+DENIAL_CODES = {401: {"unauthenticated"}, 403: {"forbidden"}, 404: {"not_found"}}
+
+Request = Callable[[World], dict]
+
+
+@dataclass
+class Op:
+    request: Request  # method, url and body of a request that is valid apart from who sends it
+    allowed: set[str]  # who gets past access control
+    sees: set[str] = field(default_factory=set)  # list operations: who finds the world's record in the answer
+    rows_for: set[str] | None = None  # the roster import: whose rows are applied (the others' are refused)
+
+
+def get(path: str) -> Request:
+    return lambda w: {"method": "GET", "url": path.format(w=w, school=SCHOOL)}
+
+
+def post(path: str, body: Callable[[World], dict] | dict | None = None, method: str = "POST") -> Request:
+    def build(w: World) -> dict:
+        payload = body(w) if callable(body) else body
+        return {"method": method, "url": path.format(w=w, school=SCHOOL), **({"json": payload} if payload else {})}
+    return build
+
+
+def upload(path: str, files: Callable[[World], dict], data: dict | None = None) -> Request:
+    return lambda w: {"method": "POST", "url": path.format(w=w, school=SCHOOL), "files": files(w), "data": data or {}}
+
+
+def round_body(_: World) -> dict:
+    return {"id": f"m{uuid.uuid4().hex[:8]}", "academic_year": 2567, "opens_at": "2025-03-01T00:00:00",
+            "confirm_from": "2025-04-30T08:30:00", "cutoff_at": "2025-04-30T16:30:00"}
+
+
+def student(new_id: str) -> dict:
+    return {"student": new_id, "prefix": "เด็กหญิง", "first_name": "ทดสอบ", "last_name": "สิทธิ์", "grade": "ม.1",
+            "sat_final_exam_here": True}
+
+
+def extension(w: World) -> dict:
+    return {"cutoff_at": (w.now + timedelta(hours=9)).isoformat(), "reason": "ทดสอบสิทธิ์", "school_code": SCHOOL}
+
+
+ROSTER_ROW = f"{SCHOOL},ก,1449900000077,ม.1,1,9,ช,เด็กชาย,สิทธิ์,ทดสอบ,02/02/2555,ใช่\n"
+R = "/rounds/{w.round_id}"
+S = R + "/schools/{school}"
+CASE = R + "/duplicates/{w.case_id}"
+IDC = "/id-corrections/{w.correction}"
+
+# The matrix. Order matters a little: the rows that change the world come after those that read it.
+OPS: dict[str, Op] = {
+    "health": Op(get("/health"), set(ACTORS)),
+    "whoami": Op(get("/me"), SIGNED_IN),
+    "get_round": Op(get(R), SIGNED_IN),
+    "get_round_operation": Op(get(R + "/operations/round-start/{w.round_id}"), {"admin", "district", "other_district"}),
+    "get_school_round": Op(get(S), AREA_SIDE),
+    "list_school_audit": Op(get(S + "/audit"), AREA_SIDE),
+    "list_duplicates": Op(get(R + "/duplicates"), SIGNED_IN, sees=CASE_PARTIES | {"district", "admin"}),
+    "get_duplicate_evidence": Op(get(CASE + f"/evidence/{EVIDENCE_SHA}"), CASE_PARTIES | {"district", "admin"}),
+    "list_id_corrections": Op(get("/id-corrections"), SIGNED_IN, sees={"district", "admin", "staff", "director"}),
+    "get_id_correction": Op(get(IDC), {"district", "admin"}),
+    "get_id_correction_message": Op(get(IDC + "/message"), {"district", "admin"}),
+    "get_id_correction_evidence": Op(get(IDC + f"/evidence/{EVIDENCE_SHA}"), {"district", "admin"}),
+    "upsert_school": Op(post("/schools/1044449077", {"name": "โรงเรียนใหม่", "area": AREA}, method="PUT"), {"admin"}),
+    "create_round": Op(post("/rounds", round_body), {"admin"}),
+    "start_round": Op(post(R + "/start"), {"admin"}),
+    "extend_deadline": Op(post(R + "/deadline-extensions", extension), {"admin", "district"}),
+    "import_affiliation_list": Op(upload(R + "/affiliation-lists", lambda w: {
+        "file": ("list.csv", "เลขประจำตัวประชาชน\n1101700000017\n".encode(), "text/csv")}, {"agency": "opec"}),
+        {"admin", "district", "other_district"}),
+    "import_students": Op(upload(R + "/students/import", lambda w: {
+        "file": ("r.csv", (HEADER + ROSTER_ROW).encode(), "text/csv")}), {"admin", "staff", "staff2", "other_staff"},
+        rows_for={"admin", "staff"}),
+    "record_end_of_year": Op(post(S + "/end-of-year", {"step": "3.2.2", "records": [
+        {"student": READY_IDS[SCHOOL], "result": "promoted"}]}), {"staff"}),
+    "update_school_profile": Op(post(S + "/profile", {"phone": "043-000000"}, method="PUT"), {"staff"}),
+    "add_student": Op(post(S + "/students", student("1449900000085")), {"staff"}),
+    "transfer_in_student": Op(post(S + "/students/transfer-in", student("1449900000093")), {"staff"}),
+    "add_student_by_gcode": Op(post(S + "/students/by-gcode", student("G664400000016")), {"staff"}),
+    "update_student": Op(post(S + "/students/update", {"student": READY_IDS[SCHOOL], "changes": {"classroom": "2"}}),
+                         {"staff"}),
+    "set_student_status": Op(post(S + "/students/status", {"student": READY_IDS[SCHOOL], "status": "studying"}),
+                             {"staff"}),
+    "transfer_out_student": Op(post(S + "/students/transfer-out", {"student": "1449900000085", "reason": "ย้าย"}),
+                               {"staff"}),
+    "resolve_duplicate": Op(upload(CASE + "/resolution", lambda w: {
+        "evidence": ("e.pdf", b"%PDF-1.4\n%%EOF\n", "application/pdf")}, {"action": "present"}), CASE_PARTIES),
+    "decide_id_correction": Op(post(IDC + "/decision", {"approve": False, "reason": "หลักฐานไม่ชัด"}), {"district"}),
+    "confirm_school_round": Op(post(S + "/confirmation"), {"staff"}),
+    "withdraw_confirmation": Op(post(S + "/confirmation", method="DELETE"), {"staff"}),
+    "certify_school_round": Op(post(S + "/certification"), {"director"}),
+}
+# Routes of FastAPI itself, open to anyone: the API's description (nothing in it is data).
+PUBLIC_DOCS = {"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
+
+
+def all_routes(routes) -> list:
+    """Every route, included routers opened (FastAPI 0.16x keeps them behind `original_router`)."""
+    found = []
+    for route in routes:
+        inner = getattr(route, "original_router", None) or getattr(route, "app", None)
+        if not isinstance(route, APIRoute) and hasattr(inner, "routes"):
+            found += all_routes(inner.routes)
+        else:
+            found.append(route)
+    return found
+
+
+def test_every_route_is_in_the_matrix():
+    app = create_app(Settings(database_url="sqlite://"))
+    routes = all_routes(app.routes)
+    api_routes = [r for r in routes if isinstance(r, APIRoute)]
+    assert all(r.operation_id for r in api_routes), "every route has an explicit operation_id"
+    documented = {op["operationId"] for path in app.openapi()["paths"].values() for op in path.values()}
+    assert {r.operation_id for r in api_routes} == documented, "the walk over the routes found them all"
+    missing = sorted(documented - set(OPS))
+    assert not missing, f"routes without a row in tests/test_authz_matrix.py OPS (who may call them?): {missing}"
+    assert not sorted(set(OPS) - documented), "rows for routes that no longer exist"
+    others = {r.path for r in routes if not isinstance(r, APIRoute)}
+    assert others <= PUBLIC_DOCS, others - PUBLIC_DOCS
+    for op, row in OPS.items():
+        assert row.allowed <= set(ACTORS) and row.sees <= row.allowed, op
+        # nothing but health is open to callers without a valid token
+        assert op == "health" or not row.allowed & {"anonymous", "bad_token"}, op
+
+
+@pytest.fixture(scope="module")
+async def world(migrated_template, tmp_path_factory):
+    # a wrong token per row: far more than the failed-login limit allows one address
+    async with populated_world(fresh_db_url(migrated_template, tmp_path_factory), auth_failure_limit=10_000) as w:
+        yield w
+
+
+def headers(world: World, actor: str) -> dict:
+    if actor == "anonymous":
+        return {}
+    if actor == "bad_token":
+        return {"Authorization": "Bearer not-a-token-of-anyone"}
+    return world.stack.auth(actor)
+
+
+def finds(op: str, response, world: World) -> bool:
+    items = response.json()
+    key, value = ("id", world.case_id) if op == "list_duplicates" else ("ref", world.correction)
+    return any(i[key] == value for i in items)
+
+
+@pytest.mark.parametrize("op", list(OPS))
+async def test_only_the_allowed_cells_get_past_access_control(world, op):
+    row = OPS[op]
+    wrong = []
+    for actor in ACTORS:
+        request = row.request(world)
+        r = await world.http.request(**request, headers=headers(world, actor))
+        body = r.json() if r.headers.get("content-type", "").startswith("application/json") else {}
+        code = body.get("code") if isinstance(body, dict) else None
+        if actor not in row.allowed:
+            if r.status_code not in DENIAL_CODES or code not in DENIAL_CODES[r.status_code] \
+                    or not (body.get("message_th") and body.get("message_en")):
+                wrong.append(f"{actor}: expected a denial, got {r.status_code} {r.text[:160]}")
+            elif actor in ("anonymous", "bad_token") and r.status_code != 401:
+                wrong.append(f"{actor}: expected 401, got {r.status_code}")
+            continue
+        if r.status_code in (401, 403) or code in ("unauthenticated", "forbidden", "not_found") or r.status_code >= 500:
+            wrong.append(f"{actor}: expected to get past access control, got {r.status_code} {r.text[:160]}")
+        elif op in ("list_duplicates", "list_id_corrections"):
+            if finds(op, r, world) != (actor in row.sees):
+                wrong.append(f"{actor}: {'should' if actor in row.sees else 'must not'} see the record")
+        elif row.rows_for is not None and actor not in row.rows_for:
+            report = r.json()  # another school's staff: the call succeeds, every row of SCHOOL is refused
+            if not (r.status_code == 200 and report["applied"] == 0 and report["unchanged"] == 0
+                    and {i["code"] for i in report["issues"]} == {"other_school"}):
+                wrong.append(f"{actor}: another school's rows must all be refused as other_school: {r.text[:200]}")
+    assert not wrong, f"{op}:\n" + "\n".join(wrong)
+
