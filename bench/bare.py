@@ -16,11 +16,15 @@ import asyncio
 from datetime import datetime, timedelta
 
 from temporalio import activity, workflow
-from temporalio.client import Client
 from temporalio.exceptions import ApplicationError
-from temporalio.worker import Worker
 
-from dmcflow.temporal_client import DATA_CONVERTER
+# As in dmcflow's workflow modules: whatever is not the workflow itself is passed through the sandbox,
+# or every workflow instance would import its own copy of the client, the converter and the settings.
+with workflow.unsafe.imports_passed_through():
+    from temporalio.client import Client
+    from temporalio.worker import Worker
+
+    from dmcflow.temporal_client import DATA_CONVERTER
 
 ACTIVITY = {"start_to_close_timeout": timedelta(seconds=60)}
 

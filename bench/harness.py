@@ -72,9 +72,16 @@ def cpu_ms_per(before: dict[str, float], after: dict[str, float], n: int, *parts
     return round(sum(after[p] - before[p] for p in parts) / n * 1000, 2)
 
 
+def die_with_parent() -> None:
+    """In the child: SIGKILL when the benchmark dies, however it dies (a timeout's SIGTERM skips cleanup)."""
+    import ctypes
+
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
 def _spawn(args: list[str], env: dict, log: Path) -> subprocess.Popen:
     return subprocess.Popen(args, cwd=ROOT, env=env, stdout=open(log, "ab"), stderr=subprocess.STDOUT,
-                            start_new_session=True)
+                            start_new_session=True, preexec_fn=die_with_parent)
 
 
 def _stop(proc: subprocess.Popen) -> None:

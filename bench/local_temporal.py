@@ -29,8 +29,10 @@ async def dev_server(workdir: Path | None = None):
     port = free_port()
     cmd = [temporal_binary(), "server", "start-dev", "--headless", "--db-filename", str(workdir / "temporal.sqlite"),
            "--ip", "127.0.0.1", "--port", str(port), "--log-level", "error", *sa.dev_server_args(), *SQLITE_PRAGMAS]
+    from bench.harness import die_with_parent
+
     proc = subprocess.Popen(cmd, stdout=open(workdir / "temporal.log", "ab"), stderr=subprocess.STDOUT,
-                            start_new_session=True)
+                            start_new_session=True, preexec_fn=die_with_parent)
     try:
         for _ in range(300):
             if port_open("127.0.0.1", port):
