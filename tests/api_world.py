@@ -1,5 +1,6 @@
 """One populated dmcflow for the access, download and fuzzing tests: a started round, ready schools, a
-duplicate case with evidence, an ID correction waiting for the district, and a user of every kind.
+duplicate case with evidence, an ID correction waiting for the district, a dropout request waiting for
+the district (with its own evidence), and a user of every kind.
 
 Module-scoped (it takes a few seconds to build): tests that share it must not depend on each other's
 changes, or must run in the order they are written.
@@ -36,6 +37,9 @@ SHARED_ID = READY_IDS[SCHOOL_2]  # on SCHOOL_2's roster; SCHOOL claims the same 
 CLAIM = {"student": SHARED_ID, "prefix": "เด็กชาย", "first_name": "ชนิดา", "last_name": "พลอยงาม", "grade": "ม.1",
          "sat_final_exam_here": True}
 EVIDENCE_SHA = hashlib.sha256(PDF).hexdigest()
+DROPOUT_PUPIL = READY_IDS[SCHOOL]
+DROPOUT_PDF = b"%PDF-1.4\n% home visit record\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"  # other than PDF: its own sha
+DROPOUT_EVIDENCE_SHA = hashlib.sha256(DROPOUT_PDF).hexdigest()
 
 
 @dataclass
@@ -46,6 +50,8 @@ class World:
     now: datetime
     case_id: str  # SCHOOL claims SCHOOL_2's student (both in AREA); SCHOOL's staff declared it with PDF
     correction: str  # SCHOOL's ID correction, pending with the district of AREA; its evidence is PDF
+    dropout: str  # SCHOOL's staff asked for DROPOUT_PUPIL (SCHOOL) with DROPOUT_PDF; waiting for AREA's district
+    dropout_evidence: str  # DROPOUT_EVIDENCE_SHA
 
     @property
     def http(self):
@@ -105,7 +111,14 @@ async def populated_world(db_url: str, **settings_overrides):
                     return row.id if row else None
 
             ref = await eventually(pending)
-            yield World(stack=stack, settings=settings, round_id=rid, now=now, case_id=case_id, correction=ref)
+            r = await stack.http.post(f"/rounds/{rid}/schools/{SCHOOL}/dropouts", headers=stack.auth("staff"),
+                                      data={"student": DROPOUT_PUPIL, "reason": "low_income",
+                                            "details": "ไม่มาเรียนตั้งแต่ ก.พ. ครอบครัวย้ายไปทำงานต่างจังหวัด"},
+                                      files={"evidence": ("บันทึกการติดตาม.pdf", DROPOUT_PDF, "application/pdf")})
+            assert r.status_code == 201 and r.json()["status"] == "waiting_district", r.text
+            assert r.json()["thread"][0]["evidence"] == DROPOUT_EVIDENCE_SHA, r.text
+            yield World(stack=stack, settings=settings, round_id=rid, now=now, case_id=case_id, correction=ref,
+                        dropout=r.json()["id"], dropout_evidence=DROPOUT_EVIDENCE_SHA)
     finally:
         engine.dispose()
         catcher.controller.stop()
@@ -131,5 +144,5 @@ def world_database(backend: str, migrated_template, tmp_path_factory):
         yield url
 
 
-__all__ = ["CLAIM", "EVIDENCE_SHA", "OTHER_SCHOOL", "SCHOOL", "SCHOOL_2", "World", "fresh_db_url", "populated_world",
-           "world_database"]
+__all__ = ["CLAIM", "DROPOUT_EVIDENCE_SHA", "DROPOUT_PUPIL", "EVIDENCE_SHA", "OTHER_SCHOOL", "SCHOOL", "SCHOOL_2",
+           "World", "fresh_db_url", "populated_world", "world_database"]
