@@ -171,6 +171,24 @@ async def test_refusals_sender_closed_and_crash_between_store_and_parse(intake_e
     assert "ปิดรับการแก้ไข" in body(reply) and "closed" in body(reply)
 
 
+async def test_a_request_received_in_time_but_handed_over_after_the_cutoff_expires(intake_env, engine, smtp, settings):
+    """The intake stored a request a minute before the cutoff and died (or the worker was down); the request
+    reaches Temporal after the cutoff. It was on time, so it is acknowledged; nobody can decide it any more,
+    so it expires at once and the school is told (it used to wait for a decision forever)."""
+    stack = intake_env.stack
+    raw = build(letter(block(old="1449900000018", new="1449909000011")), message_id="<eve@mail.example>")
+    with session_scope(engine) as s:
+        store_raw(s, raw, "smtp", intake_env.cutoff - timedelta(minutes=1), settings.intake_max_bytes)
+    await skip_to(stack, intake_env.cutoff + timedelta(minutes=1))
+    assert await intake_env.intake.resume() == 1
+    [reply] = await eventually(lambda: replies(smtp, "<eve@mail.example>"))
+    assert "รับเรื่องแล้ว" in body(reply)
+    [told] = await eventually(lambda: [m for m in smtp.messages if m["Subject"].startswith("[DMC] คำขอแก้ไข")])
+    assert "หมดเวลา" in told["Subject"]
+    r = await stack.http.get("/id-corrections", headers=stack.auth("admin"))
+    assert [i["status"] for i in r.json()] == ["expired"]
+
+
 @pytest.mark.slow
 async def test_through_a_real_imap_mailbox_once_even_when_smtp_brought_it_too(intake_env, imap_config, mailbox, smtp):
     raw = build(letter(block(old="1449900000042", new="1449909000045")), message_id="<imap-e2e@mail.example>")
