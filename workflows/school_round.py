@@ -90,6 +90,10 @@ class SchoolRoundWorkflow:
 
     def _next_instant(self, now: datetime) -> datetime:
         s = self.state.schedule
+        if any(i <= now for i in self._pending_reminders()) and workflow.patched("remind-what-fell-due-meanwhile"):
+            # a reminder fell due while this turn of the loop waited on an activity (a mail retried while
+            # SMTP was down, a worker crash): go round again and send it, rather than sleep past it
+            return now
         candidates = [s.opens_at, s.confirm_from, s.cutoff_at, *self._pending_reminders()]
         return min((c for c in candidates if c > now), default=s.cutoff_at)
 
