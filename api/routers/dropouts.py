@@ -14,7 +14,7 @@ from fastapi import APIRouter, File, Form, Response, UploadFile
 from pydantic import BaseModel, Field
 from sqlmodel import Session, select
 from temporalio.client import WorkflowUpdateFailedError
-from temporalio.service import RPCError
+from temporalio.service import RPCError, RPCStatusCode
 
 from api.deps import EngineDep, NowDep, SettingsDep, TemporalDep, UserDep, require_role, school_in_scope
 from api.downloads import evidence_download
@@ -245,7 +245,7 @@ async def _send(engine, client, request_id: str, message_id: int, update, arg):
         await asyncio.to_thread(_discard_message, engine, message_id)
         if isinstance(exc, WorkflowUpdateFailedError):
             raise refusal_from_update_failure(exc) from None
-        if isinstance(exc, RPCError):
+        if isinstance(exc, RPCError) and exc.status == RPCStatusCode.NOT_FOUND:  # not an outage: the workflow ended
             raise refusal("dropout_closed", f"คำขอ {request_id} ได้ข้อยุติแล้ว", f"Request {request_id} is settled") from None
         raise
 
