@@ -92,7 +92,7 @@ class RoundFanoutActivities:
             async with gate:
                 try:
                     await self.client.start_workflow(
-                        SchoolRoundWorkflow.run, SchoolRoundInput(state=state, projected=True),
+                        SchoolRoundWorkflow.run, SchoolRoundInput(state=state, projected=True, projected_stage=stage),
                         id=school_round_id(state.round_id, state.school_code), task_queue=self.settings.task_queue,
                         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
                         id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,

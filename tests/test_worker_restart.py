@@ -16,13 +16,20 @@ from pathlib import Path
 
 import httpx
 import pytest
+from temporalio.client import Client
 
 from api.app import create_app
+from db.engine import session_scope
+from db.models import SchoolRound
+from dmcflow.temporal_client import DATA_CONVERTER
 from domain.rounds import RoundPolicy
 from tests.stack import (
     AREA, SCHOOL, SCHOOL_2, Stack, add_round, keep_history, make_ready, seed, unique_round,
 )
 from tests.timing import eventually
+from worker import build_worker
+from workflows import search_attributes as sa
+from workflows.ids import fanout_id, school_round_id
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
@@ -102,3 +109,36 @@ async def test_worker_killed_and_restarted_mid_round(dev_env, engine, settings, 
     finally:
         worker.kill()
         worker.wait()
+
+
+async def test_schools_first_run_after_a_boundary_is_projected_in_its_stage(dev_env, engine, settings):
+    """The round starts while the schools' worker is down (crashed, or far behind): the fan-out writes each
+    row as `open`. The workflows first run after confirmation opened: the row and the DmcStage search
+    attribute that the dashboard reads must say so (they stayed `open` until the next boundary, or for
+    good when that first run came after the cutoff)."""
+    tokens: dict[str, str] = {}
+    seed(engine, tokens)
+    now = datetime.now(timezone.utc)
+    rid = unique_round()
+    confirm_from = now + timedelta(seconds=4)
+    add_round(engine, rid, now - timedelta(seconds=1), confirm_from, now + timedelta(hours=1))
+    app = create_app(settings, engine=engine, temporal=dev_env.client)
+    # its own connection: a worker set built but not run keeps its task queue registered on its client
+    other = await Client.connect(dev_env.client.service_client.config.target_host, data_converter=DATA_CONVERTER)
+    _, ops_only = build_worker(other, settings, engine=engine).workers
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api") as http:
+        async with ops_only:  # the fan-out runs; nobody serves the schools' own queue yet
+            r = await http.post(f"/rounds/{rid}/start", headers={"Authorization": f"Bearer {tokens['admin']}"})
+            assert r.status_code == 202, r.text
+            await dev_env.client.get_workflow_handle(fanout_id(rid, "start")).result()
+            await until(confirm_from + timedelta(seconds=1))
+        assert projected_stage(engine, rid) == "open"
+        async with build_worker(dev_env.client, settings, engine=engine):
+            await eventually(lambda: projected_stage(engine, rid) == "confirmation_window")
+            described = await dev_env.client.get_workflow_handle(school_round_id(rid, SCHOOL)).describe()
+            assert described.typed_search_attributes.get(sa.STAGE) == "confirmation_window"
+
+
+def projected_stage(engine, rid: str) -> str:
+    with session_scope(engine) as s:
+        return s.get(SchoolRound, (rid, SCHOOL)).stage
