@@ -24,7 +24,7 @@ from db.models import SchoolRound
 from dmcflow.temporal_client import DATA_CONVERTER
 from domain.rounds import RoundPolicy
 from tests.stack import (
-    AREA, SCHOOL, SCHOOL_2, Stack, add_round, keep_history, make_ready, seed, unique_round,
+    AREA, READY_IDS, SCHOOL, SCHOOL_2, Stack, add_round, keep_history, make_ready, seed, unique_round,
 )
 from tests.timing import eventually
 from worker import build_worker
@@ -142,3 +142,39 @@ async def test_schools_first_run_after_a_boundary_is_projected_in_its_stage(dev_
 def projected_stage(engine, rid: str) -> str:
     with session_scope(engine) as s:
         return s.get(SchoolRound, (rid, SCHOOL)).stage
+
+
+async def test_a_dropout_requested_while_the_worker_is_down_blocks_confirmation_at_once(dev_env, engine, settings,
+                                                                                      tmp_path):
+    """R8: once the request is answered 201, the school cannot confirm until the district decides, even
+    when the consultation's workflow has not run yet (its worker crashed): the confirmation used to slip
+    through before the workflow's own signal reached the school."""
+    tokens: dict[str, str] = {}
+    seed(engine, tokens)
+    address = dev_env.client.service_client.config.target_host
+    now = datetime.now(timezone.utc)
+    rid = unique_round()
+    confirm_from = now + timedelta(seconds=15)
+    add_round(engine, rid, now - timedelta(seconds=1), confirm_from, now + timedelta(hours=1))
+    app = create_app(settings, engine=engine, temporal=dev_env.client)
+    log = tmp_path / "worker.log"
+    worker = start_worker(settings, address, log)
+    try:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api",
+                                     timeout=60) as http:
+            stack = Stack(http=http, client=dev_env.client, engine=engine, settings=settings, env=dev_env,
+                          tokens=tokens)
+            await stack.start_round(rid)
+            await make_ready(stack, rid, SCHOOL)
+            worker.send_signal(signal.SIGKILL)
+            worker.wait()
+            r = await http.post(f"/rounds/{rid}/schools/{SCHOOL}/dropouts", headers=stack.auth("staff"),
+                                data={"student": READY_IDS[SCHOOL], "reason": "moved_home", "details": "ย้ายตามผู้ปกครอง"})
+            assert r.status_code == 201, r.text
+            await until(confirm_from + timedelta(seconds=1))
+            worker = start_worker(settings, address, log)
+            r = await http.post(f"/rounds/{rid}/schools/{SCHOOL}/confirmation", headers=stack.auth("staff"))
+            assert r.status_code == 409 and r.json()["code"] == "blocking_cases", r.text
+    finally:
+        worker.kill()
+        worker.wait()
