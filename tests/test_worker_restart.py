@@ -17,12 +17,18 @@ from pathlib import Path
 import httpx
 import pytest
 from temporalio.client import Client
+from temporalio.common import SearchAttributePair, TypedSearchAttributes
+from temporalio.testing import ActivityEnvironment
 
+from activities.round_fanout import RoundFanoutActivities
 from api.app import create_app
 from db.engine import session_scope
 from db.models import SchoolRound
+from db.projection import insert_initial
 from dmcflow.temporal_client import DATA_CONVERTER
-from domain.rounds import RoundPolicy
+from domain.messages import AreaCutoffStep, SchoolRoundInput
+from domain.rounds import RoundPolicy, Schedule
+from domain.school_round import SchoolRoundState, Stage
 from tests.stack import (
     AREA, READY_IDS, SCHOOL, SCHOOL_2, Stack, add_round, keep_history, make_ready, seed, unique_round,
 )
@@ -30,6 +36,7 @@ from tests.timing import eventually
 from worker import build_worker
 from workflows import search_attributes as sa
 from workflows.ids import fanout_id, school_round_id
+from workflows.school_round import SchoolRoundWorkflow
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
@@ -178,3 +185,37 @@ async def test_a_dropout_requested_while_the_worker_is_down_blocks_confirmation_
     finally:
         worker.kill()
         worker.wait()
+
+
+async def test_the_escalation_leaves_out_a_school_certified_whose_projection_has_not_landed(dev_env, engine, settings,
+                                                                                          smtp):
+    """The director certified at 16.29; the worker died before the projection write committed (the retry
+    waits out the activity's timeout), so at the escalation the row still says uncertified. Temporal's
+    visibility already has the stage (upserted when the certification was accepted): the district is not
+    told that a certified school is late."""
+    tokens: dict[str, str] = {}
+    seed(engine, tokens)
+    now = datetime.now(timezone.utc)
+    rid = unique_round()
+    spec = add_round(engine, rid, now - timedelta(hours=2), now - timedelta(hours=1), now - timedelta(minutes=1))
+    schedule = Schedule(opens_at=spec.opens_at, confirm_from=spec.confirm_from, cutoff_at=spec.cutoff_at)
+    states = [SchoolRoundState(round_id=rid, school_code=code, area=AREA, schedule=schedule, policy=spec.policy)
+              for code in (SCHOOL, SCHOOL_2)]
+    with session_scope(engine) as s:
+        insert_initial(s, states, [Stage.confirmed, Stage.confirmation_window])
+    await dev_env.client.start_workflow(  # nobody serves this queue: only its search attributes matter here
+        SchoolRoundWorkflow.run, SchoolRoundInput(state=states[0], projected=True), id=school_round_id(rid, SCHOOL),
+        task_queue=f"{settings.task_queue}-idle", search_attributes=TypedSearchAttributes([
+            SearchAttributePair(sa.ROUND, rid), SearchAttributePair(sa.AREA, AREA),
+            SearchAttributePair(sa.STAGE, Stage.certified.value)]))
+    for _ in range(50):  # visibility is indexed asynchronously
+        if (await dev_env.client.count_workflows(f'WorkflowId = "{school_round_id(rid, SCHOOL)}"')).count:
+            break
+        await asyncio.sleep(0.1)
+    step = AreaCutoffStep(round_id=rid, area=AREA, now=datetime.now(timezone.utc))
+    status = await ActivityEnvironment().run(
+        RoundFanoutActivities(engine, settings, dev_env.client).area_cutoff_step, step)
+    [mail] = [m for m in smtp.messages if "officer@sesao26.example" in m["X-Envelope-To"]]
+    text = mail.get_body(("plain",)).get_content()
+    assert status.escalated == 1 and SCHOOL_2 in text and SCHOOL not in text.replace(SCHOOL_2, "")
+    await dev_env.client.get_workflow_handle(school_round_id(rid, SCHOOL)).terminate()
