@@ -4,6 +4,7 @@ and the area's cutoff escalation."""
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 
 from sqlalchemy.engine import Engine
@@ -12,7 +13,7 @@ from temporalio import activity
 from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
-from temporalio.service import RPCError
+from temporalio.service import RPCError, RPCStatusCode
 
 from activities.school_round import school_emails
 from db.engine import session_scope
@@ -92,7 +93,7 @@ class RoundFanoutActivities:
             async with gate:
                 try:
                     await self.client.start_workflow(
-                        SchoolRoundWorkflow.run, SchoolRoundInput(state=state, projected=True),
+                        SchoolRoundWorkflow.run, SchoolRoundInput(state=state, projected=True, projected_stage=stage),
                         id=school_round_id(state.round_id, state.school_code), task_queue=self.settings.task_queue,
                         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
                         id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
@@ -179,12 +180,27 @@ class RoundFanoutActivities:
 
     @activity.defn(name=calls.AREA_CUTOFF_STEP)
     async def area_cutoff_step(self, step: AreaCutoffStep) -> AreaCutoffStatus:
-        status, keys = await asyncio.to_thread(self._escalate, step)
+        certified = await self._certified_in_visibility(step)
+        status, keys = await asyncio.to_thread(self._escalate, step, certified)
         for key in keys:
             await outbox.deliver(self.engine, self.settings, key)
         return status
 
-    def _escalate(self, step: AreaCutoffStep) -> tuple[AreaCutoffStatus, list[str]]:
+    async def _certified_in_visibility(self, step: AreaCutoffStep) -> set[str]:
+        """Schools of the area whose certification was accepted, from the DmcStage search attribute: it is
+        upserted when the workflow accepts the certification, while the projection row may still wait for
+        its write (a worker that died mid-write is noticed only at the activity's timeout, past SETTLE)."""
+        query = (f"WorkflowType = 'SchoolRoundWorkflow' AND {sa.ROUND.name} = {json.dumps(step.round_id)} "
+                 f"AND {sa.AREA.name} = {json.dumps(step.area, ensure_ascii=False)} "
+                 f"AND {sa.STAGE.name} = '{Stage.certified.value}'")
+        try:
+            return {w.id.rsplit("/", 1)[-1] async for w in self.client.list_workflows(query)}
+        except RPCError as exc:
+            if exc.status != RPCStatusCode.UNIMPLEMENTED:  # the time-skipping test server has no visibility
+                raise
+            return set()
+
+    def _escalate(self, step: AreaCutoffStep, certified: set[str]) -> tuple[AreaCutoffStatus, list[str]]:
         prefix = f"escalation/{step.round_id}/{area_key(step.area)}/"
         with session_scope(self.engine) as session:
             open_rows = select(SchoolRound).where(
@@ -192,12 +208,13 @@ class RoundFanoutActivities:
                 SchoolRound.certified_at.is_(None), SchoolRound.escalated_at.is_(None))
             due = list(session.exec(open_rows.where(SchoolRound.cutoff_at <= step.now).order_by(SchoolRound.school_code)))
             escalated = 0
+            for row in due:  # handled at this cutoff, listed or not
+                row.escalated_at = step.now
+                session.add(row)
+            due = [row for row in due if row.school_code not in certified]
             if due:
                 rnd = session.get(Round, step.round_id)
                 policy = RoundPolicy.model_validate(rnd.policy)
-                for row in due:
-                    row.escalated_at = step.now
-                    session.add(row)
                 if policy.escalate_at_cutoff:
                     cutoff = max(r.cutoff_at for r in due)
                     schools = []

@@ -18,6 +18,8 @@ class SchoolRoundInput(BaseModel):
     version: int = 0
     continued: bool = False  # True after continue-as-new: state is already loaded
     projected: bool = False  # True when the starter already wrote the gate and the projection row
+    # the stage that row shows: a first run after a boundary (the worker was down) projects its own stage
+    projected_stage: Stage | None = None
 
 
 class SchoolRoundResult(BaseModel):

@@ -90,6 +90,15 @@ class Catcher:
     def bodies(self) -> list[str]:
         return [m.get_body(("plain",)).get_content() for m in self.messages]
 
+    def down(self) -> None:
+        """The server goes away: connections are refused until `up()`."""
+        self.controller.stop()
+
+    def up(self) -> None:
+        """Back on the same port (a stopped aiosmtpd Controller cannot start again: a new one)."""
+        self.controller = Controller(self, hostname=self.host, port=self.port)
+        self.controller.start()
+
 
 @pytest.fixture
 def smtp() -> Catcher:

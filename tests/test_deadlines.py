@@ -139,6 +139,25 @@ async def test_school_extension_rearms_timers_and_is_audited(time_env, engine, s
         await keep_history(stack, f"school-round/{rid}/{SCHOOL}", "school_round_extended_late_reopened")
 
 
+async def test_a_reminder_that_falls_due_while_another_is_retried_is_still_sent(time_env, engine, settings, smtp):
+    """SMTP is down from before 12.00 until 15.35: the 12.00 reminder is retried until then, and the 15.30
+    one, due meanwhile, goes out right after it (it used to be dropped: the loop slept until the cutoff)."""
+    async with running_stack(time_env, engine, settings) as stack:
+        rid, now, confirm_from, cutoff = await tomorrows_round(stack)
+        to_school_2 = lambda: [m for m in smtp.messages if "register@banthodlong.ac.th" in m["To"]]  # noqa: E731
+        await skip_to(stack, cutoff - timedelta(hours=4, minutes=40))
+        smtp.down()
+        await skip_to(stack, cutoff - timedelta(minutes=55))  # 15.35: the mail retries every 5 minutes at most
+        smtp.up()
+        await skip_to(stack, cutoff - timedelta(minutes=40))
+        sent = await eventually(lambda: len(to_school_2()) == 2 and to_school_2())
+        assert len({m["Message-ID"] for m in sent}) == 2
+        await skip_to(stack, cutoff + timedelta(minutes=2))
+        assert len(to_school_2()) == 2
+        r = await stack.http.get(url(rid, SCHOOL_2), headers=stack.auth("staff2"))
+        assert r.json()["stage"] == "late"
+
+
 async def make_ready_late_refused(stack, rid: str) -> None:
     r = await stack.http.post(f"{url(rid, SCHOOL)}/confirmation", headers=stack.auth("staff"))
     assert r.status_code == 409 and r.json()["code"] == "round_closed"

@@ -16,13 +16,27 @@ from pathlib import Path
 
 import httpx
 import pytest
+from temporalio.client import Client
+from temporalio.common import SearchAttributePair, TypedSearchAttributes
+from temporalio.testing import ActivityEnvironment
 
+from activities.round_fanout import RoundFanoutActivities
 from api.app import create_app
-from domain.rounds import RoundPolicy
+from db.engine import session_scope
+from db.models import SchoolRound
+from db.projection import insert_initial
+from dmcflow.temporal_client import DATA_CONVERTER
+from domain.messages import AreaCutoffStep, SchoolRoundInput
+from domain.rounds import RoundPolicy, Schedule
+from domain.school_round import SchoolRoundState, Stage
 from tests.stack import (
-    AREA, SCHOOL, SCHOOL_2, Stack, add_round, keep_history, make_ready, seed, unique_round,
+    AREA, READY_IDS, SCHOOL, SCHOOL_2, Stack, add_round, keep_history, make_ready, seed, unique_round,
 )
 from tests.timing import eventually
+from worker import build_worker
+from workflows import search_attributes as sa
+from workflows.ids import fanout_id, school_round_id
+from workflows.school_round import SchoolRoundWorkflow
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
@@ -102,3 +116,106 @@ async def test_worker_killed_and_restarted_mid_round(dev_env, engine, settings, 
     finally:
         worker.kill()
         worker.wait()
+
+
+async def test_schools_first_run_after_a_boundary_is_projected_in_its_stage(dev_env, engine, settings):
+    """The round starts while the schools' worker is down (crashed, or far behind): the fan-out writes each
+    row as `open`. The workflows first run after confirmation opened: the row and the DmcStage search
+    attribute that the dashboard reads must say so (they stayed `open` until the next boundary, or for
+    good when that first run came after the cutoff)."""
+    tokens: dict[str, str] = {}
+    seed(engine, tokens)
+    now = datetime.now(timezone.utc)
+    rid = unique_round()
+    confirm_from = now + timedelta(seconds=4)
+    add_round(engine, rid, now - timedelta(seconds=1), confirm_from, now + timedelta(hours=1))
+    app = create_app(settings, engine=engine, temporal=dev_env.client)
+    # its own connection: a worker set built but not run keeps its task queue registered on its client
+    other = await Client.connect(dev_env.client.service_client.config.target_host, data_converter=DATA_CONVERTER)
+    _, ops_only = build_worker(other, settings, engine=engine).workers
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api") as http:
+        async with ops_only:  # the fan-out runs; nobody serves the schools' own queue yet
+            r = await http.post(f"/rounds/{rid}/start", headers={"Authorization": f"Bearer {tokens['admin']}"})
+            assert r.status_code == 202, r.text
+            await dev_env.client.get_workflow_handle(fanout_id(rid, "start")).result()
+            await until(confirm_from + timedelta(seconds=1))
+        assert projected_stage(engine, rid) == "open"
+        async with build_worker(dev_env.client, settings, engine=engine):
+            await eventually(lambda: projected_stage(engine, rid) == "confirmation_window")
+            described = await dev_env.client.get_workflow_handle(school_round_id(rid, SCHOOL)).describe()
+            assert described.typed_search_attributes.get(sa.STAGE) == "confirmation_window"
+
+
+def projected_stage(engine, rid: str) -> str:
+    with session_scope(engine) as s:
+        return s.get(SchoolRound, (rid, SCHOOL)).stage
+
+
+async def test_a_dropout_requested_while_the_worker_is_down_blocks_confirmation_at_once(dev_env, engine, settings,
+                                                                                      tmp_path):
+    """R8: once the request is answered 201, the school cannot confirm until the district decides, even
+    when the consultation's workflow has not run yet (its worker crashed): the confirmation used to slip
+    through before the workflow's own signal reached the school."""
+    tokens: dict[str, str] = {}
+    seed(engine, tokens)
+    address = dev_env.client.service_client.config.target_host
+    now = datetime.now(timezone.utc)
+    rid = unique_round()
+    confirm_from = now + timedelta(seconds=15)
+    add_round(engine, rid, now - timedelta(seconds=1), confirm_from, now + timedelta(hours=1))
+    app = create_app(settings, engine=engine, temporal=dev_env.client)
+    log = tmp_path / "worker.log"
+    worker = start_worker(settings, address, log)
+    try:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api",
+                                     timeout=60) as http:
+            stack = Stack(http=http, client=dev_env.client, engine=engine, settings=settings, env=dev_env,
+                          tokens=tokens)
+            await stack.start_round(rid)
+            await make_ready(stack, rid, SCHOOL)
+            worker.send_signal(signal.SIGKILL)
+            worker.wait()
+            r = await http.post(f"/rounds/{rid}/schools/{SCHOOL}/dropouts", headers=stack.auth("staff"),
+                                data={"student": READY_IDS[SCHOOL], "reason": "moved_home", "details": "ย้ายตามผู้ปกครอง"})
+            assert r.status_code == 201, r.text
+            await until(confirm_from + timedelta(seconds=1))
+            worker = start_worker(settings, address, log)
+            r = await http.post(f"/rounds/{rid}/schools/{SCHOOL}/confirmation", headers=stack.auth("staff"))
+            assert r.status_code == 409 and r.json()["code"] == "blocking_cases", r.text
+    finally:
+        worker.kill()
+        worker.wait()
+
+
+async def test_the_escalation_leaves_out_a_school_certified_whose_projection_has_not_landed(dev_env, engine, settings,
+                                                                                          smtp):
+    """The director certified at 16.29; the worker died before the projection write committed (the retry
+    waits out the activity's timeout), so at the escalation the row still says uncertified. Temporal's
+    visibility already has the stage (upserted when the certification was accepted): the district is not
+    told that a certified school is late."""
+    tokens: dict[str, str] = {}
+    seed(engine, tokens)
+    now = datetime.now(timezone.utc)
+    rid = unique_round()
+    spec = add_round(engine, rid, now - timedelta(hours=2), now - timedelta(hours=1), now - timedelta(minutes=1))
+    schedule = Schedule(opens_at=spec.opens_at, confirm_from=spec.confirm_from, cutoff_at=spec.cutoff_at)
+    states = [SchoolRoundState(round_id=rid, school_code=code, area=AREA, schedule=schedule, policy=spec.policy)
+              for code in (SCHOOL, SCHOOL_2)]
+    with session_scope(engine) as s:
+        insert_initial(s, states, [Stage.confirmed, Stage.confirmation_window])
+    await dev_env.client.start_workflow(  # nobody serves this queue: only its search attributes matter here
+        SchoolRoundWorkflow.run, SchoolRoundInput(state=states[0], projected=True), id=school_round_id(rid, SCHOOL),
+        task_queue=f"{settings.task_queue}-idle", search_attributes=TypedSearchAttributes([
+            SearchAttributePair(sa.ROUND, rid), SearchAttributePair(sa.AREA, AREA),
+            SearchAttributePair(sa.STAGE, Stage.certified.value)]))
+    for _ in range(50):  # visibility is indexed asynchronously
+        if (await dev_env.client.count_workflows(f'WorkflowId = "{school_round_id(rid, SCHOOL)}"')).count:
+            break
+        await asyncio.sleep(0.1)
+    step = AreaCutoffStep(round_id=rid, area=AREA, now=datetime.now(timezone.utc))
+    status = await ActivityEnvironment().run(
+        RoundFanoutActivities(engine, settings, dev_env.client).area_cutoff_step, step)
+    [mail] = [m for m in smtp.messages if "officer@sesao26.example" in m["X-Envelope-To"]]
+    text = mail.get_body(("plain",)).get_content()
+    assert status.escalated == 1 and SCHOOL_2 in text and SCHOOL not in text.replace(SCHOOL_2, "")
+    await dev_env.client.get_workflow_handle(school_round_id(rid, SCHOOL)).terminate()

@@ -29,10 +29,14 @@ class IdCorrectionWorkflow:
     @workflow.run
     async def run(self, inp: IdCorrectionInput) -> str:
         delay = inp.cutoff_at - workflow.now()
-        try:
-            await workflow.wait_condition(lambda: self._decided, timeout=delay if delay.total_seconds() > 0 else None)
-        except asyncio.TimeoutError:
-            pass
+        # Started after the cutoff (the intake or the worker was down when the request came in on time):
+        # nobody may decide it any more, so it expires at once instead of waiting for a decision forever.
+        if delay.total_seconds() > 0 or not workflow.patched("expire-when-started-after-cutoff"):
+            try:
+                await workflow.wait_condition(lambda: self._decided,
+                                              timeout=delay if delay.total_seconds() > 0 else None)
+            except asyncio.TimeoutError:
+                pass
         await workflow.wait_condition(workflow.all_handlers_finished)
         if self.state.status == "pending":
             self.state.status = "expired"

@@ -61,7 +61,7 @@ class SchoolRoundWorkflow:
                 calls.LOAD_GATE, args=[self.state.round_id, self.state.school_code],
                 result_type=GateProgress, **calls.DATABASE)
             await self._record(None)
-        projected = self.state.stage(workflow.now())
+        projected = inp.projected_stage or self.state.stage(workflow.now())
         while True:
             now = workflow.now()
             stage = self.state.stage(now)
@@ -80,7 +80,8 @@ class SchoolRoundWorkflow:
             await self._sleep_until(self._next_instant(workflow.now()))
             if self._history_is_long():
                 await workflow.wait_condition(workflow.all_handlers_finished)
-                workflow.continue_as_new(SchoolRoundInput(state=self.state, version=self.version, continued=True))
+                workflow.continue_as_new(SchoolRoundInput(state=self.state, version=self.version, continued=True,
+                                                          projected_stage=projected))
         await workflow.wait_condition(workflow.all_handlers_finished)
         return SchoolRoundResult(
             stage=self.state.stage(workflow.now()),
@@ -90,6 +91,10 @@ class SchoolRoundWorkflow:
 
     def _next_instant(self, now: datetime) -> datetime:
         s = self.state.schedule
+        if any(i <= now for i in self._pending_reminders()) and workflow.patched("remind-what-fell-due-meanwhile"):
+            # a reminder fell due while this turn of the loop waited on an activity (a mail retried while
+            # SMTP was down, a worker crash): go round again and send it, rather than sleep past it
+            return now
         candidates = [s.opens_at, s.confirm_from, s.cutoff_at, *self._pending_reminders()]
         return min((c for c in candidates if c > now), default=s.cutoff_at)
 

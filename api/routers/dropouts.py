@@ -7,6 +7,7 @@ entry; the consultation workflow accepts it by id, or refuses it and the entry i
 from __future__ import annotations
 
 import asyncio
+import logging
 from datetime import datetime
 from typing import Annotated, Literal
 
@@ -14,7 +15,7 @@ from fastapi import APIRouter, File, Form, Response, UploadFile
 from pydantic import BaseModel, Field
 from sqlmodel import Session, select
 from temporalio.client import WorkflowUpdateFailedError
-from temporalio.service import RPCError
+from temporalio.service import RPCError, RPCStatusCode
 
 from api.deps import EngineDep, NowDep, SettingsDep, TemporalDep, UserDep, require_role, school_in_scope
 from api.downloads import evidence_download
@@ -29,11 +30,13 @@ from domain.dropouts import REASONS, STATUS_TH, CommentDropout, DecideDropout, r
 from domain.ids import normalise_student_id
 from domain.refusals import invalid, not_found, refusal
 from domain.rounds import Schedule
-from domain.school_round import Actor, Decision, SchoolRoundState, check_roster_editable
+from domain.school_round import Actor, BlockingCase, Decision, SchoolRoundState, check_roster_editable
 from workflows.dropout_consultation import DropoutConsultationWorkflow
-from workflows.ids import dropout_id
+from workflows.ids import dropout_id, school_round_id
+from workflows.school_round import SchoolRoundWorkflow
 
 router = APIRouter(prefix="/rounds/{round_id}", tags=["dropouts"], responses=ERROR_RESPONSES)
+log = logging.getLogger(__name__)
 ACTIVE = "studying"
 
 
@@ -190,6 +193,13 @@ async def request_dropout(
     except BaseException:
         await asyncio.to_thread(_discard_request, engine, request_id)  # no workflow: no request
         raise
+    # Block the confirmation now, not when the consultation's workflow first runs (its own signal, which
+    # the school ignores as a repeat, can come much later when the worker is down or behind).
+    try:
+        await client.get_workflow_handle(school_round_id(round_id, inp.school_code)).signal(
+            SchoolRoundWorkflow.case_opened, BlockingCase(kind="dropout", ref=request_id))
+    except RPCError:
+        log.warning("dropout %s: the school's round did not take the block; the consultation will send it", request_id)
     return await _settled_view(engine, user, round_id, request_id, lambda _, r: r.status != "starting")
 
 
@@ -245,7 +255,7 @@ async def _send(engine, client, request_id: str, message_id: int, update, arg):
         await asyncio.to_thread(_discard_message, engine, message_id)
         if isinstance(exc, WorkflowUpdateFailedError):
             raise refusal_from_update_failure(exc) from None
-        if isinstance(exc, RPCError):
+        if isinstance(exc, RPCError) and exc.status == RPCStatusCode.NOT_FOUND:  # not an outage: the workflow ended
             raise refusal("dropout_closed", f"คำขอ {request_id} ได้ข้อยุติแล้ว", f"Request {request_id} is settled") from None
         raise
 

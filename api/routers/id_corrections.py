@@ -9,7 +9,7 @@ from fastapi import APIRouter, Response
 from pydantic import BaseModel, Field
 from sqlmodel import select
 from temporalio.client import WorkflowUpdateFailedError
-from temporalio.service import RPCError
+from temporalio.service import RPCError, RPCStatusCode
 
 from api.deps import EngineDep, TemporalDep, UserDep, require_role
 from api.downloads import Sha256, evidence_download
@@ -145,18 +145,24 @@ async def decide_id_correction(ref: str, body: DecisionIn, user: UserDep, engine
                                client: TemporalDep) -> IdCorrectionOut:
     require_role(user, "district", what_th="พิจารณาคำขอแก้ไขเลขประจำตัว", what_en="decide ID corrections")
 
-    def check() -> None:
+    def status() -> str:
         with session_scope(engine) as session:
-            _officer_row(session, user, ref)
+            return _officer_row(session, user, ref).status
 
-    await asyncio.to_thread(check)
+    pending = await asyncio.to_thread(status) == "pending"
     try:
         await client.get_workflow_handle(id_correction_id(ref)).execute_update(
             IdCorrectionWorkflow.decide, DecideIdCorrection(approve=body.approve, reason=body.reason, area=user.area,
                                                             actor=Actor(user_id=user.id, role=user.role)))
     except WorkflowUpdateFailedError as exc:
         raise refusal_from_update_failure(exc) from None
-    except RPCError:
+    except RPCError as exc:
+        if exc.status != RPCStatusCode.NOT_FOUND:
+            raise  # Temporal unreachable: an error to retry, not an answer about the request
+        if pending and "already completed" not in exc.message:
+            # read from the message, but its workflow not started yet (the worker is behind or restarting)
+            raise refusal("id_correction_starting", f"คำขอ {ref} กำลังลงทะเบียน ลองใหม่อีกครั้งในอีกสักครู่",
+                          f"Request {ref} is still being registered; try again in a moment") from None
         raise refusal("already_decided", f"คำขอ {ref} ได้ข้อยุติแล้ว", f"Request {ref} is already settled") from None
 
     def load() -> IdCorrectionOut:

@@ -3,6 +3,7 @@ for the district's review, replies caught by a real SMTP server."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import timedelta
 from pathlib import Path
@@ -10,6 +11,7 @@ from pathlib import Path
 import aiosmtplib
 import pytest
 
+from activities.intake import IntakeActivities
 from db.engine import session_scope
 from db.id_corrections import store_raw
 from db.models import IdCorrection, InboundMessage, Student
@@ -169,6 +171,48 @@ async def test_refusals_sender_closed_and_crash_between_store_and_parse(intake_e
     await intake_env.intake.hand_over(sha)
     [reply] = await eventually(lambda: replies(smtp, "<late@mail.example>"))
     assert "ปิดรับการแก้ไข" in body(reply) and "closed" in body(reply)
+
+
+async def test_a_request_received_in_time_but_handed_over_after_the_cutoff_expires(intake_env, engine, smtp, settings):
+    """The intake stored a request a minute before the cutoff and died (or the worker was down); the request
+    reaches Temporal after the cutoff. It was on time, so it is acknowledged; nobody can decide it any more,
+    so it expires at once and the school is told (it used to wait for a decision forever)."""
+    stack = intake_env.stack
+    raw = build(letter(block(old="1449900000018", new="1449909000011")), message_id="<eve@mail.example>")
+    with session_scope(engine) as s:
+        store_raw(s, raw, "smtp", intake_env.cutoff - timedelta(minutes=1), settings.intake_max_bytes)
+    await skip_to(stack, intake_env.cutoff + timedelta(minutes=1))
+    assert await intake_env.intake.resume() == 1
+    [reply] = await eventually(lambda: replies(smtp, "<eve@mail.example>"))
+    assert "รับเรื่องแล้ว" in body(reply)
+    [told] = await eventually(lambda: [m for m in smtp.messages if m["Subject"].startswith("[DMC] คำขอแก้ไข")])
+    assert "หมดเวลา" in told["Subject"]
+    r = await stack.http.get("/id-corrections", headers=stack.auth("admin"))
+    assert [i["status"] for i in r.json()] == ["expired"]
+
+
+async def test_a_decision_before_the_request_has_its_workflow_is_asked_again_not_lost(intake_env, engine, settings):
+    """The message was read (the officer sees the request) but its request's workflow is not running yet:
+    the worker died in between, or is behind. The officer is asked to try again, not told that someone
+    already decided (and the request then expired unseen)."""
+    stack = intake_env.stack
+    raw = build(letter(block(old="1449900000018", new="1449909000011")), message_id="<behind@mail.example>")
+    with session_scope(engine) as s:
+        sha, _ = store_raw(s, raw, "smtp", await stack.now(), settings.intake_max_bytes)
+    IntakeActivities(engine, settings).process_inbound(sha)  # the activity ran; its workflow went no further
+    [item] = (await stack.http.get("/id-corrections?status=pending", headers=stack.auth("district"))).json()
+    r = await stack.http.post(f"/id-corrections/{item['ref']}/decision", headers=stack.auth("district"),
+                              json={"approve": True})
+    assert r.status_code == 409 and r.json()["code"] == "id_correction_starting", r.text
+    await intake_env.intake.hand_over(sha)
+    decided = None
+    for _ in range(100):
+        decided = await stack.http.post(f"/id-corrections/{item['ref']}/decision", headers=stack.auth("district"),
+                                        json={"approve": True})
+        if decided.json().get("code") != "id_correction_starting":
+            break
+        await asyncio.sleep(0.1)
+    assert decided.status_code == 200 and decided.json()["status"] == "approved", decided.text
 
 
 @pytest.mark.slow
