@@ -580,7 +580,7 @@ class RoundRun:
                 if a is not None:
                     decisions[f"answers_{a.status}{'_' + a.code if a.code else ''}"] += 1
                     decisions["retried_requests"] += a.retries > 0
-            if plan.blocked is not None and plan.blocked.code != "blocking_cases":
+            if plan.blocked is not None and plan.blocked.accepted:  # refused: blocking_cases, or round_closed late
                 problems.append(f"school {code}: confirmation with an open dropout request answered {plan.blocked.status}"
                                 f" {plan.blocked.code}")
         workflows = await self._verify_workflows(rows, problems)
