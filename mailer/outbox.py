@@ -3,11 +3,14 @@ then delivered; a delivery retried after a crash finds the row already sent and 
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import re
+import time
 
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
 
 from db.engine import session_scope
@@ -16,6 +19,7 @@ from dmcflow.settings import Settings
 from mailer import smtp_sender
 
 log = logging.getLogger(__name__)
+MARK_SENT_PATIENCE_S = 30.0  # with a send of up to 20 s (smtp_timeout_seconds), within the 60 s activity timeout
 
 
 def message_id_for(key: str, settings: Settings) -> str:
@@ -50,8 +54,25 @@ async def deliver(engine: Engine, settings: Settings, key: str) -> bool:
         msg = smtp_sender.build_message(settings, to=list(row.recipients), subject=row.subject,
                                         body=row.body_text, message_id=row.message_id, in_reply_to=row.in_reply_to)
     await smtp_sender.send(settings, msg)
-    with session_scope(engine) as session:
-        row = session.get(OutboxMail, key)
-        row.status, row.sent_at = "sent", utcnow()
+    row = await _mark_sent(engine, key)
     log.info("mail sent kind=%s key=%s", row.kind, hashlib.sha256(key.encode()).hexdigest()[:12])
     return True
+
+
+async def _mark_sent(engine: Engine, key: str) -> OutboxMail:
+    """The mail is out: record it, waiting out a database blip (a restart, a failover) rather than failing
+    the activity, whose retry would send it a second time. Only a longer outage, or a crash right here,
+    still leads to a resend (the same Message-ID, so the receiver can tell)."""
+    deadline, delay = time.monotonic() + MARK_SENT_PATIENCE_S, 0.5
+    while True:
+        try:
+            with session_scope(engine) as session:
+                row = session.get(OutboxMail, key)
+                row.status, row.sent_at = "sent", utcnow()
+            return row
+        except OperationalError:
+            if time.monotonic() + delay > deadline:
+                raise
+            log.warning("mail sent but not yet recorded (database unavailable); retrying in %.1fs", delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
