@@ -187,7 +187,7 @@ class Answer:
 @dataclass
 class SchoolPlan:
     code: str
-    kind: str  # certify | confirm_only | idle
+    kind: str  # certify | confirm_only | idle | blocked (its dropout request stays open)
     confirm_at: datetime
     certify_after_s: float
     confirm: Answer | None = None
@@ -213,24 +213,24 @@ class RequestPlan:
 
     @property
     def expected_status(self) -> str:
-        if self.decided is not None and self.decided.accepted:
-            return {"approve": "approved", "reject": "rejected"}[self.decision]
-        return "expired"
+        """As decided if the decision was taken; otherwise the request expired at the cutoff."""
+        return self.expected_if_taken if self.decided is not None and self.decided.accepted else "expired"
 
 
 class RoundRun:
     """One round, driven through the API as its users would, while the scenario injects its fault."""
 
-    def __init__(self, name: str, *, engine, settings: Settings, client: Client, smtp: Catcher, tmp_path: Path,
+    def __init__(self, name: str, *, engine, settings: Settings, client: Client, smtp: Catcher,
                  prof: Profile | None = None) -> None:
         self.name, self.engine, self.settings, self.client, self.smtp = name, engine, settings, client, smtp
-        self.tmp_path = tmp_path
         self.prof = prof or profile()
         self.rng, self.seed = seeded_rng(name)
         self.round_id = unique_round()
         self.faults: list[dict] = []
         self.fault_times: list[datetime] = []
-        self.gap_faults = False  # set by scenarios whose fault can land between a mail's send and its commit
+        # True where a fault can land between the SMTP server's 250 and the outbox's commit (a killed worker):
+        # the one way a mail is delivered twice, with the same Message-ID
+        self.gap_faults = False
         self.notes: list[str] = []
         self.timings: dict[str, float] = {}
         self.latencies: list[float] = []  # seconds from a user's first try to their answer
@@ -274,8 +274,7 @@ class RoundRun:
         return [start + timedelta(seconds=p + i * spacing_s) for i, p in enumerate(picks)]
 
     def record_fault(self, what: str, **details) -> dict:
-        """Log a fault as it happens; `gap` faults (a worker killed, the database stopped) may catch a mail
-        between the SMTP server's 250 and the outbox's commit, the one way a mail is delivered twice."""
+        """Print and keep a fault as it happens (its instant also explains a resent mail, see gap_faults)."""
         entry = {"what": what, "at_s": self.offset(), "phase": self.phase(), **details}
         self.faults.append(entry)
         self.fault_times.append(utcnow())

@@ -36,8 +36,7 @@ async def test_server_restarted_on_its_file_timers_fire_and_work_resumes(engine,
     worker = None
     try:
         client = await Client.connect(server.address, data_converter=DATA_CONVERTER)
-        run = RoundRun("server-restart", engine=engine, settings=settings, client=client, smtp=smtp,
-                       tmp_path=tmp_path)
+        run = RoundRun("server-restart", engine=engine, settings=settings, client=client, smtp=smtp)
         run.populate()
         worker = WorkerProcess(settings, server.address, tmp_path / "worker.log")
         worker.start()

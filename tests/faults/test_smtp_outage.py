@@ -27,8 +27,7 @@ pytestmark = pytest.mark.slow
 
 
 async def test_smtp_down_mails_go_out_once_when_it_returns(dev_env, engine, settings, smtp, tmp_path):
-    run = RoundRun("smtp-outage", engine=engine, settings=settings, client=dev_env.client, smtp=smtp,
-                   tmp_path=tmp_path)
+    run = RoundRun("smtp-outage", engine=engine, settings=settings, client=dev_env.client, smtp=smtp)
     run.populate()
     worker = WorkerProcess(settings, dev_env.client.service_client.config.target_host, tmp_path / "worker.log")
     worker.start()
