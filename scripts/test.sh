@@ -98,9 +98,8 @@ if [ -x "$PGBIN/initdb" ]; then
   if [ "$(id -u)" -eq 0 ]; then chown postgres:postgres "$PGDIR"; fi
   say "starting PostgreSQL 15 on 127.0.0.1:$PGPORT ($PGDIR)"
   as_pg "$PGBIN/initdb" -D "$PGDIR/data" -U postgres -A trust -E UTF8 --locale=C.UTF-8 >/dev/null
-  if ! as_pg "$PGBIN/pg_ctl" -D "$PGDIR/data" -l "$PGDIR/server.log" -w -t 30 -o \
-      "-c listen_addresses=127.0.0.1 -p $PGPORT -k $PGDIR -c fsync=off -c synchronous_commit=off -c full_page_writes=off" \
-      start >/dev/null; then
+  PGOPTS="-c listen_addresses=127.0.0.1 -p $PGPORT -k $PGDIR -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+  if ! as_pg "$PGBIN/pg_ctl" -D "$PGDIR/data" -l "$PGDIR/server.log" -w -t 30 -o "$PGOPTS" start >/dev/null; then
     cat "$PGDIR/server.log" >&2 || true
     die "PostgreSQL did not start"
   fi
@@ -108,6 +107,8 @@ if [ -x "$PGBIN/initdb" ]; then
   psql -h 127.0.0.1 -p "$PGPORT" -U postgres -d postgres -v ON_ERROR_STOP=1 -q \
     -c "CREATE ROLE app LOGIN CREATEDB PASSWORD 'apppw'" -c "CREATE DATABASE appdb OWNER app"
   export DMCFLOW_TEST_POSTGRES_URL="postgresql://app:apppw@127.0.0.1:$PGPORT/appdb"
+  # for the fault suite (tests/faults/test_postgres_restart.py), which stops and starts this server
+  export DMCFLOW_TEST_POSTGRES_DATA="$PGDIR/data" DMCFLOW_TEST_POSTGRES_BIN="$PGBIN" DMCFLOW_TEST_POSTGRES_OPTIONS="$PGOPTS"
   say "DMCFLOW_TEST_POSTGRES_URL=$DMCFLOW_TEST_POSTGRES_URL"
 else
   say "PostgreSQL 15 is not installed: PostgreSQL tests will skip (or fail when CI is set)"

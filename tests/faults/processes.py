@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shlex
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from temporalio.client import Client
 
 from dmcflow.local_stack import SQLITE_PRAGMAS, port_open, temporal_binary
 from dmcflow.settings import Settings
@@ -63,20 +64,23 @@ class DevServer:
         return f"127.0.0.1:{self.port}"
 
     async def start(self) -> float:
-        """Answers the seconds until the server listened."""
+        """Answers the seconds until the server served (its port opens before its frontend is healthy)."""
         began = time.monotonic()
         cmd = [temporal_binary(), "server", "start-dev", "--headless", "--db-filename",
                str(self.workdir / "temporal.sqlite"), "--ip", "127.0.0.1", "--port", str(self.port),
                "--log-level", "error", *sa.dev_server_args(), *SQLITE_PRAGMAS]
         self.proc = subprocess.Popen(cmd, stdout=(self.workdir / "temporal.log").open("ab"),
                                      stderr=subprocess.STDOUT, start_new_session=True)
-        for _ in range(600):
+        while time.monotonic() - began < 60 and self.proc.poll() is None:
             if port_open("127.0.0.1", self.port):
-                return time.monotonic() - began
-            if self.proc.poll() is not None:
-                break
-            await asyncio.sleep(0.1)
-        raise RuntimeError(f"the dev server did not listen on {self.address}; see {self.workdir / 'temporal.log'}")
+                try:
+                    client = await Client.connect(self.address)
+                    await client.service_client.check_health()
+                    return time.monotonic() - began
+                except RuntimeError:
+                    pass  # "Frontend is not healthy yet"
+            await asyncio.sleep(0.2)
+        raise RuntimeError(f"the dev server did not serve on {self.address}; see {self.workdir / 'temporal.log'}")
 
     async def stop(self, sig: int = signal.SIGTERM) -> None:
         if self.proc is None or self.proc.poll() is not None:
@@ -111,5 +115,9 @@ class Postgres:
     def start(self) -> None:
         self._pg_ctl("-l", f"{Path(self.data).parent}/server.log", "-w", "-t", "30", "-o", self.options, "start")
 
-    def describe(self) -> str:
-        return shlex.quote(self.data)
+    def ensure_running(self) -> None:
+        """Whatever happened to the test, the other PostgreSQL tests need the server."""
+        try:
+            self._pg_ctl("status")
+        except subprocess.CalledProcessError:
+            self.start()

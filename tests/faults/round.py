@@ -78,13 +78,13 @@ def long_form() -> bool:
 
 
 def profile() -> Profile:
-    """Short (CI): a round of about 1.5 minutes. Long: several minutes with more of everything.
-    DMCFLOW_FAULTS_SCHOOLS overrides the number of schools of either form."""
+    """Short (CI): a round of about 1.5 minutes. Long: about 5 minutes, more requests (and more faults, as
+    each scenario says). DMCFLOW_FAULTS_SCHOOLS overrides the number of schools of either form."""
     if long_form():
-        p = Profile("long", schools=400, areas=8, open_s=25, window_s=240, reminder_before_s=90, dropouts=40,
-                    id_corrections=40)
+        p = Profile("long", schools=200, areas=4, open_s=25, window_s=240, reminder_before_s=90, dropouts=30,
+                    id_corrections=30)
     else:
-        p = Profile("short", schools=200, areas=4, open_s=15, window_s=50, reminder_before_s=22, dropouts=16,
+        p = Profile("short", schools=200, areas=4, open_s=12, window_s=45, reminder_before_s=20, dropouts=16,
                     id_corrections=16)
     if os.environ.get("DMCFLOW_FAULTS_SCHOOLS"):
         n = int(os.environ["DMCFLOW_FAULTS_SCHOOLS"])
@@ -176,6 +176,8 @@ class Answer:
     at_s: float = 0.0  # seconds after confirmation opened
     body: dict = field(default_factory=dict, repr=False)
     ambiguous: bool = False  # refused as done already after retries: an earlier try may have been taken
+    tries: list = field(default_factory=list, repr=False)  # (at_s, status, code) of each try, for the problems
+    asked_at_s: float = 0.0  # when the user first asked
 
     @property
     def accepted(self) -> bool:
@@ -185,7 +187,7 @@ class Answer:
 @dataclass
 class SchoolPlan:
     code: str
-    kind: str  # certify | confirm_only | idle
+    kind: str  # certify | confirm_only | idle | blocked (its dropout request stays open)
     confirm_at: datetime
     certify_after_s: float
     confirm: Answer | None = None
@@ -211,24 +213,24 @@ class RequestPlan:
 
     @property
     def expected_status(self) -> str:
-        if self.decided is not None and self.decided.accepted:
-            return {"approve": "approved", "reject": "rejected"}[self.decision]
-        return "expired"
+        """As decided if the decision was taken; otherwise the request expired at the cutoff."""
+        return self.expected_if_taken if self.decided is not None and self.decided.accepted else "expired"
 
 
 class RoundRun:
     """One round, driven through the API as its users would, while the scenario injects its fault."""
 
-    def __init__(self, name: str, *, engine, settings: Settings, client: Client, smtp: Catcher, tmp_path: Path,
+    def __init__(self, name: str, *, engine, settings: Settings, client: Client, smtp: Catcher,
                  prof: Profile | None = None) -> None:
         self.name, self.engine, self.settings, self.client, self.smtp = name, engine, settings, client, smtp
-        self.tmp_path = tmp_path
         self.prof = prof or profile()
         self.rng, self.seed = seeded_rng(name)
         self.round_id = unique_round()
         self.faults: list[dict] = []
         self.fault_times: list[datetime] = []
-        self.gap_faults = False  # set by scenarios whose fault can land between a mail's send and its commit
+        # True where a fault can land between the SMTP server's 250 and the outbox's commit (a killed worker):
+        # the one way a mail is delivered twice, with the same Message-ID
+        self.gap_faults = False
         self.notes: list[str] = []
         self.timings: dict[str, float] = {}
         self.latencies: list[float] = []  # seconds from a user's first try to their answer
@@ -272,8 +274,7 @@ class RoundRun:
         return [start + timedelta(seconds=p + i * spacing_s) for i, p in enumerate(picks)]
 
     def record_fault(self, what: str, **details) -> dict:
-        """Log a fault as it happens; `gap` faults (a worker killed, the database stopped) may catch a mail
-        between the SMTP server's 250 and the outbox's commit, the one way a mail is delivered twice."""
+        """Print and keep a fault as it happens (its instant also explains a resent mail, see gap_faults)."""
         entry = {"what": what, "at_s": self.offset(), "phase": self.phase(), **details}
         self.faults.append(entry)
         self.fault_times.append(utcnow())
@@ -313,13 +314,15 @@ class RoundRun:
         transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)  # a 500 is an answer, as for a user
         try:
             async with httpx.AsyncClient(transport=transport, base_url="http://api", timeout=None) as self.http:
-                fault_task = asyncio.create_task(faults)
-                began = time.monotonic()
-                await self._start_round()
-                self.timings["fanout_s"] = round(time.monotonic() - began, 1)
-                await asyncio.gather(*(self._school(p) for p in self.schools.values()),
-                                     *(self._request(r) for r in self.requests))
-                await fault_task
+                async with asyncio.TaskGroup() as users:  # one failing user stops the others and the faults
+                    users.create_task(faults)
+                    began = time.monotonic()
+                    await self._start_round()
+                    self.timings["fanout_s"] = round(time.monotonic() - began, 1)
+                    for plan in self.schools.values():
+                        users.create_task(self._school(plan))
+                    for req in self.requests:
+                        users.create_task(self._request(req))
                 began = time.monotonic()
                 await self._settle()
                 self.timings["settle_after_escalation_s"] = round(time.monotonic() - began, 1)
@@ -330,8 +333,9 @@ class RoundRun:
                    **kw) -> Answer:
         """One user's request; on a server error, a lost connection or a refusal that says "try again" the
         user tries again, as people do. A retry answered with one of `settle_codes` (e.g. already_confirmed)
-        may mean that an earlier try was taken: the answer is marked `ambiguous`, for the caller to look."""
-        retries, began = 0, time.monotonic()
+        may mean that an earlier try was taken, and so may a refusal after a try whose answer was lost (a
+        5xx): the answer is then marked `ambiguous`, and the caller looks, as the user would."""
+        retries, began, tries, asked_at = 0, time.monotonic(), [], self.offset()
         deadline = began + 180
         while True:
             try:
@@ -342,10 +346,12 @@ class RoundRun:
             except Exception as exc:  # noqa: BLE001  the API itself failed: the user sees an error page
                 status, body = 599, {"code": type(exc).__name__}
             code = body.get("code") if isinstance(body, dict) else None
+            tries.append((self.offset(), status, code))
             if (status < 500 and code not in TRY_AGAIN) or time.monotonic() > deadline:
                 self.latencies.append(time.monotonic() - began)
                 return Answer(status, code, retries, self.offset(), body if isinstance(body, dict) else {"items": body},
-                              ambiguous=bool(retries) and code in settle_codes)
+                              ambiguous=bool(retries) and (code in settle_codes or not 200 <= status < 300 and any(
+                                  t[1] >= 500 for t in tries[:-1])), tries=tries, asked_at_s=asked_at)
             retries += 1
             await asyncio.sleep(1 + random.random())  # jitter: not from the seeded plan
 
@@ -361,16 +367,18 @@ class RoundRun:
             return
         request = next((r for r in self.requests if r.kind == "dropout" and r.code == code), None)
         if plan.kind == "blocked":
-            await until(self.cutoff - timedelta(seconds=10))
-            plan.blocked = await self.call("POST", f"{base}/confirmation", f"s-{code}")
-            return
+            await request.settled.wait()
+            if request.ref is not None:  # the request is open until the cutoff: the school cannot confirm
+                await until(self.cutoff - timedelta(seconds=10))
+                plan.blocked = await self.call("POST", f"{base}/confirmation", f"s-{code}")
+                return
+            plan.kind = "certify"  # the request never got made: the school goes on as any other
         if request is not None:  # the school waits for the district's decision on its dropout request
             await request.settled.wait()
         await until(plan.confirm_at)
         for _ in range(10):
             plan.confirm = await self.call("POST", f"{base}/confirmation", f"s-{code}", settle_codes=("already_confirmed",))
-            if plan.confirm.ambiguous:  # nobody else confirms for this school: the lost answer was a yes
-                plan.confirm.status = 200
+            await self._look(plan.confirm, base, f"s-{code}", "confirmed", self.pop.staff[code])
             if plan.confirm.code != "blocking_cases":
                 break
             await asyncio.sleep(1)  # the decided request is closing: the school tries again a moment later
@@ -379,8 +387,16 @@ class RoundRun:
         await asyncio.sleep(plan.certify_after_s)
         plan.certify = await self.call("POST", f"{base}/certification", f"d-{code}",
                                        settle_codes=("already_certified",))
-        if plan.certify.ambiguous:
-            plan.certify.status = 200
+        await self._look(plan.certify, base, f"d-{code}", "certified", self.pop.director[code])
+
+    async def _look(self, answer: Answer, base: str, who: str, field_name: str, user_id: str) -> None:
+        """After an ambiguous answer the user opens the school's page: was it their decision that holds?"""
+        if not answer.ambiguous:
+            return
+        page = await self.call("GET", base, who)
+        decision = page.body.get(field_name) or {}
+        if decision.get("by") == user_id:
+            answer.status = 200  # verify() looks again once the round has settled (the page may lag)
 
     async def _request(self, req: RequestPlan) -> None:
         district = f"district:{self.pop.area_of[req.code]}"
@@ -417,12 +433,14 @@ class RoundRun:
             data={"student": self.pop.students[req.code][0], "reason": "low_income",
                   "details": "ไม่มาเรียนตั้งแต่ ก.พ. ครอบครัวย้ายไปทำงานต่างจังหวัด"},
             settle_codes=("dropout_already_requested",))
-        if req.made.ambiguous:  # an earlier try was taken: the school finds it in its list
+        for _ in range(60 if req.made.ambiguous else 0):  # an earlier try was taken: it shows once it is open
             seen = await self.call("GET", f"/rounds/{self.round_id}/dropouts?school={req.code}", f"s-{req.code}")
-            [mine] = seen.body["items"]
-            req.made.status, req.made.body = 201, mine
-        assert req.made.status == 201, (req.made, req.made.body)
-        req.ref = req.made.body["id"]
+            if seen.body.get("items"):
+                req.made.status, req.made.body = 201, seen.body["items"][0]
+                break
+            await asyncio.sleep(1)
+        if req.made.status == 201:
+            req.ref = req.made.body["id"]
 
     async def _email_id_correction(self, req: RequestPlan, district: str) -> None:
         """The school emails the district's intake (SMTP); a 4xx answer is retried, as a relay does."""
@@ -445,8 +463,9 @@ class RoundRun:
             a = await self.call("GET", f"/id-corrections?school={req.code}", district)
             if a.accepted and a.body.get("items"):
                 [item] = a.body["items"]
-                assert item["status"] == "pending", item
                 req.ref = item["ref"]
+                if item["status"] != "pending":  # read only after the cutoff (the worker was down): it expired
+                    req.decision = "none"
                 return
             await asyncio.sleep(0.5)
         raise AssertionError(f"the ID correction of school {req.code} never reached the district's list")
@@ -552,6 +571,11 @@ class RoundRun:
             if row is None:
                 problems.append(f"school {code}: no projection row")
                 continue
+            for answer, by in ((plan.confirm, row.confirmed_by), (plan.certify, row.certified_by)):
+                if answer is not None and answer.ambiguous:  # the user's last look, once all has settled
+                    answer.status = 200 if by in (self.pop.staff[code], self.pop.director[code]) else 409
+                    decisions["taken_though_the_answer_was_lost"] += answer.accepted and answer.code not in (
+                        "already_confirmed", "already_certified")
             confirmed = plan.confirm is not None and plan.confirm.accepted
             certified = confirmed and plan.certify is not None and plan.certify.accepted
             expected = "certified" if certified else "late"
@@ -570,7 +594,9 @@ class RoundRun:
                 if accepted and (by != who or at is None):
                     problems.append(f"school {code}: the projection lost the accepted {action} (by={by})")
                 if not accepted and by is not None:
-                    problems.append(f"school {code}: the projection shows a {action} nobody was told was accepted")
+                    answer = plan.confirm if action == "confirm" else plan.certify
+                    problems.append(f"school {code}: the projection shows a {action} nobody was told was accepted "
+                                    f"(tries: {answer.tries if answer else None})")
             # the projection is the workflow's last word: its version is the highest audited one
             versions = [int(e.key.rsplit("/", 1)[1]) for e in by_school.get(code, [])
                         if e.key.startswith(school_round_id(self.round_id, code) + "/")]
@@ -580,6 +606,9 @@ class RoundRun:
                 if a is not None:
                     decisions[f"answers_{a.status}{'_' + a.code if a.code else ''}"] += 1
                     decisions["retried_requests"] += a.retries > 0
+                    # in time by the user's clock, late by the workflow's: the fault delayed the decision
+                    decisions["asked_before_the_cutoff_refused_as_closed"] += (
+                        a.code == "round_closed" and not a.accepted and a.asked_at_s < self.offset(self.cutoff))
             if plan.blocked is not None and plan.blocked.accepted:  # refused: blocking_cases, or round_closed late
                 problems.append(f"school {code}: confirmation with an open dropout request answered {plan.blocked.status}"
                                 f" {plan.blocked.code}")
@@ -783,8 +812,11 @@ def report(summary: dict) -> Path:
         f"decisions: {found['decisions']}",
         f"dropouts {found['dropouts']}; id corrections {found['id_corrections']}",
         f"emails: {mails['delivered']} delivered, {mails['distinct_message_ids']} distinct, by kind {mails['by_kind']}; "
-        f"duplicates by Message-ID {mails['duplicates_by_message_id']}, by recipient+subject "
-        f"{mails['duplicates_by_recipient_and_subject']}; outbox rows retried {mails['outbox_attempts_over_1']}",
+        f"duplicates by Message-ID {mails['duplicates_by_message_id']} (of which after a crash between the SMTP "
+        f"server's 250 and the commit: {mails['duplicates_same_message_id_after_a_crash_between_250_and_commit']}), "
+        f"by recipient+subject {mails['duplicates_by_recipient_and_subject']}; outbox rows retried "
+        f"{mails['outbox_attempts_over_1']}; late schools not reminded because their workflow first woke after "
+        f"the cutoff: {mails['late_schools_not_reminded']}",
         f"timings: {summary['timings']}",
         f"problems: {len(summary['problems'])}" + "".join(f"\n  - {p}" for p in summary["problems"][:30]),
     ]

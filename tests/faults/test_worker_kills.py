@@ -24,8 +24,7 @@ pytestmark = pytest.mark.slow
 
 
 async def test_worker_killed_at_random_moments(dev_env, engine, settings, smtp, tmp_path):
-    run = RoundRun("worker-kills", engine=engine, settings=settings, client=dev_env.client, smtp=smtp,
-                   tmp_path=tmp_path)
+    run = RoundRun("worker-kills", engine=engine, settings=settings, client=dev_env.client, smtp=smtp)
     run.gap_faults = True
     run.populate()
     worker = WorkerProcess(settings, dev_env.client.service_client.config.target_host, tmp_path / "worker.log")
