@@ -67,6 +67,22 @@ class Stack:
         return {"server": cpu_s(self.server_pid), "worker": cpu_s(self.worker_pid), "bare": cpu_s(self.bare_pid),
                 "api": cpu_s(self.api_pid), "client": self_cpu_s()}
 
+    async def settle(self, idle_cores: float = 0.1, timeout: float = 900) -> float:
+        """Wait until the server and both workers are idle (each under `idle_cores` for two seconds running):
+        a phase's backlog (first workflow tasks still queued after the starts returned) must neither run
+        into the next phase's figures nor escape its own. Answers the seconds waited."""
+        began = last = asyncio.get_running_loop().time()
+        before, quiet = self.cpu(), 0
+        while quiet < 2:
+            await asyncio.sleep(1)
+            now, after = asyncio.get_running_loop().time(), self.cpu()
+            busy = max((after[p] - before[p]) / (now - last) for p in ("server", "worker", "bare"))
+            quiet = quiet + 1 if busy < idle_cores else 0
+            before, last = after, now
+            if now - began > timeout:
+                raise TimeoutError(f"the stack stayed busy for {timeout:.0f} s")
+        return round(last - began - 2, 1)
+
 
 def cpu_ms_per(before: dict[str, float], after: dict[str, float], n: int, *parts: str) -> float:
     return round(sum(after[p] - before[p] for p in parts) / n * 1000, 2)
