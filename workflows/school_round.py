@@ -51,6 +51,7 @@ class SchoolRoundWorkflow:
         self.version = inp.version
         self._wake = False
         self._lock = asyncio.Lock()  # roster changes and decisions never interleave
+        self._recorded: Stage | None = None  # the stage the last projection write carried
 
     # --- the lifecycle ------------------------------------------------------------------------
 
@@ -66,7 +67,10 @@ class SchoolRoundWorkflow:
             now = workflow.now()
             stage = self.state.stage(now)
             if stage is not projected:
-                await self._record(None)  # a timer moved the stage: keep projection and search attribute true
+                if stage is not self._recorded or not workflow.patched("record-each-stage-once"):
+                    await self._record(None)  # a timer moved the stage: keep projection and search attribute true
+                # else a decision's update wrote this very stage already (confirm, certify, an extension):
+                # a second write would cost an activity per school on the busiest afternoon
                 projected = stage
             if stage is Stage.certified:
                 break
@@ -132,6 +136,7 @@ class SchoolRoundWorkflow:
         self.version += 1
         stage = self.state.stage(workflow.now())
         workflow.upsert_search_attributes([sa.STAGE.value_set(stage.value)])
+        self._recorded = stage
         await workflow.execute_activity(
             calls.RECORD_TRANSITION, Transition(state=self.state, stage=stage, version=self.version, audit=audit),
             **calls.DATABASE)
