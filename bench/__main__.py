@@ -51,10 +51,9 @@ from workflows import search_attributes as sa
 
 START_CONCURRENCY = 64
 # The storm's cutoff must come once every workflow has run its first task, or the storm's figure would
-# include the start's backlog: started is not yet running (a 2,000-school round's first tasks were still
-# queued 90 s after its starts, on 2 loaded cores). A conservative rate for that backlog:
-FIRST_TASKS_PER_S = 15
-
+# include the start's backlog: started is not yet running. The start path measured how long N starts
+# took until the stack was idle again; the storm leaves that much time and a margin before its cutoff.
+READY_MARGIN = 1.3
 
 async def gather_limited(n: int, concurrency: int, one) -> None:
     gate = asyncio.Semaphore(concurrency)
@@ -198,10 +197,10 @@ async def approval_path(client: Client, stack: harness.Stack, codes: list[str], 
 # --- cutoff storm ------------------------------------------------------------------------------
 
 async def cutoff_storm(client: Client, stack: harness.Stack, engine, n: int, round_id: str,
-                       starts_per_s: float, bare_starts_per_s: float) -> dict:
+                       dmcflow_ready_s: float, bare_ready_s: float) -> dict:
     # bare: N workflows asleep until one instant, then one activity each (the cutoff leaves time to start them)
     prefix = uuid.uuid4().hex[:6]
-    cutoff = datetime.now(timezone.utc) + timedelta(seconds=n / max(bare_starts_per_s, 1) * 1.3 + n / FIRST_TASKS_PER_S)
+    cutoff = datetime.now(timezone.utc) + timedelta(seconds=bare_ready_s * READY_MARGIN + 20)
     await gather_limited(n, START_CONCURRENCY, lambda i: client.start_workflow(
         bare.StormSchool.run, cutoff, id=f"bare-storm-{prefix}-{i}", task_queue=stack.bare_queue))
     query = ("WorkflowType = 'StormSchool' AND ExecutionStatus = 'Completed' "
@@ -223,7 +222,7 @@ async def cutoff_storm(client: Client, stack: harness.Stack, engine, n: int, rou
 
     # dmcflow: a round whose cutoff comes once all N schools are started and projected
     now = datetime.now(timezone.utc)
-    cutoff = now + timedelta(seconds=n / max(starts_per_s, 1) * 1.3 + n / FIRST_TASKS_PER_S)
+    cutoff = now + timedelta(seconds=dmcflow_ready_s * READY_MARGIN + 20)
     add_round(engine, round_id, now, now, cutoff)
     t0 = time.perf_counter()
     operation, _ = await round_ops.start_round(engine, client, Settings().ops_task_queue, round_id)
@@ -275,6 +274,18 @@ def table(f: dict) -> str:
             continue
         lines.append(f"{name:<30} {ours:>10} {theirs:>10} {ratio:>7}  {goal:<7} {'yes' if ok(ratio) else 'NO'}")
     lines.append("-" * 72)
+    lines.append("CPU per operation, ms (from /proc; the machine's other load does not inflate it)")
+    for name, key in (("start: server", "start_cpu_ms_server"), ("start: all processes", "start_cpu_ms_total"),
+                      ("approval: server", "approval_cpu_ms_server"), ("approval: all", "approval_cpu_ms_total"),
+                      ("storm: server", "storm_cpu_ms_server"), ("storm: all", "storm_cpu_ms_total")):
+        ours, theirs = f.get(f"{key}_dmcflow"), f.get(f"{key}_bare")
+        if ours is not None and theirs:
+            lines.append(f"  {name:<28} {ours:>10} {theirs:>10} {round(ours / theirs, 2):>7}  (dmcflow ÷ bare)")
+    if f.get("approval_cpu_ms_api_dmcflow") is not None:
+        lines.append(f"  approval, dmcflow's share: API {f['approval_cpu_ms_api_dmcflow']}, worker "
+                     f"{f['approval_cpu_ms_worker_dmcflow']}, HTTP clients {f['approval_cpu_ms_client_dmcflow']} "
+                     f"(bare: worker {f['approval_cpu_ms_worker_bare']}, client {f['approval_cpu_ms_client_bare']})")
+    lines.append("-" * 72)
     for key in ("worker_rss_mb_per_1000", "server_rss_mb_per_1000", "intake_acknowledged_per_s",
                 "import_rows_per_s", "import_reimport_rows_per_s"):
         if f.get(key) is not None:
@@ -324,7 +335,7 @@ async def main() -> None:
         if "storm" in only:
             print(f"cutoff storm, {args.schools} schools …", flush=True)
             figures |= await cutoff_storm(client, stack, engine, args.schools, "bench-storm",
-                                          figures["start_round_per_s"], figures["start_bare_per_s"])
+                                          figures["start_round_settled_s"], figures["start_shaped_settled_s"])
     if "others" in only and not args.skip_others:
         print("intake and import …", flush=True)
         intake = other_bench("bench.intake", "--messages", "100")
