@@ -12,7 +12,7 @@ from sqlalchemy import or_
 from sqlmodel import select
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.common import WorkflowIDConflictPolicy
-from temporalio.service import RPCError
+from temporalio.service import RPCError, RPCStatusCode
 
 from api.deps import EngineDep, SettingsDep, TemporalDep, UserDep, require_role
 from api.downloads import Sha256, evidence_download
@@ -129,7 +129,9 @@ async def resolve_duplicate(
                 school=user.school_code, claim=action, actor=actor, evidence=sha, note=note))
     except WorkflowUpdateFailedError as exc:
         raise refusal_from_update_failure(exc) from None
-    except RPCError:
+    except RPCError as exc:
+        if exc.status != RPCStatusCode.NOT_FOUND:
+            raise  # Temporal unreachable: a 503 to retry, not an answer about the case
         raise refusal("case_closed", "เรื่องนี้ปิดแล้ว", "This case is closed") from None
 
     view = await asyncio.to_thread(_load_view, engine, case_id)
