@@ -1,7 +1,7 @@
 """Every benchmark in one command, dmcflow side by side with bare Temporal in the same run.
 
-    python -m bench                 # N = 2,000 schools, about 10 minutes on 2 cores
-    python -m bench --national      # N = 30,000 for the start path and the cutoff storm (about an hour)
+    python -m bench                 # N = 2,000 schools, about 16 minutes on 2 cores
+    python -m bench --national      # N = 30,000 for the start path and the cutoff storm (2 to 3 hours on 2 cores)
     python -m bench --quick         # N = 300, a smoke run of the harness (about 3 minutes)
 
 One local Temporal dev server on its SQLite file, the dmcflow worker and API in their own processes,
