@@ -71,15 +71,13 @@ def install(app: FastAPI) -> None:
 
     # An outage is not the caller's fault and not a bug: 503 with the reason, and a hint to look before retrying
     # (a decision whose answer was lost may have been taken; asking again then answers "already confirmed").
-    @app.exception_handler(RPCError)
-    async def _temporal(request: Request, exc: RPCError):
-        if exc.status not in OUTAGE:
+    async def _temporal(request: Request, exc: RPCError | RPCTimeoutOrCancelledError):
+        if isinstance(exc, RPCError) and exc.status not in OUTAGE:
             return await _unexpected(request, exc)
         return _outage("temporal_unavailable", "ระบบจัดการขั้นตอนงาน (Temporal)", "The workflow service (Temporal)")
 
-    @app.exception_handler(RPCTimeoutOrCancelledError)
-    async def _temporal_timeout(_: Request, exc: RPCTimeoutOrCancelledError):
-        return _outage("temporal_unavailable", "ระบบจัดการขั้นตอนงาน (Temporal)", "The workflow service (Temporal)")
+    app.add_exception_handler(RPCError, _temporal)
+    app.add_exception_handler(RPCTimeoutOrCancelledError, _temporal)  # the client gave up: the same outage
 
     @app.exception_handler(OperationalError)
     async def _database(_: Request, exc: OperationalError):

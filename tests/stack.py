@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import uuid
 from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -13,7 +14,7 @@ import httpx
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
-from api.app import create_app
+from api.app import create_app, wall_clock
 from db.directory import create_round, create_user, upsert_school
 from db.engine import session_scope
 from domain.rounds import RoundPolicy, RoundSpec
@@ -34,14 +35,18 @@ class Stack:
     client: Client
     engine: object
     settings: Settings
-    env: WorkflowEnvironment
+    env: WorkflowEnvironment | None  # None: a server of the test's own, on the wall clock
     tokens: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def clock(self) -> Callable[[], Awaitable[datetime]]:
+        return self.env.get_current_time if self.env else wall_clock
 
     def auth(self, who: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.tokens[who]}"}
 
     async def now(self) -> datetime:
-        return await self.env.get_current_time()
+        return await self.clock()
 
     async def start_round(self, round_id: str) -> None:
         r = await self.http.post(f"/rounds/{round_id}/start", headers=self.auth("admin"))
@@ -79,13 +84,22 @@ def add_round(engine, round_id: str, opens_at: datetime, confirm_from: datetime,
 
 
 @asynccontextmanager
-async def running_stack(env: WorkflowEnvironment, engine, settings: Settings):
+async def serving(client: Client, engine, settings: Settings, env: WorkflowEnvironment | None = None,
+                  timeout: float = 5):
+    """The API and the worker on `client`'s Temporal, with the seeded schools and users."""
     tokens: dict[str, str] = {}
     seed(engine, tokens)
-    app = create_app(settings, engine=engine, temporal=env.client, clock=env.get_current_time)
-    async with build_worker(env.client, settings, engine=engine):
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api") as http:
-            yield Stack(http=http, client=env.client, engine=engine, settings=settings, env=env, tokens=tokens)
+    stack = Stack(http=None, client=client, engine=engine, settings=settings, env=env, tokens=tokens)
+    app = create_app(settings, engine=engine, temporal=client, clock=stack.clock)
+    async with build_worker(client, settings, engine=engine):
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api",
+                                     timeout=timeout) as http:
+            stack.http = http
+            yield stack
+
+
+def running_stack(env: WorkflowEnvironment, engine, settings: Settings):
+    return serving(env.client, engine, settings, env=env)
 
 
 def unique_round() -> str:

@@ -20,8 +20,7 @@ from db.models import AuditEvent
 from dmcflow.temporal_client import DATA_CONVERTER
 from tests.conftest import free_port
 from tests.faults.processes import DevServer
-from tests.stack import SCHOOL, Stack, add_round, make_ready, seed, unique_round
-from worker import build_worker
+from tests.stack import SCHOOL, add_round, make_ready, serving, unique_round
 
 pytestmark = pytest.mark.slow
 
@@ -40,12 +39,8 @@ async def test_a_decision_while_temporal_is_down_is_answered_503_and_taken_once_
     await server.start()
     try:
         client = await Client.connect(server.address, data_converter=DATA_CONVERTER)
-        tokens: dict[str, str] = {}
-        seed(engine, tokens)
-        app = create_app(settings, engine=engine, temporal=client)
-        async with build_worker(client, settings, engine=engine), httpx.AsyncClient(
-                transport=httpx.ASGITransport(app=app), base_url="http://api", timeout=120) as http:
-            stack = Stack(http=http, client=client, engine=engine, settings=settings, env=None, tokens=tokens)
+        async with serving(client, engine, settings, timeout=120) as stack:
+            http = stack.http
             now = datetime.now(timezone.utc)
             rid = unique_round()
             add_round(engine, rid, now, now, now + timedelta(hours=2))

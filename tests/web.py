@@ -19,7 +19,7 @@ ARTIFACTS = Path(os.environ.get("DMCFLOW_TEST_ARTIFACTS") or Path(__file__).pare
 @asynccontextmanager
 async def served(stack) -> AsyncIterator[str]:
     """The stack's API (same database, Temporal and clock) under uvicorn, in this event loop; answers its base URL."""
-    app = create_app(stack.settings, engine=stack.engine, temporal=stack.client, clock=stack.env.get_current_time)
+    app = create_app(stack.settings, engine=stack.engine, temporal=stack.client, clock=stack.clock)
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off",
                                            access_log=False, timeout_graceful_shutdown=1))
