@@ -395,7 +395,8 @@ async def main() -> None:
                     help="--national: ms per school between the bare starts and their cutoff")
     ap.add_argument("--quick", action="store_true", help="N = 300, 150 approvals, no intake/import")
     ap.add_argument("--skip-others", action="store_true", help="without the intake and import benchmarks")
-    ap.add_argument("--only", default="start,approval,storm,others", help="a comma-separated subset")
+    ap.add_argument("--only", default="start,approval,storm,others",
+                    help="a comma-separated subset (not with --national)")
     ap.add_argument("--json", default="bench/results/all.json")
     args = ap.parse_args()
     args.schools = args.schools or (30000 if args.national else 2000)

@@ -49,6 +49,7 @@ from intake.pipeline import Intake
 from intake.smtp_listener import start_listener
 from tests.conftest import Catcher, free_port
 from tests.intake.messages import block, build, letter, nid
+from tests.faults.processes import WorkerProcess
 from tests.stack import add_round, unique_round
 from workflows.area_cutoff import SETTLE
 from workflows.ids import area_key, dropout_id, fanout_id, id_correction_id, school_round_id
@@ -253,6 +254,15 @@ class RoundRun:
                   RoundPolicy(reminders_before_cutoff=[timedelta(seconds=self.prof.reminder_before_s)]))
         seed_end_of_year(self.engine, self.round_id)
         self._plan()
+
+    def begin(self, temporal_address: str, worker_log: Path) -> WorkerProcess:
+        """Every scenario's first steps: the population, the worker in its own process (the one a fault
+        may kill), and a round that opens three seconds later. Answers the worker."""
+        self.populate()
+        worker = WorkerProcess(self.settings, temporal_address, worker_log)
+        worker.start()
+        self.schedule(opens_in_s=3)
+        return worker
 
     def offset(self, at: datetime | None = None) -> float:
         """Seconds after confirmation opened (negative: before)."""

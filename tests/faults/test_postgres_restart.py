@@ -28,7 +28,7 @@ from psycopg import sql
 from sqlalchemy.engine import make_url
 
 from tests.db_backends import in_ci
-from tests.faults.processes import Postgres, WorkerProcess
+from tests.faults.processes import Postgres
 from tests.faults.round import RoundRun, long_form, report, until
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres,
@@ -53,10 +53,7 @@ async def test_postgres_restarted_activities_retry_nothing_half_written(postgres
             sql.Identifier(make_url(db_url).database)))
     engine.dispose()
     run = RoundRun("postgres-restart", engine=engine, settings=settings, client=dev_env.client, smtp=smtp)
-    run.populate()
-    worker = WorkerProcess(settings, dev_env.client.service_client.config.target_host, tmp_path / "worker.log")
-    worker.start()
-    run.schedule(opens_in_s=3)
+    worker = run.begin(dev_env.client.service_client.config.target_host, tmp_path / "worker.log")
     if long_form():
         starts = run.moments(4, run.confirm_from - timedelta(seconds=5), run.escalation_at, spacing_s=30)
         outages = [(at, run.rng.choice(["fast", "immediate"]), run.rng.uniform(5, 20)) for at in starts]

@@ -24,7 +24,7 @@ from db.engine import session_scope
 from db.models import OutboxMail, SchoolRound
 from dmcflow.temporal_client import DATA_CONVERTER
 from tests.conftest import free_port
-from tests.faults.processes import DevServer, WorkerProcess
+from tests.faults.processes import DevServer
 from tests.faults.round import RoundRun, long_form, report, until, utcnow
 
 pytestmark = pytest.mark.slow
@@ -37,10 +37,7 @@ async def test_server_restarted_on_its_file_timers_fire_and_work_resumes(engine,
     try:
         client = await Client.connect(server.address, data_converter=DATA_CONVERTER)
         run = RoundRun("server-restart", engine=engine, settings=settings, client=client, smtp=smtp)
-        run.populate()
-        worker = WorkerProcess(settings, server.address, tmp_path / "worker.log")
-        worker.start()
-        run.schedule(opens_in_s=3)
+        worker = run.begin(server.address, tmp_path / "worker.log")
         if long_form():
             starts = run.moments(4, run.confirm_from - timedelta(seconds=5), run.escalation_at, spacing_s=30)
             outages = [(at, run.rng.choice([signal.SIGTERM, signal.SIGKILL]), run.rng.uniform(5, 20)) for at in starts]

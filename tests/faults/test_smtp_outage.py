@@ -20,7 +20,6 @@ from sqlmodel import select
 
 from db.engine import session_scope
 from db.models import OutboxMail
-from tests.faults.processes import WorkerProcess
 from tests.faults.round import RoundRun, long_form, report, until, utcnow
 
 pytestmark = pytest.mark.slow
@@ -28,10 +27,7 @@ pytestmark = pytest.mark.slow
 
 async def test_smtp_down_mails_go_out_once_when_it_returns(dev_env, engine, settings, smtp, tmp_path):
     run = RoundRun("smtp-outage", engine=engine, settings=settings, client=dev_env.client, smtp=smtp)
-    run.populate()
-    worker = WorkerProcess(settings, dev_env.client.service_client.config.target_host, tmp_path / "worker.log")
-    worker.start()
-    run.schedule(opens_in_s=3)
+    worker = run.begin(dev_env.client.service_client.config.target_host, tmp_path / "worker.log")
     if long_form():
         starts = run.moments(3, run.confirm_from - timedelta(seconds=10), run.escalation_at, spacing_s=100)
         outages = [(at, run.rng.uniform(30, 90)) for at in starts]

@@ -17,7 +17,6 @@ from datetime import timedelta
 
 import pytest
 
-from tests.faults.processes import WorkerProcess
 from tests.faults.round import RoundRun, long_form, report, until
 
 pytestmark = pytest.mark.slow
@@ -26,10 +25,7 @@ pytestmark = pytest.mark.slow
 async def test_worker_killed_at_random_moments(dev_env, engine, settings, smtp, tmp_path):
     run = RoundRun("worker-kills", engine=engine, settings=settings, client=dev_env.client, smtp=smtp)
     run.gap_faults = True
-    run.populate()
-    worker = WorkerProcess(settings, dev_env.client.service_client.config.target_host, tmp_path / "worker.log")
-    worker.start()
-    run.schedule(opens_in_s=3)
+    worker = run.begin(dev_env.client.service_client.config.target_host, tmp_path / "worker.log")
     kills = 10 if long_form() else 3
     first = run.t0 + timedelta(seconds=1) if long_form() else run.confirm_from - timedelta(seconds=3)
     planned = run.moments(kills, first, run.escalation_at + timedelta(seconds=5))
