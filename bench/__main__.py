@@ -26,6 +26,7 @@ import sys
 import tempfile
 import time
 import uuid
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -91,6 +92,88 @@ async def wait_for(check, poll: float = 0.25, timeout: float = 7200) -> float:
 
 # --- start path ---------------------------------------------------------------------------------
 
+@dataclass
+class RoundStarted:
+    """`start_round` for N schools, from the call until the stack was idle again."""
+    started_s: float  # the fan-out workflow done: every school's workflow started
+    projected_s: float  # every school's row in the dashboard's projection
+    settled_s: float  # every first workflow task run
+    cpu: tuple[dict, dict]
+    rss: tuple[tuple[float, float], tuple[float, float]]  # (worker, server) before and after
+
+    def memory(self, n: int) -> dict:
+        (w0, s0), (w1, s1) = self.rss
+        return {"worker_rss_mb_per_1000": round((w1 - w0) / n * 1000, 1),
+                "server_rss_mb_per_1000": round((s1 - s0) / n * 1000, 1),
+                "worker_rss_mb": round(w1), "server_rss_mb": round(s1)}
+
+
+async def start_dmcflow_round(client: Client, stack: harness.Stack, engine, n: int, round_id: str) -> RoundStarted:
+    rss0 = harness.rss_mb(stack.worker_pid), harness.rss_mb(stack.server_pid)
+    cpu0 = stack.cpu()
+    t0 = time.perf_counter()
+    operation, _ = await round_ops.start_round(engine, client, Settings().ops_task_queue, round_id)
+    await client.get_workflow_handle(operation).result()
+    started_s = time.perf_counter() - t0
+    await wait_for(lambda: projected(engine, round_id) >= n)
+    projected_s = time.perf_counter() - t0
+    settled_s = time.perf_counter() - t0 + await stack.settle()
+    return RoundStarted(started_s, projected_s, settled_s, (cpu0, stack.cpu()),
+                        (rss0, (harness.rss_mb(stack.worker_pid), harness.rss_mb(stack.server_pid))))
+
+
+async def storm_until_late(stack: harness.Stack, engine, n: int, round_id: str, cutoff: datetime):
+    """Seconds from the round's cutoff until all N schools are `late` in the projection, and the CPU
+    counters at both ends."""
+    await asyncio.sleep(max(0.0, (cutoff - datetime.now(timezone.utc)).total_seconds()))
+    cpu0 = stack.cpu()
+    at_cutoff = time.monotonic()
+    done = await wait_for(lambda: projected(engine, round_id, "late") >= n)
+    return done - at_cutoff, (cpu0, stack.cpu())
+
+
+@dataclass
+class BareStorm:
+    """N bare `StormSchool` workflows started, asleep until one cutoff, then each running one activity."""
+    started_s: float
+    settled_s: float
+    storm_s: float  # from the cutoff until all N completed
+    start_cpu: tuple[dict, dict]
+    storm_cpu: tuple[dict, dict]
+
+
+async def bare_storm(client: Client, stack: harness.Stack, n: int, cutoff: datetime) -> BareStorm:
+    prefix = uuid.uuid4().hex[:6]
+    cpu0 = stack.cpu()
+    t0 = time.perf_counter()
+    await gather_limited(n, START_CONCURRENCY, lambda i: client.start_workflow(
+        bare.StormSchool.run, cutoff, id=f"bare-storm-{prefix}-{i}", task_queue=stack.bare_queue))
+    started_s = time.perf_counter() - t0
+    settled_s = time.perf_counter() - t0 + await stack.settle()  # the figure is the storm's, not the start's
+    cpu1 = stack.cpu()
+    if datetime.now(timezone.utc) >= cutoff:
+        raise RuntimeError(f"the bare workflows took {settled_s:.0f} s to start: past their cutoff")
+    print(json.dumps({"bare_started_s": round(started_s, 1), "bare_settled_s": round(settled_s, 1)}), flush=True)
+    await asyncio.sleep((cutoff - datetime.now(timezone.utc)).total_seconds())
+    query = ("WorkflowType = 'StormSchool' AND ExecutionStatus = 'Completed' "
+             f"AND WorkflowId STARTS_WITH 'bare-storm-{prefix}'")
+    cpu2 = stack.cpu()
+    at_cutoff = time.monotonic()
+    while (await client.count_workflows(query)).count < n:
+        await asyncio.sleep(0.25)
+    storm_s = time.monotonic() - at_cutoff
+    print(json.dumps({"bare_storm_s": round(storm_s, 1)}), flush=True)
+    return BareStorm(started_s, settled_s, storm_s, (cpu0, cpu1), (cpu2, stack.cpu()))
+
+
+def storm_figures(n: int, theirs: BareStorm, storm_s: float, storm_cpu: tuple[dict, dict], ready_s: float) -> dict:
+    return {"storm_cpu_ms_server_bare": harness.cpu_ms_per(*theirs.storm_cpu, n, "server"),
+            "storm_cpu_ms_server_dmcflow": harness.cpu_ms_per(*storm_cpu, n, "server"),
+            "storm_cpu_ms_total_bare": harness.cpu_ms_per(*theirs.storm_cpu, n, "server", "bare"),
+            "storm_cpu_ms_total_dmcflow": harness.cpu_ms_per(*storm_cpu, n, "server", "worker"),
+            "storm_schools": n, "storm_dmcflow_s": round(storm_s, 1), "storm_bare_s": round(theirs.storm_s, 1),
+            "storm_ratio": round(storm_s / theirs.storm_s, 2), "storm_round_ready_s": round(ready_s, 1)}
+
 async def start_path(client: Client, stack: harness.Stack, engine, n: int, round_id: str) -> dict:
     prefix = uuid.uuid4().hex[:6]
     await stack.settle()
@@ -115,31 +198,20 @@ async def start_path(client: Client, stack: harness.Stack, engine, n: int, round
     shaped_s = time.perf_counter() - t0
     shaped_settled_s = time.perf_counter() - t0 + await stack.settle()
     cpu_shaped = stack.cpu()
-    rss0 = harness.rss_mb(stack.worker_pid), harness.rss_mb(stack.server_pid)
-    t0 = time.perf_counter()
-    operation, _ = await round_ops.start_round(engine, client, Settings().ops_task_queue, round_id)
-    await client.get_workflow_handle(operation).result()
-    started_s = time.perf_counter() - t0
-    await wait_for(lambda: projected(engine, round_id) >= n)
-    projected_s = time.perf_counter() - t0
-    settled_s = time.perf_counter() - t0 + await stack.settle()
-    cpu2 = stack.cpu()
-    rss1 = harness.rss_mb(stack.worker_pid), harness.rss_mb(stack.server_pid)
+    ours = await start_dmcflow_round(client, stack, engine, n, round_id)
+    started_s = ours.started_s
     return {
         "start_cpu_ms_server_bare": harness.cpu_ms_per(cpu0, cpu1, n, "server"),
         "start_shaped_per_s": round(n / shaped_s, 1), "start_ratio_vs_shaped": round(shaped_s / started_s, 2),
         "start_cpu_ms_server_shaped": harness.cpu_ms_per(cpu1, cpu_shaped, n, "server"),
-        "start_cpu_ms_server_dmcflow": harness.cpu_ms_per(cpu_shaped, cpu2, n, "server"),
+        "start_cpu_ms_server_dmcflow": harness.cpu_ms_per(*ours.cpu, n, "server"),
         "start_cpu_ms_total_bare": harness.cpu_ms_per(cpu0, cpu1, n, "server", "bare", "client"),
-        "start_cpu_ms_total_dmcflow": harness.cpu_ms_per(cpu_shaped, cpu2, n, "server", "worker", "client"),
+        "start_cpu_ms_total_dmcflow": harness.cpu_ms_per(*ours.cpu, n, "server", "worker", "client"),
         "start_bare_per_s": round(n / bare_s, 1), "start_round_per_s": round(n / started_s, 1),
-        "start_ratio": round(bare_s / started_s, 2), "start_round_projected_s": round(projected_s, 1),
+        "start_ratio": round(bare_s / started_s, 2), "start_round_projected_s": round(ours.projected_s, 1),
         # until every first workflow task has run (the worker idle again), both sides
-        "start_round_settled_s": round(settled_s, 1), "start_shaped_settled_s": round(shaped_settled_s, 1),
-        "worker_rss_mb_per_1000": round((rss1[0] - rss0[0]) / n * 1000, 1),
-        "server_rss_mb_per_1000": round((rss1[1] - rss0[1]) / n * 1000, 1),
-        "worker_rss_mb": round(rss1[0]), "server_rss_mb": round(rss1[1]),
-    }
+        "start_round_settled_s": round(ours.settled_s, 1), "start_shaped_settled_s": round(shaped_settled_s, 1),
+    } | ours.memory(n)
 
 
 # --- approval path -------------------------------------------------------------------------------
@@ -199,51 +271,18 @@ async def approval_path(client: Client, stack: harness.Stack, codes: list[str], 
 async def cutoff_storm(client: Client, stack: harness.Stack, engine, n: int, round_id: str,
                        dmcflow_ready_s: float, bare_ready_s: float) -> dict:
     # bare: N workflows asleep until one instant, then one activity each (the cutoff leaves time to start them)
-    prefix = uuid.uuid4().hex[:6]
     cutoff = datetime.now(timezone.utc) + timedelta(seconds=bare_ready_s * READY_MARGIN + 20)
-    await gather_limited(n, START_CONCURRENCY, lambda i: client.start_workflow(
-        bare.StormSchool.run, cutoff, id=f"bare-storm-{prefix}-{i}", task_queue=stack.bare_queue))
-    query = ("WorkflowType = 'StormSchool' AND ExecutionStatus = 'Completed' "
-             f"AND WorkflowId STARTS_WITH 'bare-storm-{prefix}'")
-
-    async def bare_done() -> bool:
-        return (await client.count_workflows(query)).count >= n
-
-    await stack.settle()  # every first task run: the figure is the storm's, not the start's backlog
-    if datetime.now(timezone.utc) >= cutoff:
-        raise RuntimeError("the bare workflows' first tasks ran past their cutoff")
-    await asyncio.sleep((cutoff - datetime.now(timezone.utc)).total_seconds())
-    cpu0 = stack.cpu()
-    at_cutoff = time.monotonic()
-    while not await bare_done():
-        await asyncio.sleep(0.25)
-    bare_s = time.monotonic() - at_cutoff
-    cpu1 = stack.cpu()
+    theirs = await bare_storm(client, stack, n, cutoff)
 
     # dmcflow: a round whose cutoff comes once all N schools are started and projected
     now = datetime.now(timezone.utc)
     cutoff = now + timedelta(seconds=dmcflow_ready_s * READY_MARGIN + 20)
     add_round(engine, round_id, now, now, cutoff)
-    t0 = time.perf_counter()
-    operation, _ = await round_ops.start_round(engine, client, Settings().ops_task_queue, round_id)
-    await client.get_workflow_handle(operation).result()
-    await wait_for(lambda: projected(engine, round_id) >= n)
-    await stack.settle()
-    ready_s = time.perf_counter() - t0
+    ready_s = (await start_dmcflow_round(client, stack, engine, n, round_id)).settled_s
     if datetime.now(timezone.utc) >= cutoff:
         raise RuntimeError(f"the round took {ready_s:.0f} s to start: past its cutoff")
-    await asyncio.sleep((cutoff - datetime.now(timezone.utc)).total_seconds())
-    cpu2 = stack.cpu()
-    at_cutoff = time.monotonic()
-    done = await wait_for(lambda: projected(engine, round_id, "late") >= n)
-    storm_s = done - at_cutoff
-    cpu3 = stack.cpu()
-    return {"storm_cpu_ms_server_bare": harness.cpu_ms_per(cpu0, cpu1, n, "server"),
-            "storm_cpu_ms_server_dmcflow": harness.cpu_ms_per(cpu2, cpu3, n, "server"),
-            "storm_cpu_ms_total_bare": harness.cpu_ms_per(cpu0, cpu1, n, "server", "bare"),
-            "storm_cpu_ms_total_dmcflow": harness.cpu_ms_per(cpu2, cpu3, n, "server", "worker"),
-            "storm_schools": n, "storm_dmcflow_s": round(storm_s, 1), "storm_bare_s": round(bare_s, 1),
-            "storm_ratio": round(storm_s / bare_s, 2), "storm_round_ready_s": round(ready_s, 1)}
+    storm_s, cpu = await storm_until_late(stack, engine, n, round_id, cutoff)
+    return storm_figures(n, theirs, storm_s, cpu, ready_s)
 
 
 # --- national: each side starts its N once, and its storm runs on those workflows ---------------
@@ -251,8 +290,9 @@ async def cutoff_storm(client: Client, stack: harness.Stack, engine, n: int, rou
 # A bare storm workflow's timer is set when it starts, so its cutoff must be chosen before the starts:
 # this much time per workflow, which is half again what 30,000 bare starts took to settle on 2 cores.
 NATIONAL_LEAD_S_PER_SCHOOL = 0.06
-# The round's cutoff is set from the bare side's settle time before dmcflow's starts are measured.
-NATIONAL_READY_MARGIN = 1.5
+# The round's cutoff is set from the bare side's settle time before dmcflow's starts are measured; a school's
+# start runs two activities (its gate, its projection row) and three workflow tasks, a bare start one task.
+NATIONAL_READY_MARGIN = 2.0
 
 
 async def national(client: Client, stack: harness.Stack, engine, n: int, round_id: str,
@@ -261,75 +301,29 @@ async def national(client: Client, stack: harness.Stack, engine, n: int, round_i
     workflows and waiting for their first tasks is most of each phase, so each side does it once. The
     bare side's start path then starts `StormSchool` workflows (one timer, one activity) rather than
     `Trivial` ones; the round's cutoff comes once the bare side's settle time, with a margin, has passed."""
-    prefix = uuid.uuid4().hex[:6]
     await stack.settle()
-    cutoff = datetime.now(timezone.utc) + timedelta(seconds=n * lead_s_per_school)
-    cpu0 = stack.cpu()
-    t0 = time.perf_counter()
-    await gather_limited(n, START_CONCURRENCY, lambda i: client.start_workflow(
-        bare.StormSchool.run, cutoff, id=f"bare-storm-{prefix}-{i}", task_queue=stack.bare_queue))
-    bare_s = time.perf_counter() - t0
-    bare_settled_s = time.perf_counter() - t0 + await stack.settle()
-    cpu1 = stack.cpu()
-    if datetime.now(timezone.utc) >= cutoff:
-        raise RuntimeError(f"the bare workflows took {bare_settled_s:.0f} s to start: past their cutoff")
-    print(json.dumps({"bare_started_s": round(bare_s, 1), "bare_settled_s": round(bare_settled_s, 1)}), flush=True)
-    await asyncio.sleep((cutoff - datetime.now(timezone.utc)).total_seconds())
-    query = ("WorkflowType = 'StormSchool' AND ExecutionStatus = 'Completed' "
-             f"AND WorkflowId STARTS_WITH 'bare-storm-{prefix}'")
-    cpu2 = stack.cpu()
-    at_cutoff = time.monotonic()
-    while (await client.count_workflows(query)).count < n:
-        await asyncio.sleep(0.25)
-    bare_storm_s = time.monotonic() - at_cutoff
-    cpu3 = stack.cpu()
-    print(json.dumps({"bare_storm_s": round(bare_storm_s, 1)}), flush=True)
-
+    theirs = await bare_storm(client, stack, n, datetime.now(timezone.utc) + timedelta(seconds=n * lead_s_per_school))
     await stack.settle()
     now = datetime.now(timezone.utc)
-    cutoff = now + timedelta(seconds=bare_settled_s * NATIONAL_READY_MARGIN + 60)
+    cutoff = now + timedelta(seconds=theirs.settled_s * NATIONAL_READY_MARGIN + 60)
     add_round(engine, round_id, now, now, cutoff)
-    rss0 = harness.rss_mb(stack.worker_pid), harness.rss_mb(stack.server_pid)
-    cpu4 = stack.cpu()
-    t0 = time.perf_counter()
-    operation, _ = await round_ops.start_round(engine, client, Settings().ops_task_queue, round_id)
-    await client.get_workflow_handle(operation).result()
-    started_s = time.perf_counter() - t0
-    await wait_for(lambda: projected(engine, round_id) >= n)
-    projected_s = time.perf_counter() - t0
-    settled_s = time.perf_counter() - t0 + await stack.settle()
-    cpu5 = stack.cpu()
-    rss1 = harness.rss_mb(stack.worker_pid), harness.rss_mb(stack.server_pid)
+    ours = await start_dmcflow_round(client, stack, engine, n, round_id)
     # Past the cutoff, the storm's figure includes the start's backlog: against dmcflow, so the run goes on
     late_start = datetime.now(timezone.utc) >= cutoff
-    print(json.dumps({"start_round_s": round(started_s, 1), "start_round_settled_s": round(settled_s, 1)}),
+    print(json.dumps({"start_round_s": round(ours.started_s, 1), "start_round_settled_s": round(ours.settled_s, 1)}),
           flush=True)
-    await asyncio.sleep(max(0.0, (cutoff - datetime.now(timezone.utc)).total_seconds()))
-    cpu6 = stack.cpu()
-    at_cutoff = time.monotonic()
-    done = await wait_for(lambda: projected(engine, round_id, "late") >= n)
-    storm_s = done - at_cutoff
-    cpu7 = stack.cpu()
+    storm_s, storm_cpu = await storm_until_late(stack, engine, n, round_id, cutoff)
     return {
         "national_bare_start_workflow": "StormSchool",
-        "start_bare_per_s": round(n / bare_s, 1), "start_round_per_s": round(n / started_s, 1),
-        "start_ratio": round(bare_s / started_s, 2), "start_round_projected_s": round(projected_s, 1),
-        "start_round_settled_s": round(settled_s, 1), "start_bare_settled_s": round(bare_settled_s, 1),
-        "start_cpu_ms_server_bare": harness.cpu_ms_per(cpu0, cpu1, n, "server"),
-        "start_cpu_ms_server_dmcflow": harness.cpu_ms_per(cpu4, cpu5, n, "server"),
-        "start_cpu_ms_total_bare": harness.cpu_ms_per(cpu0, cpu1, n, "server", "bare", "client"),
-        "start_cpu_ms_total_dmcflow": harness.cpu_ms_per(cpu4, cpu5, n, "server", "worker", "client"),
-        "worker_rss_mb_per_1000": round((rss1[0] - rss0[0]) / n * 1000, 1),
-        "server_rss_mb_per_1000": round((rss1[1] - rss0[1]) / n * 1000, 1),
-        "worker_rss_mb": round(rss1[0]), "server_rss_mb": round(rss1[1]),
-        "storm_cpu_ms_server_bare": harness.cpu_ms_per(cpu2, cpu3, n, "server"),
-        "storm_cpu_ms_server_dmcflow": harness.cpu_ms_per(cpu6, cpu7, n, "server"),
-        "storm_cpu_ms_total_bare": harness.cpu_ms_per(cpu2, cpu3, n, "server", "bare"),
-        "storm_cpu_ms_total_dmcflow": harness.cpu_ms_per(cpu6, cpu7, n, "server", "worker"),
-        "storm_schools": n, "storm_dmcflow_s": round(storm_s, 1), "storm_bare_s": round(bare_storm_s, 1),
-        "storm_ratio": round(storm_s / bare_storm_s, 2), "storm_round_ready_s": round(settled_s, 1),
+        "start_bare_per_s": round(n / theirs.started_s, 1), "start_round_per_s": round(n / ours.started_s, 1),
+        "start_ratio": round(theirs.started_s / ours.started_s, 2), "start_round_projected_s": round(ours.projected_s, 1),
+        "start_round_settled_s": round(ours.settled_s, 1), "start_bare_settled_s": round(theirs.settled_s, 1),
+        "start_cpu_ms_server_bare": harness.cpu_ms_per(*theirs.start_cpu, n, "server"),
+        "start_cpu_ms_server_dmcflow": harness.cpu_ms_per(*ours.cpu, n, "server"),
+        "start_cpu_ms_total_bare": harness.cpu_ms_per(*theirs.start_cpu, n, "server", "bare", "client"),
+        "start_cpu_ms_total_dmcflow": harness.cpu_ms_per(*ours.cpu, n, "server", "worker", "client"),
         "storm_round_started_past_cutoff": late_start,
-    }
+    } | storm_figures(n, theirs, storm_s, storm_cpu, ours.settled_s) | ours.memory(n)
 
 
 # --- the other benchmarks, at a bounded size -----------------------------------------------------

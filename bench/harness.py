@@ -67,10 +67,11 @@ class Stack:
         return {"server": cpu_s(self.server_pid), "worker": cpu_s(self.worker_pid), "bare": cpu_s(self.bare_pid),
                 "api": cpu_s(self.api_pid), "client": self_cpu_s()}
 
-    async def settle(self, idle_cores: float = 0.1, timeout: float = 900) -> float:
+    async def settle(self, idle_cores: float = 0.1, timeout: float = 3600) -> float:
         """Wait until the server and both workers are idle (each under `idle_cores` for two seconds running):
         a phase's backlog (first workflow tasks still queued after the starts returned) must neither run
-        into the next phase's figures nor escape its own. Answers the seconds waited."""
+        into the next phase's figures nor escape its own. Answers the seconds waited. The timeout only
+        catches a stack that never rests: 30,000 school workflows took more than 15 minutes to settle."""
         began = last = asyncio.get_running_loop().time()
         before, quiet = self.cpu(), 0
         while quiet < 2:
