@@ -90,6 +90,10 @@ async def wait_for(check, poll: float = 0.25, timeout: float = 7200) -> float:
     return time.monotonic()
 
 
+async def sleep_until(at: datetime) -> None:
+    await asyncio.sleep(max(0.0, (at - datetime.now(timezone.utc)).total_seconds()))
+
+
 # --- start path ---------------------------------------------------------------------------------
 
 @dataclass
@@ -125,7 +129,7 @@ async def start_dmcflow_round(client: Client, stack: harness.Stack, engine, n: i
 async def storm_until_late(stack: harness.Stack, engine, n: int, round_id: str, cutoff: datetime):
     """Seconds from the round's cutoff until all N schools are `late` in the projection, and the CPU
     counters at both ends."""
-    await asyncio.sleep(max(0.0, (cutoff - datetime.now(timezone.utc)).total_seconds()))
+    await sleep_until(cutoff)
     cpu0 = stack.cpu()
     at_cutoff = time.monotonic()
     done = await wait_for(lambda: projected(engine, round_id, "late") >= n)
@@ -154,7 +158,7 @@ async def bare_storm(client: Client, stack: harness.Stack, n: int, cutoff: datet
     if datetime.now(timezone.utc) >= cutoff:
         raise RuntimeError(f"the bare workflows took {settled_s:.0f} s to start: past their cutoff")
     print(json.dumps({"bare_started_s": round(started_s, 1), "bare_settled_s": round(settled_s, 1)}), flush=True)
-    await asyncio.sleep((cutoff - datetime.now(timezone.utc)).total_seconds())
+    await sleep_until(cutoff)
     query = ("WorkflowType = 'StormSchool' AND ExecutionStatus = 'Completed' "
              f"AND WorkflowId STARTS_WITH 'bare-storm-{prefix}'")
     cpu2 = stack.cpu()
@@ -199,16 +203,15 @@ async def start_path(client: Client, stack: harness.Stack, engine, n: int, round
     shaped_settled_s = time.perf_counter() - t0 + await stack.settle()
     cpu_shaped = stack.cpu()
     ours = await start_dmcflow_round(client, stack, engine, n, round_id)
-    started_s = ours.started_s
     return {
         "start_cpu_ms_server_bare": harness.cpu_ms_per(cpu0, cpu1, n, "server"),
-        "start_shaped_per_s": round(n / shaped_s, 1), "start_ratio_vs_shaped": round(shaped_s / started_s, 2),
+        "start_shaped_per_s": round(n / shaped_s, 1), "start_ratio_vs_shaped": round(shaped_s / ours.started_s, 2),
         "start_cpu_ms_server_shaped": harness.cpu_ms_per(cpu1, cpu_shaped, n, "server"),
         "start_cpu_ms_server_dmcflow": harness.cpu_ms_per(*ours.cpu, n, "server"),
         "start_cpu_ms_total_bare": harness.cpu_ms_per(cpu0, cpu1, n, "server", "bare", "client"),
         "start_cpu_ms_total_dmcflow": harness.cpu_ms_per(*ours.cpu, n, "server", "worker", "client"),
-        "start_bare_per_s": round(n / bare_s, 1), "start_round_per_s": round(n / started_s, 1),
-        "start_ratio": round(bare_s / started_s, 2), "start_round_projected_s": round(ours.projected_s, 1),
+        "start_bare_per_s": round(n / bare_s, 1), "start_round_per_s": round(n / ours.started_s, 1),
+        "start_ratio": round(bare_s / ours.started_s, 2), "start_round_projected_s": round(ours.projected_s, 1),
         # until every first workflow task has run (the worker idle again), both sides
         "start_round_settled_s": round(ours.settled_s, 1), "start_shaped_settled_s": round(shaped_settled_s, 1),
     } | ours.memory(n)
