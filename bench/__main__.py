@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import inspect
 import json
 import subprocess
 import sys
@@ -81,9 +82,9 @@ def projected(engine, round_id: str, stage: str | None = None) -> int:
 
 
 async def wait_for(check, poll: float = 0.25, timeout: float = 7200) -> float:
-    """Seconds (monotonic clock) at which `check()` first held."""
+    """Seconds (monotonic clock) at which `check()` first held. A blocking check (a database query) runs in a thread."""
     deadline = time.monotonic() + timeout
-    while not await asyncio.to_thread(check):
+    while not (await check() if inspect.iscoroutinefunction(check) else await asyncio.to_thread(check)):
         if time.monotonic() > deadline:
             raise TimeoutError("benchmark condition not reached")
         await asyncio.sleep(poll)
@@ -161,11 +162,13 @@ async def bare_storm(client: Client, stack: harness.Stack, n: int, cutoff: datet
     await sleep_until(cutoff)
     query = ("WorkflowType = 'StormSchool' AND ExecutionStatus = 'Completed' "
              f"AND WorkflowId STARTS_WITH 'bare-storm-{prefix}'")
+
+    async def all_completed() -> bool:
+        return (await client.count_workflows(query)).count >= n
+
     cpu2 = stack.cpu()
     at_cutoff = time.monotonic()
-    while (await client.count_workflows(query)).count < n:
-        await asyncio.sleep(0.25)
-    storm_s = time.monotonic() - at_cutoff
+    storm_s = await wait_for(all_completed) - at_cutoff
     print(json.dumps({"bare_storm_s": round(storm_s, 1)}), flush=True)
     return BareStorm(started_s, settled_s, storm_s, (cpu0, cpu1), (cpu2, stack.cpu()))
 

@@ -7,6 +7,7 @@ from datetime import date, datetime
 
 from sqlmodel import Session, select
 
+from db.engine import get_for_update
 from db.models import AuditEvent, DuplicateCase, School, Student
 from domain.duplicates import DuplicateCaseInput
 
@@ -49,8 +50,11 @@ def open_affiliation_case(session: Session, round_id: str, student: Student,
 
 
 def record_declarations(session: Session, cid: str, declarations: dict, decision: dict | None) -> None:
-    row = session.get(DuplicateCase, cid)
-    row.declarations, row.decision = declarations, decision
+    """Add the case's declarations and decision to its row. Both only ever grow (each school declares once, the
+    district decides once), so an older write retried after a newer one adds nothing and takes nothing away."""
+    row = get_for_update(session, DuplicateCase, cid)
+    row.declarations = {**row.declarations, **declarations}
+    row.decision = decision or row.decision
     session.add(row)
 
 

@@ -49,3 +49,14 @@ def session_scope(engine: Engine) -> Iterator[Session]:
         except BaseException:
             session.rollback()
             raise
+
+
+def get_for_update(session: Session, model, key):
+    """The row, locked to the end of the transaction: a concurrent writer of it waits, then reads this one's write.
+
+    Call it first in the transaction. PostgreSQL locks the row (SELECT ... FOR UPDATE); SQLite has no row locks,
+    and its driver would read outside any transaction, so the whole database is locked for writing instead.
+    """
+    if session.get_bind().dialect.name == "sqlite":
+        session.connection().exec_driver_sql("BEGIN IMMEDIATE")
+    return session.get(model, key, with_for_update=True)

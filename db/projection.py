@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from sqlalchemy import case, update
 from sqlmodel import Session, select
 
 from db.models import AuditEvent, SchoolRound, utcnow
@@ -10,29 +11,31 @@ from domain.school_round import SchoolRoundState, Stage
 
 
 def write_transition(session: Session, t: Transition) -> None:
+    """Move the school's row to version `t.version`, unless a newer version is already there.
+
+    Two of a workflow's projections can be in flight at once (an update's and the main loop's, both retried
+    after an outage), so the version test and the write are one conditional UPDATE: a read-then-write would
+    let the older one, having read before the newer one committed, overwrite it.
+    """
     s = t.state
-    row = session.get(SchoolRound, (s.round_id, s.school_code))
-    if row is None:
-        row = SchoolRound(round_id=s.round_id, school_code=s.school_code, area=s.area, stage=t.stage.value,
-                          opens_at=s.schedule.opens_at, confirm_from=s.schedule.confirm_from,
-                          cutoff_at=s.schedule.cutoff_at)
-    elif row.version > t.version:
-        write_audit(session, t.audit)  # an older projection retried late: keep the newer row
-        return
-    if row.cutoff_at != s.schedule.cutoff_at:
-        row.escalated_at = None  # a moved deadline may make the school late again, later
-    row.area = s.area
-    row.stage = t.stage.value
-    row.opens_at, row.confirm_from, row.cutoff_at = s.schedule.opens_at, s.schedule.confirm_from, s.schedule.cutoff_at
-    row.confirmed_by = s.confirmed.by if s.confirmed else None
-    row.confirmed_at = s.confirmed.at if s.confirmed else None
-    row.certified_by = s.certified.by if s.certified else None
-    row.certified_at = s.certified.at if s.certified else None
-    row.gate = s.gate.model_dump()
-    row.blocking = [c.model_dump() for c in s.blocking]
-    row.version = t.version
-    row.updated_at = utcnow()
-    session.add(row)
+    fields = dict(area=s.area, stage=t.stage.value, opens_at=s.schedule.opens_at,
+                  confirm_from=s.schedule.confirm_from, cutoff_at=s.schedule.cutoff_at,
+                  confirmed_by=s.confirmed.by if s.confirmed else None,
+                  confirmed_at=s.confirmed.at if s.confirmed else None,
+                  certified_by=s.certified.by if s.certified else None,
+                  certified_at=s.certified.at if s.certified else None,
+                  gate=s.gate.model_dump(), blocking=[c.model_dump() for c in s.blocking],
+                  version=t.version, updated_at=utcnow())
+    this_school = (SchoolRound.round_id == s.round_id, SchoolRound.school_code == s.school_code)
+    moved = session.execute(
+        update(SchoolRound).where(*this_school, SchoolRound.version <= t.version).values(
+            # a moved deadline may make the school late again, later
+            escalated_at=case((SchoolRound.cutoff_at == s.schedule.cutoff_at, SchoolRound.escalated_at)),
+            **fields)
+        .execution_options(synchronize_session=False)).rowcount
+    if not moved and session.exec(select(SchoolRound.version).where(*this_school)).first() is None:
+        session.add(SchoolRound(round_id=s.round_id, school_code=s.school_code, **fields))
+    # else an older projection retried late: the newer row stays; its audit event is still written
     write_audit(session, t.audit)
 
 

@@ -29,6 +29,11 @@ SCHOOL_2 = "1044449002"
 OTHER_SCHOOL = "1040000009"
 
 
+def clock_of(env: WorkflowEnvironment | None) -> Callable[[], Awaitable[datetime]]:
+    """The API's clock: the time-skipping server's, or the wall clock."""
+    return env.get_current_time if env else wall_clock
+
+
 @dataclass
 class Stack:
     http: httpx.AsyncClient
@@ -40,7 +45,7 @@ class Stack:
 
     @property
     def clock(self) -> Callable[[], Awaitable[datetime]]:
-        return self.env.get_current_time if self.env else wall_clock
+        return clock_of(self.env)
 
     def auth(self, who: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.tokens[who]}"}
@@ -84,18 +89,23 @@ def add_round(engine, round_id: str, opens_at: datetime, confirm_from: datetime,
 
 
 @asynccontextmanager
-async def serving(client: Client, engine, settings: Settings, env: WorkflowEnvironment | None = None,
-                  timeout: float = 5):
-    """The API and the worker on `client`'s Temporal, with the seeded schools and users."""
+async def api_only(client: Client, engine, settings: Settings, env: WorkflowEnvironment | None = None,
+                   timeout: float = 5):
+    """The API on `client`'s Temporal, with the seeded schools and users, and no worker: the test runs its own."""
     tokens: dict[str, str] = {}
     seed(engine, tokens)
-    stack = Stack(http=None, client=client, engine=engine, settings=settings, env=env, tokens=tokens)
-    app = create_app(settings, engine=engine, temporal=client, clock=stack.clock)
-    async with build_worker(client, settings, engine=engine):
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api",
-                                     timeout=timeout) as http:
-            stack.http = http
-            yield stack
+    app = create_app(settings, engine=engine, temporal=client, clock=clock_of(env))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api",
+                                 timeout=timeout) as http:
+        yield Stack(http=http, client=client, engine=engine, settings=settings, env=env, tokens=tokens)
+
+
+@asynccontextmanager
+async def serving(client: Client, engine, settings: Settings, env: WorkflowEnvironment | None = None,
+                  timeout: float = 5):
+    """The API and, in this process, the worker on `client`'s Temporal, with the seeded schools and users."""
+    async with build_worker(client, settings, engine=engine), api_only(client, engine, settings, env, timeout) as stack:
+        yield stack
 
 
 def running_stack(env: WorkflowEnvironment, engine, settings: Settings):

@@ -5,13 +5,15 @@ Every test runs twice, as [sqlite] and [postgresql] (see tests/db_backends.py).
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import func, text
+from sqlalchemy import event, func, text
 from sqlalchemy.exc import StatementError
 from sqlmodel import Session, SQLModel, select
 
@@ -19,8 +21,9 @@ from db.directory import create_round, create_user, hash_token, upsert_school, u
 from db.engine import session_scope
 from db.gate import gate_progress
 from db.migrate import alembic_config
-from db.models import (AuditEvent, EndOfYearRecord, Round, RosterBatch, School, SchoolEmail, SchoolRound,
+from db.models import (AuditEvent, DuplicateCase, EndOfYearRecord, Round, RosterBatch, School, SchoolEmail, SchoolRound,
                        Student, User)
+from db.duplicates import record_declarations
 from db.projection import write_transition
 from db.roster_changes import apply_batch
 from domain.messages import AuditEntry, Transition
@@ -297,3 +300,88 @@ def test_write_transition_keeps_the_newer_version(backend_engine):
     with Session(backend_engine) as s:
         row = s.get(SchoolRound, (ROUND, SCHOOL))
         assert (row.version, row.stage, row.confirmed_by) == (4, "late", None)
+
+
+def race(engine, newer, older, older_reached) -> None:
+    """`newer` writes and holds its locks uncommitted while `older` runs in another thread up to the statement
+    `older_reached` picks; then `newer` commits and `older` finishes: an older activity retried alongside a newer."""
+    reached = threading.Event()
+
+    def note(conn, cursor, statement, *args) -> None:
+        if threading.current_thread().name.startswith("older") and older_reached(statement.lstrip().upper()):
+            reached.set()
+
+    def run_older() -> None:
+        with session_scope(engine) as s:
+            older(s)
+
+    event.listen(engine, "before_cursor_execute", note)
+    try:
+        with ThreadPoolExecutor(1, thread_name_prefix="older") as pool:
+            with session_scope(engine) as s:
+                newer(s)
+                s.flush()
+                done = pool.submit(run_older)
+                assert reached.wait(30), "the older write never reached its statement"
+            done.result(timeout=60)
+    finally:
+        event.remove(engine, "before_cursor_execute", note)
+
+
+def test_an_older_projection_racing_a_newer_one_does_not_overwrite_it(backend_engine):
+    """An update's projection and the main loop's can be in flight at once (both retried after a database
+    outage): the older one, reading while the newer one is uncommitted, must still lose to it."""
+    seed(backend_engine)
+    with session_scope(backend_engine) as s:
+        write_transition(s, transition(3, Stage.confirmation_window))
+    race(backend_engine,
+         newer=lambda s: write_transition(s, transition(5, Stage.confirmed, confirmed=True, key="confirm/5")),
+         older=lambda s: write_transition(s, transition(4, Stage.confirmation_window, key="window/4")),
+         older_reached=lambda sql: sql.startswith("UPDATE"))  # it has read, if it reads before it writes
+
+    with Session(backend_engine) as s:
+        row = s.get(SchoolRound, (ROUND, SCHOOL))
+        assert (row.version, row.stage, row.confirmed_by) == (5, "confirmed", "u-staff")
+        assert sorted(a.key for a in s.exec(select(AuditEvent))) == ["confirm/5", "window/4"]
+
+
+def test_a_duplicate_cases_older_record_racing_a_newer_one_keeps_both_declarations(backend_engine):
+    seed(backend_engine)
+    with session_scope(backend_engine) as s:
+        student = Student(school_code=SCHOOL, student_id="1449900000018", first_name="ชื่อ", last_name="นามสกุล",
+                          grade="M3")
+        s.add(student)
+        s.flush()
+        s.add(DuplicateCase(id="dup-1", round_id=ROUND, kind="obec", student_pk=student.id,
+                            student_id=student.student_id, holder_school=SCHOOL, claimant_school=OTHER_SCHOOL))
+    holder = {"school": SCHOOL, "claim": "absent"}
+    claimant = {"school": OTHER_SCHOOL, "claim": "present"}
+    race(backend_engine,  # the holder declared first; both schools' records are in flight, the newer commits first
+         newer=lambda s: record_declarations(s, "dup-1", {SCHOOL: holder, OTHER_SCHOOL: claimant}, None),
+         older=lambda s: record_declarations(s, "dup-1", {SCHOOL: holder}, None),
+         older_reached=lambda sql: True)
+    with Session(backend_engine) as s:
+        assert s.get(DuplicateCase, "dup-1").declarations == {SCHOOL: holder, OTHER_SCHOOL: claimant}
+
+
+def test_a_moved_deadline_clears_the_escalation_and_an_unmoved_one_keeps_it(backend_engine):
+    seed(backend_engine)
+    with session_scope(backend_engine) as s:
+        write_transition(s, transition(1, Stage.late))
+    escalated = bangkok(2024, 4, 30, 16, 35)
+    with session_scope(backend_engine) as s:
+        s.get(SchoolRound, (ROUND, SCHOOL)).escalated_at = escalated
+
+    def escalated_at():
+        with Session(backend_engine) as s:
+            return s.get(SchoolRound, (ROUND, SCHOOL)).escalated_at
+
+    with session_scope(backend_engine) as s:  # the same deadline: the district was already told
+        write_transition(s, transition(2, Stage.late))
+    assert escalated_at() == escalated
+    extended = transition(3, Stage.confirmation_window)  # the district extends the school's deadline
+    extended.state.schedule = extended.state.schedule.model_copy(
+        update={"cutoff_at": bangkok(2024, 5, 2, 16, 30)})
+    with session_scope(backend_engine) as s:
+        write_transition(s, extended)
+    assert escalated_at() is None  # late again after the new deadline, it is escalated again

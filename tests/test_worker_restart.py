@@ -30,7 +30,7 @@ from domain.messages import AreaCutoffStep, SchoolRoundInput
 from domain.rounds import RoundPolicy, Schedule
 from domain.school_round import SchoolRoundState, Stage
 from tests.stack import (
-    AREA, READY_IDS, SCHOOL, SCHOOL_2, Stack, add_round, keep_history, make_ready, seed, unique_round,
+    AREA, READY_IDS, SCHOOL, SCHOOL_2, add_round, api_only, keep_history, make_ready, seed, unique_round,
 )
 from tests.timing import eventually
 from worker import build_worker
@@ -57,8 +57,6 @@ async def until(instant: datetime) -> None:
 
 
 async def test_worker_killed_and_restarted_mid_round(dev_env, engine, settings, smtp, tmp_path):
-    tokens: dict[str, str] = {}
-    seed(engine, tokens)
     address = dev_env.client.service_client.config.target_host
     now = datetime.now(timezone.utc)
     rid = unique_round()
@@ -67,15 +65,12 @@ async def test_worker_killed_and_restarted_mid_round(dev_env, engine, settings, 
     confirm_from, cutoff = now + timedelta(seconds=10), now + timedelta(seconds=50)
     add_round(engine, rid, now - timedelta(seconds=1), confirm_from, cutoff,
               RoundPolicy(reminders_before_cutoff=[timedelta(seconds=20)]))
-    app = create_app(settings, engine=engine, temporal=dev_env.client)
     log = tmp_path / "worker.log"
     worker = start_worker(settings, address, log)
     kills = 0
     try:
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api",
-                                     timeout=30) as http:
-            stack = Stack(http=http, client=dev_env.client, engine=engine, settings=settings, env=dev_env,
-                          tokens=tokens)
+        async with api_only(dev_env.client, engine, settings, env=dev_env, timeout=30) as stack:
+            http = stack.http
             await stack.start_round(rid)
             await make_ready(stack, rid, SCHOOL)
 
@@ -156,21 +151,16 @@ async def test_a_dropout_requested_while_the_worker_is_down_blocks_confirmation_
     """R8: once the request is answered 201, the school cannot confirm until the district decides, even
     when the consultation's workflow has not run yet (its worker crashed): the confirmation used to slip
     through before the workflow's own signal reached the school."""
-    tokens: dict[str, str] = {}
-    seed(engine, tokens)
     address = dev_env.client.service_client.config.target_host
     now = datetime.now(timezone.utc)
     rid = unique_round()
     confirm_from = now + timedelta(seconds=15)
     add_round(engine, rid, now - timedelta(seconds=1), confirm_from, now + timedelta(hours=1))
-    app = create_app(settings, engine=engine, temporal=dev_env.client)
     log = tmp_path / "worker.log"
     worker = start_worker(settings, address, log)
     try:
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api",
-                                     timeout=60) as http:
-            stack = Stack(http=http, client=dev_env.client, engine=engine, settings=settings, env=dev_env,
-                          tokens=tokens)
+        async with api_only(dev_env.client, engine, settings, env=dev_env, timeout=60) as stack:
+            http = stack.http
             await stack.start_round(rid)
             await make_ready(stack, rid, SCHOOL)
             worker.send_signal(signal.SIGKILL)
