@@ -72,7 +72,7 @@ def build_worker(client: Client, settings: Settings, *, engine=None, executor: T
         # would each take seconds and time out; in turn, each is quick.
         Worker(client, task_queue=settings.task_queue, workflows=SCHOOL_WORKFLOWS, activities=activities,
                activity_executor=executor, max_concurrent_activities=64, max_concurrent_workflow_tasks=16,
-               max_cached_workflows=5000),
+               max_cached_workflows=settings.workflow_cache_size),
         Worker(client, task_queue=settings.ops_task_queue, workflows=OPS_WORKFLOWS, activities=activities,
                activity_executor=executor, max_concurrent_activities=16, max_concurrent_workflow_tasks=4),
     )

@@ -417,7 +417,8 @@ async def main() -> None:
     add_round(engine, "bench", now, now, now + timedelta(days=2))
     codes = harness.seed(engine, schools=args.schools, areas=args.areas,
                          ready_round=None if args.national else "bench", approvers=args.approvals, now=now)
-    figures: dict = {"schools": args.schools, "areas": args.areas}
+    figures: dict = {"schools": args.schools, "areas": args.areas,
+                     "workflow_cache_size": Settings().workflow_cache_size}  # both workers: see bench/bare.py
     async with harness.running(tmp, url) as stack:
         client = await Client.connect(stack.address, data_converter=DATA_CONVERTER)
         if args.national:

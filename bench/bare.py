@@ -24,6 +24,7 @@ with workflow.unsafe.imports_passed_through():
     from temporalio.client import Client
     from temporalio.worker import Worker
 
+    from dmcflow.settings import Settings
     from dmcflow.temporal_client import DATA_CONVERTER
 
 ACTIVITY = {"start_to_close_timeout": timedelta(seconds=60)}
@@ -112,7 +113,7 @@ async def main() -> None:
     # The same worker options as dmcflow's school worker (worker.py), so only the workflows differ.
     await Worker(client, task_queue=args.task_queue, workflows=WORKFLOWS, activities=[bare_record],
                  activity_executor=ThreadPoolExecutor(64), max_concurrent_activities=64,
-                 max_concurrent_workflow_tasks=16, max_cached_workflows=5000).run()
+                 max_concurrent_workflow_tasks=16, max_cached_workflows=Settings().workflow_cache_size).run()
 
 
 if __name__ == "__main__":

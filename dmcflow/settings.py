@@ -20,6 +20,9 @@ class Settings(BaseSettings):
     temporal_address: str = "127.0.0.1:7233"
     temporal_namespace: str = "default"
     task_queue: str = "dmcflow"
+    # school workflows a worker keeps in memory (about 140 KB each); a workflow outside it is replayed from its
+    # history before its next task, so a worker should hold all of its schools when the cutoff fires (README)
+    workflow_cache_size: int = Field(5000, ge=0)
 
     @property
     def ops_task_queue(self) -> str:
