@@ -14,14 +14,12 @@ import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-import httpx
 import pytest
 from temporalio.client import Client
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.testing import ActivityEnvironment
 
 from activities.round_fanout import RoundFanoutActivities
-from api.app import create_app
 from db.engine import session_scope
 from db.models import SchoolRound
 from db.projection import insert_initial
@@ -35,7 +33,7 @@ from tests.stack import (
 from tests.timing import eventually
 from worker import build_worker
 from workflows import search_attributes as sa
-from workflows.ids import fanout_id, school_round_id
+from workflows.ids import school_round_id
 from workflows.school_round import SchoolRoundWorkflow
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -118,21 +116,16 @@ async def test_schools_first_run_after_a_boundary_is_projected_in_its_stage(dev_
     row as `open`. The workflows first run after confirmation opened: the row and the DmcStage search
     attribute that the dashboard reads must say so (they stayed `open` until the next boundary, or for
     good when that first run came after the cutoff)."""
-    tokens: dict[str, str] = {}
-    seed(engine, tokens)
     now = datetime.now(timezone.utc)
     rid = unique_round()
     confirm_from = now + timedelta(seconds=4)
     add_round(engine, rid, now - timedelta(seconds=1), confirm_from, now + timedelta(hours=1))
-    app = create_app(settings, engine=engine, temporal=dev_env.client)
     # its own connection: a worker set built but not run keeps its task queue registered on its client
     other = await Client.connect(dev_env.client.service_client.config.target_host, data_converter=DATA_CONVERTER)
     _, ops_only = build_worker(other, settings, engine=engine).workers
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api") as http:
+    async with api_only(dev_env.client, engine, settings, env=dev_env) as stack:
         async with ops_only:  # the fan-out runs; nobody serves the schools' own queue yet
-            r = await http.post(f"/rounds/{rid}/start", headers={"Authorization": f"Bearer {tokens['admin']}"})
-            assert r.status_code == 202, r.text
-            await dev_env.client.get_workflow_handle(fanout_id(rid, "start")).result()
+            await stack.start_round(rid)
             await until(confirm_from + timedelta(seconds=1))
         assert projected_stage(engine, rid) == "open"
         async with build_worker(dev_env.client, settings, engine=engine):
