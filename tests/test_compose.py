@@ -102,6 +102,7 @@ def test_api_and_worker_commands_and_start_order(blocks):
     assert "api.app:app_from_env" in api and "--factory" in api and "0.0.0.0" in api
     assert re.search(r"^\s+- python\n\s+- worker.py$", worker, re.M), worker
     assert re.search(r"replicas: 2$", worker, re.M), worker
+    assert has(worker, "DMCFLOW_WORKFLOW_CACHE_SIZE", "7500"), worker  # its schools all cached at the cutoff
     for block in (api, worker):
         for dependency in ("migrate", "temporal-setup"):
             assert re.search(rf"^      {dependency}:\n\s+condition: service_completed_successfully$", block, re.M), block
