@@ -20,5 +20,5 @@ RUN pip install . \
 USER dmcflow
 
 EXPOSE 8000
-CMD ["uvicorn", "api.app:app_from_env", "--factory", "--host", "0.0.0.0", "--port", "8000", \
+CMD ["uvicorn", "api.app:app_from_env", "--factory", "--host", "0.0.0.0", "--port", "8000", "--no-proxy-headers", \
      "--timeout-graceful-shutdown", "5"]

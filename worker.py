@@ -18,6 +18,7 @@ from activities.intake import IntakeActivities
 from activities.round_fanout import RoundFanoutActivities
 from activities.school_round import SchoolRoundActivities
 from db.engine import make_engine
+from dmcflow.payload_codec import PayloadKeysError
 from dmcflow.settings import Settings, get_settings
 from dmcflow.temporal_client import connect
 from workflows.area_cutoff import AreaCutoffWorkflow
@@ -62,7 +63,8 @@ def build_worker(client: Client, settings: Settings, *, engine=None, executor: T
     dropout = DropoutActivities(engine, settings)
     activities = [school.load_gate, school.record_transition, school.apply_roster_batch, school.send_school_reminder,
                   fanout.fanout_page, fanout.area_cutoff_step, duplicates.record_duplicate_declarations,
-                  duplicates.resolve_duplicate, duplicates.notify_duplicate, intake.process_inbound,
+                  duplicates.resolve_duplicate, duplicates.notify_duplicate, duplicates.open_duplicate_case,
+                  intake.process_inbound,
                   intake.apply_id_correction, intake.settle_id_correction, intake.notify_id_correction,
                   intake.deliver_mail, dropout.open_dropout, dropout.dropout_calendar, dropout.post_dropout_message,
                   dropout.settle_dropout, dropout.notify_dropout]
@@ -86,4 +88,7 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    try:
+        asyncio.run(main())
+    except PayloadKeysError as exc:  # no key, no worker: it could neither read nor seal a payload
+        raise SystemExit(f"dmcflow worker: {exc}") from None

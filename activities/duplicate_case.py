@@ -10,7 +10,7 @@ from sqlmodel import select
 from temporalio import activity
 
 from activities.school_round import school_emails
-from db.duplicates import apply_outcome, record_declarations
+from db.duplicates import apply_outcome, mark_opened, record_declarations
 from db.engine import session_scope
 from db.models import DuplicateCase, School, Student, User
 from dmcflow.settings import Settings
@@ -29,6 +29,11 @@ class DuplicateCaseActivities:
     def record_duplicate_declarations(self, case_id: str, declarations: dict, decision: dict | None) -> None:
         with session_scope(self.engine) as session:
             record_declarations(session, case_id, declarations, decision)
+
+    @activity.defn(name=calls.OPEN_DUPLICATE_CASE)
+    def open_duplicate_case(self, case_id: str, by: str, at: datetime) -> None:
+        with session_scope(self.engine) as session:
+            mark_opened(session, case_id, by, at)
 
     @activity.defn(name=calls.RESOLVE_DUPLICATE)
     def resolve_duplicate(self, case_id: str, outcome: str, at: datetime) -> None:
@@ -54,17 +59,24 @@ class DuplicateCaseActivities:
                 "link": f"{self.settings.public_url}/rounds/{case.round_id}/duplicates",
             }
             keys = []
-            if event == "to_district":
-                areas = sorted({s.area for s in schools.values()})
+            if event in ("to_district", "claimed"):
+                # the holder's district alone opens and decides a case: only it is told the student's name
+                area = schools[case.holder_school].area
                 officers = list(session.exec(select(User.email).where(
-                    User.role == "district", User.area.in_(areas), User.active, User.email.is_not(None))))
-                subject, body = render("duplicate_to_district.txt.j2", **context)
-                key = f"duplicate/{case_id}/to_district"
+                    User.role == "district", User.area == area, User.active, User.email.is_not(None))))
+                subject, body = render(f"duplicate_{event}.txt.j2", **context)
+                key = f"duplicate/{case_id}/{event}"
                 outbox.enqueue(session, self.settings, key=key, kind="duplicate", to=officers, subject=subject,
                                body=body)
                 return [key]
+            if event == "dismissed":
+                parties = [case.claimant_school]
             for code in parties:
-                subject, body = render(f"duplicate_{event}.txt.j2", school=schools[code], **context)
+                # the claimant is told nothing of the student's record or the school that has them (finding 3)
+                claimant = case.kind == "obec" and code == case.claimant_school
+                subject, body = render(f"duplicate_{event}.txt.j2", school=schools[code], claimant=claimant,
+                                       **(context | ({"student_name": "", "schools": {code: schools[code]}}
+                                                     if claimant else {})))
                 key = f"duplicate/{case_id}/{event}/{code}"
                 outbox.enqueue(session, self.settings, key=key, kind="duplicate", to=school_emails(session, code),
                                subject=subject, body=body)

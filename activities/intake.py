@@ -12,11 +12,13 @@ from temporalio import activity
 
 from activities.school_round import school_emails
 from db.engine import session_scope
-from db.id_corrections import apply_correction, canonical_for_message_id, decide_message, follow_up, settle
-from db.models import IdCorrection, InboundMessage, School, utcnow
+from db.id_corrections import apply_correction, canonical_for_message_id, decide_message, follow_up, \
+    registered_schools, sender_area, settle
+from db.models import IdCorrection, InboundMessage, OutboxMail, School, Student, utcnow
 from dmcflow.settings import Settings
 from domain.intake_messages import InboundOutcome
 from intake.email_parser import parse_message, too_large
+from intake.mime_limits import MimeLimits
 from mailer import outbox
 from mailer.render import render
 from workflows import activity_calls as calls
@@ -35,28 +37,46 @@ class IntakeActivities:
             reply_key = f"reply/{sha256}"
             if row.status == "duplicate":
                 return InboundOutcome(outcome="duplicate")
+            if row.status == "refused":  # refused at the door: nothing to decide, nobody to answer
+                return InboundOutcome(outcome=row.outcome or "refused")
             if row.status == "processed":
                 rows = session.exec(select(IdCorrection).where(IdCorrection.message_sha == sha256)).all()
                 return InboundOutcome(outcome=row.outcome or "", requests=follow_up(rows),
-                                      reply_key=reply_key if row.sender else None)
+                                      reply_key=reply_key if session.get(OutboxMail, reply_key) else None)
+            if not row.auth_domain:
+                return self._refuse(session, row, "refused:not_authenticated")  # stored past the door (by hand)
             if not canonical_for_message_id(session, row):
                 row.status, row.outcome, row.processed_at = "duplicate", "duplicate", utcnow()
                 session.add(row)
                 return InboundOutcome(outcome="duplicate")  # same Message-ID: no second request, no second reply
-            parsed = parse_message(row.raw, max_bytes=self.settings.intake_max_bytes)
+            parsed = parse_message(row.raw, max_bytes=self.settings.intake_max_bytes, limits=MimeLimits(
+                self.settings.intake_max_mime_parts, self.settings.intake_max_mime_depth,
+                self.settings.intake_max_decoded_bytes))
             if row.truncated:
                 parsed = dataclasses.replace(parsed, problem=too_large(self.settings.intake_max_bytes))
+            if parsed.sender is None or parsed.sender.rsplit("@", 1)[1] != row.auth_domain:
+                return self._refuse(session, row, "refused:not_authenticated")  # read otherwise than at the door
             rows, problem = decide_message(session, row, parsed)
-            if parsed.sender:  # exactly one reply, to the sender's bare address
-                school = session.get(School, row.school_code) if row.school_code else None
-                subject, body = render("id_correction_reply.txt.j2", parsed=parsed, rows=rows, school=school,
-                                       received_at=row.received_at, problem=problem)
-                outbox.enqueue(session, self.settings, key=reply_key, kind="id_correction_reply", to=[parsed.sender],
-                               subject=subject, body=body, in_reply_to=parsed.message_id)
+            if not rows and not registered_schools(session, parsed.sender):
+                return self._refuse(session, row, row.outcome)  # registered for no school (any more): no reply
+            # exactly one reply, to the authenticated, registered sender
+            school = session.get(School, row.school_code) if row.school_code else None
+            names = {r.id: _roster_name(session, r.student_pk) for r in rows}
+            subject, body = render("id_correction_reply.txt.j2", rows=rows, names=names, school=school,
+                                   received_at=row.received_at, problem=problem)
+            outbox.enqueue(session, self.settings, key=reply_key, kind="id_correction_reply", to=[parsed.sender],
+                           subject=subject, body=body, in_reply_to=parsed.message_id)
             row.status, row.processed_at = "processed", utcnow()
             session.add(row)
-            return InboundOutcome(outcome=row.outcome or "", requests=follow_up(rows),
-                                  reply_key=reply_key if parsed.sender else None)
+            return InboundOutcome(outcome=row.outcome or "", requests=follow_up(rows), reply_key=reply_key)
+
+    @staticmethod
+    def _refuse(session, row: InboundMessage, outcome: str | None) -> InboundOutcome:
+        """Kept, listed for the district with its reason, changes nothing, and gets no reply."""
+        row.status, row.outcome, row.processed_at = "refused", outcome or "refused", utcnow()
+        row.area = row.area or sender_area(session, row.sender)
+        session.add(row)
+        return InboundOutcome(outcome=row.outcome)
 
     @activity.defn(name=calls.APPLY_ID_CORRECTION)
     def apply_id_correction(self, ref: str, actor: str, at: datetime) -> str:
@@ -78,7 +98,8 @@ class IntakeActivities:
             row = session.get(IdCorrection, ref)
             message = session.get(InboundMessage, row.message_sha)
             key = f"id-correction/{ref}/{row.status}"
-            subject, body = render("id_correction_outcome.txt.j2", row=row, school=session.get(School, row.school_code))
+            subject, body = render("id_correction_outcome.txt.j2", row=row, school=session.get(School, row.school_code),
+                                   name=_roster_name(session, row.student_pk))
             outbox.enqueue(session, self.settings, key=key, kind="id_correction_outcome",
                            to=school_emails(session, row.school_code), subject=subject, body=body,
                            in_reply_to=message.message_id)
@@ -88,3 +109,8 @@ class IntakeActivities:
     async def deliver_mail(self, key: str) -> bool:
         return await outbox.deliver(self.engine, self.settings, key)
 
+
+def _roster_name(session, student_pk: int | None) -> str | None:
+    """The name on the roster, never the one typed in the email: a reply echoes nothing the sender chose."""
+    student = session.get(Student, student_pk) if student_pk else None
+    return " ".join(p for p in (student.first_name, student.last_name) if p) if student else None

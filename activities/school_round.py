@@ -54,7 +54,7 @@ class SchoolRoundActivities:
         at = activity.info().current_attempt_scheduled_time
         try:
             with session_scope(self.engine) as session:
-                applied = apply_batch(session, batch.batch_id, batch.actor.user_id, at)
+                applied = apply_batch(session, batch.batch_id, batch.actor.user_id, at, self.settings.claim_limits())
                 if applied.round_id != round_id or applied.school_code != school_code:
                     raise Refusal("batch_mismatch", "ชุดข้อมูลไม่ใช่ของโรงเรียน/รอบนี้",
                                   "The batch belongs to another school or round", 422)

@@ -9,14 +9,17 @@ from datetime import datetime, timezone
 from fastapi import FastAPI
 from sqlalchemy.engine import Engine
 from temporalio.client import Client
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from api import errors
 from api.auth_limits import FailedAuthLimiter
 from api.body_limit import BodyLimit
 from api.deps import UserDep
+from api.sign_in import AuthClock
 from api.routers import dropouts, duplicates, health, id_corrections, roster, rounds, school_rounds, schools, students
 from api.routers import dashboard, dashboard_pages, reports
 from db.engine import make_engine
+from db.models import utcnow
 from dmcflow.settings import Settings, get_settings
 from dmcflow.temporal_client import connect
 
@@ -26,8 +29,10 @@ async def wall_clock() -> datetime:
 
 
 def create_app(settings: Settings | None = None, *, engine: Engine | None = None,
-               temporal: Client | None = None, clock: Callable[[], Awaitable[datetime]] = wall_clock) -> FastAPI:
-    """`clock` answers "now" for stages shown at read time; tests hand it Temporal's skipped clock."""
+               temporal: Client | None = None, clock: Callable[[], Awaitable[datetime]] = wall_clock,
+               auth_clock: AuthClock = utcnow) -> FastAPI:
+    """`clock` answers "now" for stages shown at read time; tests hand it Temporal's skipped clock.
+    `auth_clock` is the wall clock that tokens and web sessions expire by (tests inject their own)."""
     settings = settings or get_settings()
 
     @asynccontextmanager
@@ -44,9 +49,13 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
                               "`{code, message_th, message_en}`.")
     # Given parts (tests, the local stack) are usable at once, without waiting for the lifespan.
     app.state.settings, app.state.engine, app.state.temporal, app.state.clock = settings, engine, temporal, clock
+    app.state.auth_clock = auth_clock
     app.state.auth_limiter = FailedAuthLimiter(settings.auth_failure_limit, settings.auth_failure_window_seconds)
     errors.install(app)
     app.add_middleware(BodyLimit, max_upload_bytes=settings.max_upload_bytes, max_json_bytes=settings.max_json_bytes)
+    # the client's address (for the failed sign-in limiter) from X-Forwarded-For only when the peer is one of
+    # DMCFLOW_TRUSTED_PROXIES (none by default); uvicorn's own handling is off where the API is started
+    app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxies)
     for module in (health, schools, rounds, roster, students, school_rounds, duplicates, id_corrections,
                    dropouts, dashboard, reports, dashboard_pages):
         app.include_router(module.router)

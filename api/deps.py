@@ -12,11 +12,12 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 from temporalio.client import Client
 
-from db.directory import user_by_token
+from api.sign_in import user_of_token
 from db.engine import session_scope
 from db.models import School, User
 from dmcflow.settings import Settings
 from domain.refusals import forbidden, not_found, unauthenticated
+from domain.school_round import Actor
 
 bearer = HTTPBearer(auto_error=False, description="a user's token, from `dmcflow users add`")
 
@@ -46,14 +47,8 @@ def current_user(request: Request, creds: Annotated[HTTPAuthorizationCredentials
                  engine: Annotated[Engine, Depends(get_engine)]) -> User:
     if creds is None or not creds.credentials:
         raise unauthenticated()
-    limiter, client = request.app.state.auth_limiter, request.client.host if request.client else "?"
-    limiter.check(client)  # 429 while this client is over its failed attempts (api/auth_limits.py)
-    with session_scope(engine) as session:
-        user = user_by_token(session, creds.credentials)
-    if user is None:
-        limiter.failed(client)
-        raise unauthenticated()
-    return user
+    # a valid token always gets in; a wrong one is counted (429 once over the limit): api/sign_in.py
+    return user_of_token(request, engine, creds.credentials)
 
 
 SessionDep = Annotated[Session, Depends(get_session)]
@@ -62,6 +57,12 @@ TemporalDep = Annotated[Client, Depends(get_temporal)]
 EngineDep = Annotated[Engine, Depends(get_engine)]
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 NowDep = Annotated[datetime, Depends(get_now)]
+
+
+def actor_of(user: User) -> Actor:
+    """The actor a workflow hears: the user's id, role and scope (school, area), which every workflow checks
+    against its own school or area (domain/actor_scope.py)."""
+    return Actor(user_id=user.id, role=user.role, school_code=user.school_code, area=user.area)
 
 
 def require_role(user: User, *roles: str, what_th: str, what_en: str) -> None:

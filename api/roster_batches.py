@@ -9,12 +9,12 @@ from __future__ import annotations
 import asyncio
 import uuid
 
+from api.deps import actor_of
 from api.workflow_updates import school_update
 from db.engine import session_scope
 from db.models import RosterBatch, Round
 from domain.messages import ApplyRosterBatch, BatchOutcome
 from domain.refusals import Refusal, not_found
-from domain.school_round import Actor
 from workflows.school_round import SchoolRoundWorkflow
 
 
@@ -41,7 +41,7 @@ async def apply_batch(engine, client, user, round_id: str, school_code: str, kin
     try:
         outcome = await school_update(
             client, round_id, school_code, SchoolRoundWorkflow.apply_roster_batch,
-            ApplyRosterBatch(batch_id=batch_id, kind=kind, step=step, actor=Actor(user_id=user.id, role=user.role)),
+            ApplyRosterBatch(batch_id=batch_id, kind=kind, step=step, actor=actor_of(user)),
             result_type=BatchOutcome)
     except Refusal:
         await asyncio.to_thread(finish, True)
@@ -56,5 +56,8 @@ async def apply_one(engine, client, user, round_id: str, school_code: str, op: s
     outcome, report = await apply_batch(engine, client, user, round_id, school_code, "student", {"op": op, "data": data})
     if outcome.refused:
         issue = report["issues"][0]
-        raise Refusal(issue["code"], issue["message_th"], issue["message_en"], issue.get("status", 409))
+        refused = Refusal(issue["code"], issue["message_th"], issue["message_en"], issue.get("status", 409))
+        if issue.get("retry_after"):  # too_many_claims: when the next claim frees up
+            refused.headers = {"Retry-After": issue["retry_after"]}
+        raise refused
     return outcome

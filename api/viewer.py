@@ -1,54 +1,85 @@
-"""Who may watch what: the dashboard's reads accept the bearer token, or the browser's session cookie.
+"""Who may watch what: the dashboard's reads accept the bearer token, or the browser's web session.
 
 A browser cannot put an `Authorization` header on an `EventSource` (the live feed) or on a plain
-download link, so the page logs in once (`dashboard_login`): the token is checked and kept in an
-HttpOnly, SameSite=Strict cookie. Page scripts never see it (nothing to steal from sessionStorage),
-other sites' pages never send it, and it is honoured only by the read-only GET routes that use
-`ViewerDep` (the dashboard, its feed, reports and evidence packs): every decision of the API still
-needs the bearer token, so the cookie cannot be used to confirm, certify or decide anything.
+download link, so the page logs in once (`dashboard_login`): the token is checked and a server-side
+session opened (db/web_sessions.py). The cookie holds only that session's random id, never the token: it
+is no bearer token, it ends on logout, after the idle time and at the absolute expiry, and with its
+user (`dmcflow users disable`, `users rotate-token`). It is HttpOnly (page scripts never see it),
+SameSite=Lax, `Secure` unless `DMCFLOW_SESSION_COOKIE_SECURE=false` (`dmcflow dev` on loopback), and
+honoured only by the read-only GET routes that use `ViewerDep` and by the dashboard's own forms: every
+decision of the API still needs the bearer token.
+
+Every form POST that acts on a session carries the session's CSRF token in a hidden field, compared
+server-side (`require_csrf`); the login form, which has no session yet, is refused when a browser says it
+comes from another site (Sec-Fetch-Site / Origin), so no other site can log a victim in either.
 """
 
 from __future__ import annotations
 
+import hmac
 from typing import Annotated
+from urllib.parse import urlsplit
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from api.deps import bearer, get_engine
-from db.directory import user_by_token
-from db.engine import session_scope
-from db.models import Round, User
+from api.sign_in import session_of, user_of_token
+from db.models import Round, User, WebSession
 from db.monitoring import area_exists
-from domain.refusals import forbidden, not_found, unauthenticated
+from dmcflow.settings import Settings
+from domain.refusals import Refusal, forbidden, not_found, refusal, unauthenticated
 
-COOKIE = "dmcflow_token"
+COOKIE = "dmcflow_session"
 LANG_COOKIE = "dmcflow_lang"
-SESSION_SECONDS = 12 * 3600
+CSRF_FIELD = "csrf_token"
 WATCHERS = ("district", "admin")
 
 
-def token_of(request: Request, creds: HTTPAuthorizationCredentials | None) -> str | None:
-    if creds is not None and creds.credentials:
-        return creds.credentials
-    return request.cookies.get(COOKIE) or None
+def csrf_failed() -> Refusal:
+    return refusal("csrf_failed", "แบบฟอร์มนี้ไม่ได้ส่งมาจากหน้าของระบบหรือหมดอายุแล้ว กรุณาโหลดหน้าใหม่แล้วลองอีกครั้ง",
+                   "This form did not come from this site's page, or is stale; reload the page and try again", 403)
 
 
-def lookup(engine: Engine, token: str | None) -> User | None:
-    if not token:
-        return None
-    with session_scope(engine) as session:
-        return user_by_token(session, token)
+def csrf_ok(row: WebSession, presented: str | None) -> bool:
+    return bool(presented) and hmac.compare_digest(row.csrf_secret.encode(), presented.encode())
+
+
+def from_this_site(request: Request, settings: Settings) -> bool:
+    """False when the browser says the form was sent from another site (login CSRF); clients that are not
+    browsers send neither header and cannot be made to send a victim's request."""
+    site = request.headers.get("sec-fetch-site")
+    if site is not None:
+        return site in ("same-origin", "none")
+    origin = request.headers.get("origin")
+    if origin is None:
+        return True
+    own = {f"{request.url.scheme}://{request.url.netloc}"}
+    if settings.public_url:
+        public = urlsplit(settings.public_url)
+        own.add(f"{public.scheme}://{public.netloc}")
+    return origin in own
+
+
+def set_session_cookie(response: Response, session_id: str, settings: Settings) -> None:
+    response.set_cookie(COOKIE, session_id, max_age=settings.session_absolute_hours * 3600, httponly=True,
+                        samesite="lax", path="/", secure=settings.session_cookie_secure)
+
+
+def clear_session_cookie(response: Response, settings: Settings) -> None:
+    response.delete_cookie(COOKIE, path="/", httponly=True, samesite="lax", secure=settings.session_cookie_secure)
 
 
 def viewer(request: Request, creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
            engine: Annotated[Engine, Depends(get_engine)]) -> User:
-    user = lookup(engine, token_of(request, creds))
-    if user is None:
+    if creds is not None and creds.credentials:
+        return user_of_token(request, engine, creds.credentials)
+    found = session_of(request, engine, request.cookies.get(COOKIE, ""))
+    if found is None:
         raise unauthenticated()
-    return user
+    return found[1]
 
 
 ViewerDep = Annotated[User, Depends(viewer)]

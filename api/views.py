@@ -56,7 +56,8 @@ def school_round_view(session: Session, round_id: str, school: School, now: date
         gate=GateProgress.model_validate(row.gate).summary(),
         confirmed=_person(session, row.confirmed_by, row.confirmed_at),
         certified=_person(session, row.certified_by, row.certified_at),
-        blocking_cases=[blocking_case(session, c) for c in row.blocking], workflow_id=school_round_id(round_id, school.code))
+        blocking_cases=[blocking_case(session, c, school.code) for c in row.blocking],
+        workflow_id=school_round_id(round_id, school.code))
 
 
 def _student_name(session: Session, student_pk: int) -> str:
@@ -64,7 +65,7 @@ def _student_name(session: Session, student_pk: int) -> str:
     return f"{s.prefix}{s.first_name} {s.last_name}".strip() if s else ""
 
 
-def blocking_case(session: Session, case: dict) -> BlockingCaseOut:
+def blocking_case(session: Session, case: dict, school_code: str) -> BlockingCaseOut:
     kind, ref = case["kind"], case["ref"]
     if kind == "dropout" and (row := session.get(DropoutRequest, ref)) is not None:
         name = _student_name(session, row.student_pk)
@@ -72,6 +73,10 @@ def blocking_case(session: Session, case: dict) -> BlockingCaseOut:
                                title_th=f"คำขอออกกลางคัน {ref}: {name} ({REASONS[row.reason][0]}, {STATUS_TH[row.status]})",
                                title_en=f"Dropout request {ref}: {name} ({row.status})")
     if kind == "duplicate" and (dup := session.get(DuplicateCase, ref)) is not None:
+        if dup.kind == "obec" and school_code == dup.claimant_school:  # its claim: nothing of the holder's record
+            return BlockingCaseOut(kind=kind, ref=ref, status=dup.status,
+                                   title_th=f"นักเรียนซ้ำซ้อน {ref}: คำขอเพิ่มนักเรียน {dup.student_id}",
+                                   title_en=f"Duplicate student case {ref}: claim of {dup.student_id}")
         name = _student_name(session, dup.student_pk)
         return BlockingCaseOut(kind=kind, ref=ref, status=dup.status, title_th=f"นักเรียนซ้ำซ้อน {ref}: {name}",
                                title_en=f"Duplicate student case {ref}: {name}")

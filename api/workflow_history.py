@@ -89,6 +89,20 @@ def items_of(events: list[HistoryEvent]) -> tuple[list[HistoryItem], str | None]
     return items, previous
 
 
+async def _open_payloads(client: Client, events) -> None:
+    """Histories hold encrypted payloads (dmcflow/payload_codec.py), and fetching one does not decode it: open
+    the few the timeline reads with the client's codec. One that fails authentication reads as nothing."""
+    codec = client.data_converter.payload_codec
+    if codec is None:
+        return
+    for e in events:
+        kind = e.WhichOneof("attributes")
+        if kind == "workflow_execution_update_accepted_event_attributes":
+            await codec.decode_wrapper(e.workflow_execution_update_accepted_event_attributes.accepted_request.input.args)
+        elif kind == "workflow_execution_signaled_event_attributes":
+            await codec.decode_wrapper(e.workflow_execution_signaled_event_attributes.input)
+
+
 async def school_history(client: Client, round_id: str, school_code: str) -> list[HistoryItem] | None:
     """The school's whole history, across continue-as-new; None when Temporal has none (not started,
     or past its retention) or cannot be reached: the timeline then shows the audit trail alone."""
@@ -98,6 +112,7 @@ async def school_history(client: Client, round_id: str, school_code: str) -> lis
     try:
         for _ in range(MAX_RUNS):
             history = await client.get_workflow_handle(workflow_id, run_id=run_id).fetch_history()
+            await _open_payloads(client, history.events)
             run_items, run_id = items_of(list(history.events))
             items = run_items + items
             if run_id is None:

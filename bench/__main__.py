@@ -45,7 +45,7 @@ from db.migrate import upgrade
 from db.models import SchoolRound
 from dmcflow import round_ops
 from dmcflow.settings import Settings
-from dmcflow.temporal_client import DATA_CONVERTER
+from bench.payload_keys import bench_converter
 from domain.messages import SchoolRoundInput
 from domain.rounds import RoundSpec, Schedule
 from domain.school_round import SchoolRoundState
@@ -419,8 +419,9 @@ async def main() -> None:
                          ready_round=None if args.national else "bench", approvers=args.approvals, now=now)
     figures: dict = {"schools": args.schools, "areas": args.areas,
                      "workflow_cache_size": Settings().workflow_cache_size}  # both workers: see bench/bare.py
+    converter = bench_converter()  # before the processes start: they take the run's key from the environment
     async with harness.running(tmp, url) as stack:
-        client = await Client.connect(stack.address, data_converter=DATA_CONVERTER)
+        client = await Client.connect(stack.address, data_converter=converter)
         if args.national:
             print(f"national: start path and cutoff storm, {args.schools} schools …", flush=True)
             figures |= await national(client, stack, engine, args.schools, "bench-national", args.lead_ms / 1000)

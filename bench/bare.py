@@ -25,7 +25,7 @@ with workflow.unsafe.imports_passed_through():
     from temporalio.worker import Worker
 
     from dmcflow.settings import Settings
-    from dmcflow.temporal_client import DATA_CONVERTER
+    from dmcflow.temporal_client import data_converter
 
 ACTIVITY = {"start_to_close_timeout": timedelta(seconds=60)}
 
@@ -107,7 +107,7 @@ async def main() -> None:
     ap.add_argument("--address", required=True)
     ap.add_argument("--task-queue", default="bench-bare")
     args = ap.parse_args()
-    client = await Client.connect(args.address, data_converter=DATA_CONVERTER)
+    client = await Client.connect(args.address, data_converter=data_converter(Settings()))
     from concurrent.futures import ThreadPoolExecutor
 
     # The same worker options as dmcflow's school worker (worker.py), so only the workflows differ.

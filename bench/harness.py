@@ -119,7 +119,7 @@ async def running(workdir: Path, database_url: str):
         address, server_pid = await stack.enter_async_context(dev_server(workdir))
         api_port = free_port()
         env = {**os.environ, "DMCFLOW_DATABASE_URL": database_url, "DMCFLOW_TEMPORAL_ADDRESS": address,
-               "DMCFLOW_SMTP_HOST": "127.0.0.1", "DMCFLOW_SMTP_PORT": str(sink.port),
+               "DMCFLOW_SMTP_HOST": "127.0.0.1", "DMCFLOW_SMTP_PORT": str(sink.port), "DMCFLOW_SMTP_TLS": "off",
                "DMCFLOW_API_PORT": str(api_port), "PYTHONPATH": str(ROOT)}
         worker = _spawn([sys.executable, "worker.py"], env, workdir / "worker.log")
         stack.callback(_stop, worker)

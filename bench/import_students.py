@@ -29,7 +29,7 @@ from db.engine import make_engine, session_scope
 from db.migrate import upgrade
 from dmcflow import round_ops
 from dmcflow.settings import Settings
-from dmcflow.temporal_client import DATA_CONVERTER
+from bench.payload_keys import bench_converter
 from domain.rounds import RoundSpec
 from worker import build_worker
 
@@ -57,7 +57,7 @@ async def main() -> None:
     figures: dict = {"rows": args.rows, "schools": args.schools, "database": url.split(":")[0],
                      "csv_mb": round(len(csv_bytes) / 2**20, 1), "xlsx_mb": round(len(xlsx_bytes) / 2**20, 1)}
     async with dev_server(tmp) as (address, _):
-        client = await Client.connect(address, data_converter=DATA_CONVERTER)
+        client = await Client.connect(address, data_converter=bench_converter())
         settings = Settings(database_url=url, temporal_address=address, task_queue="bench")
         async with build_worker(client, settings, engine=engine):
             operation, _ = await round_ops.start_round(engine, client, settings.ops_task_queue, "bench")

@@ -32,7 +32,7 @@ from db.migrate import upgrade
 from db.models import Area, School, SchoolRound
 from dmcflow import round_ops
 from dmcflow.settings import Settings
-from dmcflow.temporal_client import DATA_CONVERTER
+from bench.payload_keys import bench_converter
 from domain.rounds import RoundSpec
 from worker import build_worker
 
@@ -83,7 +83,7 @@ async def main() -> None:
         create_round(s, RoundSpec(id="bench", academic_year=2566, opens_at=now, confirm_from=now + timedelta(days=1),
                                   cutoff_at=now + timedelta(days=1, hours=8)))
     async with dev_server(tmp) as (address, server_pid):
-        client = await Client.connect(address, data_converter=DATA_CONVERTER)
+        client = await Client.connect(address, data_converter=bench_converter())
         settings = Settings(database_url=url, temporal_address=address, task_queue="bench")
         async with build_worker(client, settings, engine=engine), \
                 Worker(client, task_queue="bench-bare", workflows=[Trivial]):

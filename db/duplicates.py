@@ -9,7 +9,7 @@ from sqlmodel import Session, select
 
 from db.engine import get_for_update
 from db.models import AuditEvent, DuplicateCase, School, Student
-from domain.duplicates import DuplicateCaseInput
+from domain.duplicates import ClaimLimits, DuplicateCaseInput
 
 ACTIVE = "studying"
 
@@ -23,18 +23,56 @@ def _areas(session: Session, schools: list[str]) -> list[str]:
     return sorted({session.get(School, s).area for s in schools})
 
 
-def open_obec_case(session: Session, round_id: str, holder: Student, claimant_school: str,
-                   pending: dict) -> tuple[DuplicateCase, DuplicateCaseInput]:
+CLAIMED = "claimed"  # a school's claim, waiting for the district of the holder's area
+CLAIM_ACTION = "duplicate_claimed"
+
+
+def open_obec_case(session: Session, round_id: str, holder: Student, claimant_school: str, pending: dict, *,
+                   claimed_by: str, at: datetime) -> tuple[DuplicateCase, DuplicateCaseInput, bool]:
+    """A claim on a student active at `holder`'s school: a new case waits for the holder's district (answers
+    True for a new one, which counts against the claimant's limits); the same claim again is the same case."""
     cid = case_id(round_id, "obec", holder.id, claimant_school)
     row = session.get(DuplicateCase, cid)
-    if row is None:
+    new = row is None
+    if new:
         row = DuplicateCase(id=cid, round_id=round_id, kind="obec", student_pk=holder.id, student_id=holder.student_id,
-                            holder_school=holder.school_code, claimant_school=claimant_school,
+                            holder_school=holder.school_code, claimant_school=claimant_school, status=CLAIMED,
+                            opened_at=at,
                             pending={k: v.isoformat() if isinstance(v, date) else v for k, v in pending.items()})
         session.add(row)
+        # who claimed (the rate limits count these); nothing of the student or the holder in the claimant's trail
+        session.add(AuditEvent(key=f"{cid}/claim", at=at, actor=claimed_by, action=CLAIM_ACTION, round_id=round_id,
+                               school_code=claimant_school, after={"case": cid}))
     parties = [holder.school_code, claimant_school]
     return row, DuplicateCaseInput(case_id=cid, round_id=round_id, kind="obec", parties=parties,
-                                   areas=_areas(session, parties))
+                                   areas=_areas(session, parties), holder_area=_areas(session, parties[:1])[0]), new
+
+
+def claims_left(session: Session, round_id: str, school_code: str, user_id: str, at: datetime,
+                limits: ClaimLimits) -> tuple[int, int]:
+    """How many more claims the user and the school may make now, and in how many seconds one more frees up."""
+    since = at - limits.window
+    made = session.exec(select(AuditEvent.at, AuditEvent.actor).where(
+        AuditEvent.round_id == round_id, AuditEvent.school_code == school_code,  # ix_audit_round_school
+        AuditEvent.action == CLAIM_ACTION, AuditEvent.at > since).order_by(AuditEvent.at)).all()
+    by_user = [when for when, actor in made if actor == user_id]
+    by_school = [when for when, _ in made]
+    left = min(limits.per_user - len(by_user), limits.per_school - len(by_school))
+    frees = [times[len(times) - limit] + limits.window for times, limit in
+             ((by_user, limits.per_user), (by_school, limits.per_school)) if len(times) >= limit > 0]
+    retry = max((int((f - at).total_seconds()) + 1 for f in frees), default=int(limits.window.total_seconds()))
+    return max(0, left), retry
+
+
+def mark_opened(session: Session, cid: str, by: str, at: datetime) -> None:
+    """The holder area's district opened the claim as a case (idempotent: a retry finds it open)."""
+    row = get_for_update(session, DuplicateCase, cid)
+    if row.status != CLAIMED:
+        return
+    row.status = "open"
+    session.add(row)
+    session.add(AuditEvent(key=f"{cid}/open", at=at, actor=by, action="duplicate_case_opened", round_id=row.round_id,
+                           school_code=row.holder_school, after={"case": cid}))
 
 
 def open_affiliation_case(session: Session, round_id: str, student: Student,
@@ -46,7 +84,8 @@ def open_affiliation_case(session: Session, round_id: str, student: Student,
                             student_id=student.student_id, holder_school=student.school_code, agency=agency)
         session.add(row)
     return row, DuplicateCaseInput(case_id=cid, round_id=round_id, kind="affiliation",
-                                   parties=[student.school_code], areas=_areas(session, [student.school_code]))
+                                   parties=[student.school_code], areas=_areas(session, [student.school_code]),
+                                   holder_area=_areas(session, [student.school_code])[0])
 
 
 def record_declarations(session: Session, cid: str, declarations: dict, decision: dict | None) -> None:

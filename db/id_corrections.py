@@ -10,25 +10,65 @@ from email.parser import BytesHeaderParser
 from sqlmodel import Session, select
 
 from db.evidence import store_evidence
-from db.models import AuditEvent, IdCorrection, InboundMessage, SchoolEmail, SchoolRound, Student
+from db.models import AuditEvent, IdCorrection, InboundMessage, School, SchoolEmail, SchoolRound, Student, utcnow
 from domain.id_corrections import IdCorrectionInput, reference
 from domain.refusals import Refusal, refusal
 from domain.thai_time import english_datetime, thai_datetime
 from intake.email_parser import ParsedMessage
+from intake.mail_auth import Verdict
 
 HEAD_BYTES = 256 * 1024  # of a message over the limit, kept to read its headers and reply
+REFUSED_BYTES = 64 * 1024  # of a message refused at the door: enough for the district to see what it was
 ACTIVE = "studying"
 
 
-def store_raw(session: Session, raw: bytes, via: str, received_at: datetime, max_bytes: int) -> tuple[str, bool]:
-    """Answers (sha256, newly stored). Nothing is parsed yet: whatever fails later, the message is kept."""
+def store_raw(session: Session, raw: bytes, via: str, received_at: datetime, max_bytes: int,
+              verdict: Verdict | None = None, client: str | None = None) -> tuple[str, bool]:
+    """Answers (sha256, newly stored). Nothing is parsed yet: whatever fails later, the message is kept.
+    `verdict` is the door's authentication of its sender (none: the message will be refused unanswered)."""
     digest = hashlib.sha256(raw).hexdigest()
     if session.get(InboundMessage, digest) is not None:
         return digest, False
     truncated = len(raw) > max_bytes
     session.add(InboundMessage(sha256=digest, via=via, received_at=received_at, size=len(raw),
                                raw=raw[:HEAD_BYTES] if truncated else raw, truncated=truncated,
-                               message_id=_message_id(raw)))
+                               message_id=_message_id(raw), client_address=client,
+                               auth_domain=verdict.domain if verdict else None,
+                               auth_method=verdict.method if verdict else None))
+    return digest, True
+
+
+def registered_schools(session: Session, sender: str | None) -> set[str]:
+    return set(session.exec(select(SchoolEmail.school_code).where(SchoolEmail.email == (sender or ""))))
+
+
+def sender_area(session: Session, sender: str | None) -> str | None:
+    """Which district lists a refused message: the area of the school(s) its From address is registered
+    for, else of the schools registered at its domain (a clerk writing from another address of the
+    school), when that names one area; else none (administrators only)."""
+    if not sender:
+        return None
+    schools = registered_schools(session, sender)
+    if not schools:
+        domain = sender.rsplit("@", 1)[-1]
+        schools = set(session.exec(select(SchoolEmail.school_code).where(
+            SchoolEmail.email.endswith("@" + domain, autoescape=True))))
+    areas = set(session.exec(select(School.area).where(School.code.in_(schools)))) if schools else set()
+    return areas.pop() if len(areas) == 1 else None
+
+
+def keep_refused(session: Session, raw: bytes, via: str, received_at: datetime, verdict: Verdict, reason: str,
+                 client: str | None = None) -> tuple[str, bool]:
+    """A message refused at the door (unauthenticated, unregistered): its head is kept, marked refused with
+    its reason, for the district to see. It is never parsed, handed over or answered."""
+    digest = hashlib.sha256(raw).hexdigest()
+    if session.get(InboundMessage, digest) is not None:
+        return digest, False
+    session.add(InboundMessage(sha256=digest, via=via, received_at=received_at, size=len(raw),
+                               raw=raw[:REFUSED_BYTES], truncated=len(raw) > REFUSED_BYTES,
+                               message_id=_message_id(raw), status="refused", outcome=f"refused:{reason}"[:60],
+                               sender=verdict.sender, client_address=client, processed_at=utcnow(),
+                               area=sender_area(session, verdict.sender)))
     return digest, True
 
 
@@ -42,11 +82,13 @@ def _message_id(raw: bytes) -> str | None:
 
 
 def canonical_for_message_id(session: Session, row: InboundMessage) -> bool:
-    """Of several deliveries of one Message-ID, one is processed (and replied to): one already processed,
-    else the first received (mailbox dates have one-second resolution: the hash breaks ties)."""
+    """Of several deliveries of one Message-ID from one authenticated sender domain, one is processed (and
+    replied to): one already processed, else the first received (mailbox dates have one-second resolution:
+    the hash breaks ties). Per domain: another sender's message cannot swallow a school's by its Message-ID."""
     if not row.message_id:
         return True
     others = session.exec(select(InboundMessage).where(InboundMessage.message_id == row.message_id,
+                                                       InboundMessage.auth_domain == row.auth_domain,
                                                        InboundMessage.sha256 != row.sha256)).all()
     if any(o.status == "processed" for o in others):
         return False
@@ -54,7 +96,7 @@ def canonical_for_message_id(session: Session, row: InboundMessage) -> bool:
 
 
 def _sender_school(session: Session, parsed: ParsedMessage) -> tuple[str | None, Refusal | None]:
-    registered = set(session.exec(select(SchoolEmail.school_code).where(SchoolEmail.email == (parsed.sender or ""))))
+    registered = registered_schools(session, parsed.sender)
     named = {r.school_code for r in parsed.requests if r.school_code}
     if not registered:
         return None, refusal("sender_not_registered",

@@ -49,8 +49,26 @@ class User(SQLModel, table=True):
     school_code: str | None = Field(default=None, foreign_key="schools.code", index=True, max_length=10)
     area: str | None = Field(default=None, foreign_key="areas.name", index=True, max_length=120)
     token_hash: str = Field(unique=True, index=True, max_length=64)
-    active: bool = True
+    # the bearer token stops working at this instant (`dmcflow users rotate-token` issues a new one)
+    token_expires_at: datetime = Field(sa_column=Column(AwareDateTime(), nullable=False))
+    active: bool = True  # `dmcflow users disable`: the token and every web session stop working at once
     created_at: datetime = Field(default_factory=utcnow, sa_column=Column(AwareDateTime(), nullable=False))
+
+
+class WebSession(SQLModel, table=True):
+    """A browser's signed-in session (today the dashboard's token login; a password login can create the same).
+
+    The cookie carries a random id; only its SHA-256 is stored, so a copy of this table opens no session.
+    It ends at `expires_at` (absolute), after the idle time since `last_seen_at`, or when revoked."""
+
+    __tablename__ = "web_sessions"
+    id_hash: str = Field(primary_key=True, max_length=64)
+    user_id: str = Field(foreign_key="users.id", index=True, max_length=40)
+    csrf_secret: str = Field(max_length=64)  # the page's forms carry it; a POST without it is refused
+    created_at: datetime = Field(sa_column=Column(AwareDateTime(), nullable=False))
+    last_seen_at: datetime = Field(sa_column=Column(AwareDateTime(), nullable=False))
+    expires_at: datetime = Field(sa_column=Column(AwareDateTime(), nullable=False))
+    revoked_at: datetime | None = Field(default=None, sa_column=Column(AwareDateTime(), nullable=True))
 
 
 class Round(SQLModel, table=True):
@@ -186,7 +204,8 @@ class DuplicateCase(SQLModel, table=True):
     claimant_school: str | None = Field(default=None, foreign_key="schools.code", index=True, max_length=10)
     agency: str | None = Field(default=None, max_length=20)
     pending: dict | None = Field(default=None, sa_column=Column(JSON(none_as_null=True), nullable=True))
-    status: str = Field(default="open", index=True, max_length=20)  # open | resolved
+    # claimed (a school's claim, waiting for the holder area's district) | open | resolved
+    status: str = Field(default="open", index=True, max_length=20)
     declarations: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     decision: dict | None = Field(default=None, sa_column=Column(JSON(none_as_null=True), nullable=True))
     outcome: str | None = Field(default=None, max_length=20)  # the school that keeps the student, or "none"
@@ -221,8 +240,14 @@ class InboundMessage(SQLModel, table=True):
     size: int
     raw: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     truncated: bool = False  # over the size limit: only the head is kept, enough to reply
-    status: str = Field(default="stored", index=True, max_length=20)  # stored | processed | duplicate
+    status: str = Field(default="stored", index=True, max_length=20)  # stored | processed | duplicate | refused
     sender: str | None = Field(default=None, max_length=254)
+    # the From domain as authenticated at the door (DKIM verified, or the trusted relay's dmarc=pass), and how;
+    # None: not authenticated, so the message is only kept (status refused) and listed for the district
+    auth_domain: str | None = Field(default=None, max_length=253)
+    auth_method: str | None = Field(default=None, max_length=10)  # dkim | relay
+    client_address: str | None = Field(default=None, max_length=64)  # the SMTP peer (None over IMAP)
+    area: str | None = Field(default=None, index=True, max_length=120)  # whose district lists a refused message
     school_code: str | None = Field(default=None, index=True, max_length=10)
     round_id: str | None = Field(default=None, max_length=40)
     outcome: str | None = Field(default=None, max_length=60)

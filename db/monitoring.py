@@ -286,7 +286,7 @@ def decided_dropouts(session: Session, round_id: str, school_code: str) -> list[
 
 def resolved_duplicates(session: Session, round_id: str, school_code: str) -> list[tuple[DuplicateCase, Student | None]]:
     rows = session.execute(select(DuplicateCase, Student).outerjoin(Student, Student.id == DuplicateCase.student_pk)
-                           .where(DuplicateCase.round_id == round_id, DuplicateCase.status != OPEN_DUPLICATE,
+                           .where(DuplicateCase.round_id == round_id, DuplicateCase.status == "resolved",
                                   or_(DuplicateCase.holder_school == school_code,
                                       DuplicateCase.claimant_school == school_code))
                            .order_by(DuplicateCase.opened_at, DuplicateCase.id)).all()

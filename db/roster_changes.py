@@ -13,14 +13,15 @@ from sqlmodel import Session, select
 from pydantic import ValidationError
 
 from db.directory import upsert_school
-from db.duplicates import open_obec_case
+from db.duplicates import claims_left, open_obec_case
 from db.models import AuditEvent, EndOfYearRecord, Round, RosterBatch, School, Student
+from domain.duplicates import ClaimLimits, too_many_claims, too_many_claims_in_file
 from domain.end_of_year import EndOfYearEntry, check_entry
 from domain.ids import normalise_name, normalise_student_id
 from domain.refusals import Refusal, refusal
 from domain.roster_rules import (
-    SchoolProfileIn, StatusIn, StudentIn, StudentUpdateIn, TransferOutIn, check_admission, check_grade_edit,
-    check_status_change, check_transfer_out, check_update,
+    SchoolProfileIn, StatusIn, StudentIn, StudentUpdateIn, TransferOutIn, check_admission, check_entry_year,
+    check_grade_edit, check_status_change, check_transfer_out, check_update,
 )
 
 ACTIVE = "studying"
@@ -41,9 +42,13 @@ def _student_view(s: Student) -> dict:
     return {f: _jsonable(getattr(s, f)) for f in ("student_id", *STUDENT_FIELDS)}
 
 
-def apply_import(session: Session, batch: RosterBatch, actor: str, at: datetime) -> dict:
+def apply_import(session: Session, batch: RosterBatch, actor: str, at: datetime, limits: ClaimLimits) -> dict:
     """A school's rows of a DMC export, the rules row by row. Bulk statements, not ORM objects: a
-    60,000-row area export goes through in seconds."""
+    60,000-row area export goes through in seconds.
+
+    A file makes at most `limits.per_file` claims on students held elsewhere (and no more than the user's and
+    the school's limits allow): once it has, every later row of a student new to the school is refused, claim or
+    not, so that a file cannot be used to learn which IDs are on some roster."""
     rows = batch.payload["rows"]
     columns = [Student.id, Student.student_id, Student.status, *(getattr(Student, f) for f in STUDENT_FIELDS)]
     existing = {row.student_id: row for row in session.execute(
@@ -56,15 +61,28 @@ def apply_import(session: Session, batch: RosterBatch, actor: str, at: datetime)
         elsewhere.update(session.exec(select(Student.student_id).where(
             Student.student_id.in_(chunk), Student.school_code != batch.school_code, Student.status == ACTIVE)))
     issues, inserts, updates, audits, unchanged = [], [], [], [], 0
+    left, retry_after = claims_left(session, batch.round_id, batch.school_code, actor, at, limits)
+    budget = min(left, limits.per_file)
+    exhausted = too_many_claims_in_file(limits.per_file) if budget == limits.per_file else too_many_claims(retry_after)
+    claims = [0]
+    round_year = session.get(Round, batch.round_id).academic_year
     for r in rows:
+        try:  # R5: a row that says it is next year's applicant never enters, new or returning
+            check_entry_year(r.get("entry_academic_year"), round_year)
+        except Refusal as refused:
+            issues.append(_issue(r["row"], "ปีการศึกษาที่เข้าเรียน", str(r.get("entry_academic_year")), refused))
+            continue
         values = {f: r.get(f) for f in STUDENT_FIELDS}
         if values["birth_date"]:
             values["birth_date"] = date.fromisoformat(values["birth_date"])
         sid = r["student_id"]
         current = existing.get(sid)
         if current is None:
+            if claims[0] >= budget:
+                issues.append(_issue(r["row"], "เลขประจำตัวประชาชน", sid, exhausted) | {"status": exhausted.status})
+                continue
             if sid in elsewhere:
-                case = _open_case(session, batch, sid, values, cases)
+                case = _open_case(session, batch, sid, values, cases, actor, at, claims)
                 issues.append(_issue(r["row"], "เลขประจำตัวประชาชน", sid, _elsewhere(case)))
                 continue
             inserts.append({"school_code": batch.school_code, "student_id": sid, **values, "status": ACTIVE,
@@ -108,17 +126,23 @@ def _jsonable_all(values: dict) -> dict:
 
 
 def _elsewhere(case_id: str) -> Refusal:
+    # nothing of the student or of the school that has them: the claimant learns only that the district was asked
     return refusal("active_elsewhere",
-                   f"นักเรียนคนนี้กำลังศึกษาอยู่ที่โรงเรียนอื่น จึงยังไม่เพิ่ม ได้เปิดเรื่องนักเรียนซ้ำซ้อน {case_id} แล้ว (ข้อ 3)",
-                   f"This student is active at another school, so was not added; duplicate case {case_id} is open (R3)",
-                   409)
+                   f"เลขประจำตัวนี้มีอยู่ในทะเบียนของโรงเรียนอื่น จึงยังไม่เพิ่ม ได้แจ้งเขตพื้นที่ให้พิจารณาเรื่องนักเรียนซ้ำซ้อน "
+                   f"{case_id} แล้ว (ข้อ 3)",
+                   f"This ID is on another school's roster, so the student was not added; the district has been asked "
+                   f"to review duplicate case {case_id} (R3)", 409)
 
 
-def _open_case(session: Session, batch: RosterBatch, student_id: str, fields: dict, cases: list[dict]) -> str:
+def _open_case(session: Session, batch: RosterBatch, student_id: str, fields: dict, cases: list[dict], actor: str,
+               at: datetime, claims: list[int]) -> str:
     holder = session.exec(select(Student).where(Student.student_id == student_id, Student.status == ACTIVE,
                                                 Student.school_code != batch.school_code)).first()
-    _, case = open_obec_case(session, batch.round_id, holder, batch.school_code, {"student_id": student_id, **fields})
-    if all(c["case_id"] != case.case_id for c in cases):
+    row, case, new = open_obec_case(session, batch.round_id, holder, batch.school_code,
+                                    {"student_id": student_id, **fields}, claimed_by=actor, at=at)
+    claims[0] += new
+    # a settled case stays settled: the same claim again starts no new workflow
+    if row.status != "resolved" and all(c["case_id"] != case.case_id for c in cases):
         cases.append(case.model_dump())
     return case.case_id
 
@@ -132,12 +156,13 @@ def _find(session: Session, school_code: str, raw_id: str) -> Student:
     return student
 
 
-def _audit(session: Session, batch: RosterBatch, actor: str, at: datetime, action: str, before, after) -> None:
+def _audit(session: Session, batch: RosterBatch, actor: str, at: datetime, action: str, before, after,
+           reason: str | None = None) -> None:
     session.add(AuditEvent(key=f"{batch.id}/0", at=at, actor=actor, action=action, round_id=batch.round_id,
-                           school_code=batch.school_code, before=before, after=after))
+                           school_code=batch.school_code, before=before, after=after, reason=reason))
 
 
-def apply_student_op(session: Session, batch: RosterBatch, actor: str, at: datetime) -> dict:
+def apply_student_op(session: Session, batch: RosterBatch, actor: str, at: datetime, limits: ClaimLimits) -> dict:
     """One operation of the rules table (R1, R2, R5–R9); a refusal is reported, nothing half-written."""
     op, data, cases = batch.payload["op"], batch.payload["data"], []
     try:
@@ -150,9 +175,12 @@ def apply_student_op(session: Session, batch: RosterBatch, actor: str, at: datet
             if current is not None and current.status == ACTIVE:
                 raise refusal("already_on_roster", "นักเรียนคนนี้อยู่ในทะเบียนของโรงเรียนแล้ว",
                               "This student is already on the school's roster")
+            left, retry_after = claims_left(session, batch.round_id, batch.school_code, actor, at, limits)
+            if left <= 0:  # every add could be a claim: refusing only the claims would answer which IDs exist
+                raise too_many_claims(retry_after)
             if session.exec(select(Student.id).where(Student.student_id == sid, Student.status == ACTIVE,
                                                      Student.school_code != batch.school_code)).first():
-                raise _elsewhere(_open_case(session, batch, sid, fields, cases))
+                raise _elsewhere(_open_case(session, batch, sid, fields, cases, actor, at, [0]))
             before = _student_view(current) if current else None
             student = current or Student(school_code=batch.school_code, student_id=sid, **fields)
             for k, v in fields.items():
@@ -163,13 +191,14 @@ def apply_student_op(session: Session, batch: RosterBatch, actor: str, at: datet
             _audit(session, batch, actor, at, op, before, after)
         elif op == "update_student":
             student = _find(session, batch.school_code, data["student"])
-            changes = check_update(student.grade, StudentUpdateIn.model_validate(data["changes"]))
+            reason = (data.get("reason") or "").strip() or None  # R9: a class moved up is a correction, with its reason
+            changes = check_update(student.grade, StudentUpdateIn.model_validate(data["changes"]), reason)
             before = _student_view(student)
             for k, v in changes.items():
                 setattr(student, k, v)
             student.updated_at = at
             session.add(student)
-            _audit(session, batch, actor, at, op, before, _student_view(student))
+            _audit(session, batch, actor, at, op, before, _student_view(student), reason)
         elif op == "transfer_out_student":
             student = _find(session, batch.school_code, data["student"])
             check_transfer_out(student.sat_final_exam)
@@ -205,12 +234,14 @@ def apply_student_op(session: Session, batch: RosterBatch, actor: str, at: datet
     except (Refusal, ValidationError) as exc:
         r = exc if isinstance(exc, Refusal) else refusal(
             "invalid_request", "ข้อมูลที่ส่งมาไม่ถูกต้อง", f"Invalid input: {exc.errors()[0]['msg']}", 422)
-        return {"applied": 0, "unchanged": 0, "refused": 1, "cases": cases,
-                "issues": [_issue(None, "", "", r) | {"status": r.status}]}
+        issue = _issue(None, "", "", r) | {"status": r.status}
+        if getattr(r, "headers", None):
+            issue["retry_after"] = r.headers["Retry-After"]
+        return {"applied": 0, "unchanged": 0, "refused": 1, "cases": cases, "issues": [issue]}
     return {"applied": 1, "unchanged": 0, "refused": 0, "issues": [], "cases": cases}
 
 
-def apply_end_of_year(session: Session, batch: RosterBatch, actor: str, at: datetime) -> dict:
+def apply_end_of_year(session: Session, batch: RosterBatch, actor: str, at: datetime, _: ClaimLimits) -> dict:
     step = batch.payload["step"]
     entries = [EndOfYearEntry.model_validate(e) for e in batch.payload["records"]]
     students = {s.student_id: s for s in session.exec(
@@ -260,14 +291,15 @@ def apply_end_of_year(session: Session, batch: RosterBatch, actor: str, at: date
     return {"applied": applied, "unchanged": unchanged, "refused": len(issues), "issues": issues}
 
 
-def apply_batch(session: Session, batch_id: str, actor: str, at: datetime) -> RosterBatch:
+def apply_batch(session: Session, batch_id: str, actor: str, at: datetime,
+                limits: ClaimLimits = ClaimLimits()) -> RosterBatch:
     batch = session.get(RosterBatch, batch_id)
     if batch is None:
         raise refusal("batch_missing", "ไม่พบชุดข้อมูลที่ส่งมา", "The staged batch does not exist", 404)
     if batch.status == "applied":
         return batch  # a retried activity: already done
     apply = {"import": apply_import, "end_of_year": apply_end_of_year, "student": apply_student_op}[batch.kind]
-    batch.report = apply(session, batch, actor, at)
+    batch.report = apply(session, batch, actor, at, limits)
     batch.status, batch.applied_at = "applied", at
     batch.payload = {"step": batch.payload.get("step")} if batch.kind == "end_of_year" else {}  # no PII kept
     session.add(batch)

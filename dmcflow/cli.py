@@ -5,19 +5,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import mailbox
 import os
 import signal
 import sys
-from datetime import datetime
-from email.header import decode_header, make_header
-from email.utils import parsedate_to_datetime
 
-from db.directory import create_round, create_user, round_spec
+from db.directory import create_round, create_user, disable_user, list_users, rotate_token, round_spec
 from db.engine import make_engine, session_scope
 from db.migrate import upgrade
 from db.models import Round
 from dmcflow import demo_data, round_ops
+from dmcflow.payload_codec import PayloadKeysError, new_key, new_key_id
 from dmcflow.settings import get_settings
 from dmcflow.temporal_client import connect
 from domain.refusals import Refusal
@@ -39,13 +36,47 @@ def cmd_db_upgrade(_: argparse.Namespace) -> None:
 def cmd_users_add(a: argparse.Namespace) -> None:
     with session_scope(_engine()) as s:
         user, token = create_user(s, role=a.role, display_name=a.name or a.role, email=a.email,
-                                  school_code=a.school, area=a.area)
-        print(f"user {user.id} ({user.role}) created; its bearer token:")
+                                  school_code=a.school, area=a.area,
+                                  lifetime_days=a.days or get_settings().token_lifetime_days)
+        print(f"user {user.id} ({user.role}) created; its bearer token, "
+              f"valid until {user.token_expires_at:%Y-%m-%d %H:%M} UTC:")
+    print(token)  # the last line, for scripts
+
+
+def _days(value: str) -> int:
+    if not value.isdigit() or int(value) < 1:
+        raise argparse.ArgumentTypeError("a whole number of days, 1 or more")
+    return int(value)
+
+
+def cmd_users_list(_: argparse.Namespace) -> None:
+    with session_scope(_engine()) as s:
+        users = list_users(s)
+    print(f"{'id':<12} {'role':<9} {'scope':<30} {'state':<9} {'token expires (UTC)':<17} name")
+    for u in users:
+        state = "active" if u.active else "disabled"
+        print(f"{u.id:<12} {u.role:<9} {(u.school_code or u.area or '-'):<30} {state:<9} "
+              f"{u.token_expires_at:%Y-%m-%d %H:%M} {u.display_name}")
+
+
+def cmd_users_disable(a: argparse.Namespace) -> None:
+    with session_scope(_engine()) as s:
+        user = disable_user(s, a.id)
+    print(f"user {user.id} ({user.role}) disabled: its token and web sessions no longer work")
+
+
+def cmd_users_rotate_token(a: argparse.Namespace) -> None:
+    with session_scope(_engine()) as s:
+        user, token = rotate_token(s, a.id, lifetime_days=a.days or get_settings().token_lifetime_days)
+        print(f"user {user.id} ({user.role}): the old token and its web sessions no longer work; the new token, "
+              f"valid until {user.token_expires_at:%Y-%m-%d %H:%M} UTC:")
     print(token)  # the last line, for scripts
 
 
 def cmd_demo_load(_: argparse.Namespace) -> None:
-    for line in demo_data.load(_engine()):
+    settings = get_settings()
+    demo_data.check_demo_database(settings.database_url, settings.var_dir)  # before migrating anything
+    for line in demo_data.load(_engine(), var_dir=settings.var_dir):
         print(line)
 
 
@@ -86,20 +117,9 @@ def cmd_rounds_start(a: argparse.Namespace) -> None:
 
 
 def cmd_mail_list(a: argparse.Namespace) -> None:
-    path = get_settings().var_dir / "mail"
-    for sub in ("cur", "new", "tmp"):
-        (path / sub).mkdir(parents=True, exist_ok=True)
-    box = mailbox.Maildir(str(path), create=False)
-    messages = sorted(box, key=lambda m: parsedate_to_datetime(m["Date"]) if m["Date"] else datetime.min)
-    for msg in messages[-a.last:]:
-        subject = str(make_header(decode_header(msg.get("Subject", ""))))
-        print(f"— {msg.get('Date')}  to {msg.get('To')}\n  {subject}")
-        if a.body:
-            part = next((p for p in msg.walk() if p.get_content_type() == "text/plain"), None)
-            if part is not None:
-                print("  " + part.get_payload(decode=True).decode(part.get_content_charset() or "utf-8")
-                      .replace("\n", "\n  "))
-    print(f"{len(messages)} message(s) in {get_settings().var_dir / 'mail'}")
+    from mailer.caught import listing  # tolerant of whatever the folder holds (broken encoded words...)
+
+    print(listing(get_settings().var_dir / "mail", last=a.last, body=a.body))
 
 
 def cmd_dev(a: argparse.Namespace) -> None:
@@ -108,6 +128,10 @@ def cmd_dev(a: argparse.Namespace) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     for noisy in ("mail.log", "alembic.runtime.migration"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    try:  # dev loads the demo users (public tokens): only into its own SQLite file, refused before anything starts
+        demo_data.check_demo_database(get_settings().database_url, get_settings().var_dir)
+    except Refusal as r:
+        raise SystemExit(f"{r.message_th}\n{r.message_en}") from None
     try:
         asyncio.run(local_stack.run(get_settings(), start_demo_round=not a.no_demo_round))
     except KeyboardInterrupt:
@@ -128,6 +152,21 @@ async def _intake() -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     await run_intake(_engine(), await connect(settings), settings, stop)
+
+
+def cmd_keys_new(a: argparse.Namespace) -> None:
+    key_id = a.id or new_key_id()
+    print(f"""# a new payload key; add it to every process's keys (worker, API, intake, codec server), then make it
+# the active one. Keep the older keys while histories sealed with them may still be replayed.
+DMCFLOW_PAYLOAD_KEYS='{{"{key_id}": "{new_key()}"}}'
+DMCFLOW_PAYLOAD_KEY_ID={key_id}""")
+
+
+def cmd_codec_server(_: argparse.Namespace) -> None:
+    from dmcflow import codec_server
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    codec_server.run(get_settings())
 
 
 def cmd_intake(_: argparse.Namespace) -> None:
@@ -154,7 +193,18 @@ def parser() -> argparse.ArgumentParser:
     add.add_argument("--area", help="area name (district)")
     add.add_argument("--name")
     add.add_argument("--email")
+    add.add_argument("--days", type=_days, help="the token's lifetime (default DMCFLOW_TOKEN_LIFETIME_DAYS)")
     add.set_defaults(fn=cmd_users_add)
+    users.add_parser("list", help="every user: role, scope, active or disabled, token expiry").set_defaults(
+        fn=cmd_users_list)
+    disable = users.add_parser("disable", help="disable a user: its token and web sessions stop working at once")
+    disable.add_argument("id")
+    disable.set_defaults(fn=cmd_users_disable)
+    rotate = users.add_parser("rotate-token", help="issue a new token (the old one and its sessions stop working); "
+                                                   "prints it as the last line")
+    rotate.add_argument("id")
+    rotate.add_argument("--days", type=_days, help="the token's lifetime (default DMCFLOW_TOKEN_LIFETIME_DAYS)")
+    rotate.set_defaults(fn=cmd_users_rotate_token)
 
     sub.add_parser("demo", help="demo data").add_subparsers(dest="sub", required=True) \
         .add_parser("load", help="load the demo area, users and rounds (idempotent)").set_defaults(fn=cmd_demo_load)
@@ -174,6 +224,13 @@ def parser() -> argparse.ArgumentParser:
     start.add_argument("id")
     start.add_argument("--wait", action="store_true")
     start.set_defaults(fn=cmd_rounds_start)
+
+    keys = sub.add_parser("keys", help="Temporal payload keys").add_subparsers(dest="sub", required=True)
+    new = keys.add_parser("new", help="print a new AES-256 payload key and the settings that use it")
+    new.add_argument("--id", help="the key's id (default: k<date>-<random>)")
+    new.set_defaults(fn=cmd_keys_new)
+    sub.add_parser("codec-server", help="the Temporal UI's / CLI's remote codec (admin tokens only)") \
+        .set_defaults(fn=cmd_codec_server)
 
     sub.add_parser("intake", help="run the ID-correction email intake: SMTP listener, and IMAP when configured") \
         .set_defaults(fn=cmd_intake)
@@ -196,6 +253,8 @@ def main(argv: list[str] | None = None) -> None:
     except Refusal as r:
         print(f"{r.message_th}\n{r.message_en}", file=sys.stderr)
         raise SystemExit(2) from None
+    except PayloadKeysError as exc:
+        raise SystemExit(f"dmcflow: {exc}") from None
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ import random
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, make_url
 from sqlmodel import select
 
 from db.directory import create_round, create_user, hash_token, upsert_school
@@ -18,6 +18,7 @@ from db.engine import session_scope
 from db.models import Round, Student, User
 from db.roster_changes import STUDENT_FIELDS
 from domain.ids import national_id_check_digit
+from domain.refusals import refusal
 from domain.roster_file import parse_roster
 from domain.rounds import ROUND_2566_3, RoundSpec
 from domain.thai_time import BANGKOK
@@ -59,8 +60,27 @@ def demo_round(now: datetime) -> RoundSpec:
                      confirm_from=confirm_from, cutoff_at=cutoff)
 
 
-def load(engine: Engine, now: datetime | None = None) -> list[str]:
-    """Answers what it did, one line each."""
+def check_demo_database(url, var_dir: Path) -> None:
+    """The demo users' tokens are public (demo-admin above all), so demo data goes only into the local SQLite
+    file of `dmcflow dev` (`<var_dir>/dmcflow.sqlite`), never into whatever database `.env` happens to name."""
+    local = (Path(var_dir) / "dmcflow.sqlite").resolve()
+    parsed = make_url(str(url))
+    if parsed.get_backend_name() == "sqlite" and parsed.database and parsed.database != ":memory:" \
+            and Path(parsed.database).resolve() == local:
+        return
+    where = f"SQLite {parsed.database}" if parsed.get_backend_name() == "sqlite" else parsed.get_backend_name()
+    raise refusal(
+        "demo_database_refused",
+        f"ไม่ลงข้อมูลตัวอย่างในฐานข้อมูลนี้ ({where}): ผู้ใช้ตัวอย่าง เช่น demo-admin มีโทเค็นที่ทุกคนรู้ "
+        f"จึงลงได้เฉพาะไฟล์ SQLite ของ dmcflow dev ({local})",
+        f"Demo data is not loaded into this database ({where}): its users, demo-admin among them, have public "
+        f"tokens, so it goes only into the local SQLite file of `dmcflow dev` ({local})", 409)
+
+
+def load(engine: Engine, *, var_dir: Path, now: datetime | None = None) -> list[str]:
+    """Answers what it did, one line each. Refuses (`demo_database_refused`) any database but the local
+    SQLite file of `dmcflow dev` under `var_dir`."""
+    check_demo_database(engine.url, var_dir)
     done: list[str] = []
     now = now or datetime.now(timezone.utc)
     schools = json.loads((HERE / "schools.json").read_text(encoding="utf-8"))

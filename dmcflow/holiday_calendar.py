@@ -1,9 +1,13 @@
-"""Which days are public holidays, for working-day deadlines (dropout consultations).
+"""Which days government offices are closed, for working-day deadlines (dropout consultations).
+
+Schools and area offices keep the cabinet's government holidays (วันหยุดราชการ), which are not quite
+Thailand's public holidays: National Labour Day (1 May) closes banks and private firms, not government
+offices, and the Royal Ploughing Ceremony closes government offices only.
 
 A year covered by a configured holiday file (DMCFLOW_HOLIDAY_FILES; 2567 is shipped) takes the file's
-list as it stands: the office's own, reviewed list wins. Any other year takes Thailand's public
-holidays from the `holidays` library, in-lieu and bridge days included. DMCFLOW_EXTRA_HOLIDAYS adds
-days the cabinet announces late.
+list as it stands: the office's own, reviewed list wins. Any other year takes the `holidays` library's
+public and government holidays for Thailand, in-lieu and bridge days included, without the days that
+are no day off for government offices. DMCFLOW_EXTRA_HOLIDAYS adds days the cabinet announces late.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from functools import lru_cache
 from pathlib import Path
 
 import holidays
+from holidays.constants import GOVERNMENT, PUBLIC
 
 SHIPPED = Path(__file__).parent / "calendars" / "th-holidays-2567.csv"
 
@@ -25,10 +30,21 @@ def _read_file(path: str) -> dict[date, str]:
         return {date.fromisoformat(r["date"].strip()): (r.get("name") or "").strip() for r in rows}
 
 
+# Listed by the library as public holidays, yet government offices work: Children's Day is a Saturday
+# observance; Labour Day (and its in-lieu day) is for the private and financial sectors.
+NOT_OFFICE_HOLIDAYS = ("วันเด็กแห่งชาติ", "วันแรงงานแห่งชาติ")
+
+
 @lru_cache(maxsize=64)
 def _library_year(year: int) -> dict[date, str]:
-    return {d: n for d, n in holidays.country_holidays("TH", years=year, language="th").items()
-            if "เด็ก" not in n}  # Children's Day is a Saturday observance, not a day off
+    days = holidays.country_holidays("TH", years=year, language="th", categories=(PUBLIC, GOVERNMENT))
+    found = {}
+    for day in days:
+        # a day may carry several names ("; "): it stays off if any of them closes government offices
+        names = [n for n in days.get_list(day) if not any(skip in n for skip in NOT_OFFICE_HOLIDAYS)]
+        if names:
+            found[day] = "; ".join(names)
+    return found
 
 
 def holidays_between(start: date, end: date, files: list[Path], extra: list[date] = ()) -> dict[date, str]:

@@ -27,7 +27,8 @@ from api.app import create_app
 from db.engine import make_engine
 from db.migrate import upgrade
 from dmcflow import demo_data, round_ops
-from dmcflow.settings import Settings
+from dmcflow.payload_codec import new_key_id, write_key_file
+from dmcflow.settings import Settings, is_loopback
 from dmcflow.temporal_client import connect
 from intake.service import run_intake
 from worker import build_worker
@@ -98,7 +99,48 @@ class _ApiServer(uvicorn.Server):
             self._captured_signals.clear()
 
 
+def ensure_dev_keys(settings: Settings) -> None:
+    """Without configured payload keys, the local stack makes its own in var/ on first start (owner-only) and
+    reuses it, so its Temporal histories stay readable across restarts. Other commands against this stack take
+    it with DMCFLOW_PAYLOAD_KEYS_FILE=var/payload-keys.json."""
+    if settings.payload_keys or settings.payload_keys_file is not None:
+        return
+    path = settings.var_dir / "payload-keys.json"
+    if not path.exists():
+        write_key_file(path, f"dev-{new_key_id()}")
+        log.info("payload key made in %s", path)
+    settings.payload_keys_file = path
+
+
+def api_settings(settings: Settings) -> Settings:
+    """The API's settings in `dmcflow dev`: served over plain http on loopback, the session cookie cannot be
+    `Secure` (the browser would not send it back); this is the only place where it is turned off."""
+    if is_loopback(settings.api_host):
+        return settings.model_copy(update={"session_cookie_secure": False})
+    return settings
+
+
+DEV_AUTHSERV_ID = "dmcflow-dev"
+
+
+def use_dev_relay(settings: Settings) -> None:
+    """In `dmcflow dev` whoever speaks SMTP on loopback plays the district's relay: a message that carries
+    `Authentication-Results: dmcflow-dev; dmarc=pass header.from=<school domain>` counts as authenticated, as a
+    real relay's verdict would (README, first session). Only while the intake listens on loopback."""
+    if settings.intake_authserv_id is None and is_loopback(settings.intake_smtp_host):
+        settings.intake_authserv_id = DEV_AUTHSERV_ID
+
+
+def use_dev_mail_catcher(settings: Settings) -> None:
+    """The dev catcher speaks plain SMTP on loopback: TLS off for it, unless the environment chose a mode."""
+    if "smtp_tls" not in settings.model_fields_set and is_loopback(settings.smtp_host):
+        settings.smtp_tls = "off"
+
+
 async def run(settings: Settings, *, start_demo_round: bool = True) -> None:
+    ensure_dev_keys(settings)
+    use_dev_mail_catcher(settings)
+    use_dev_relay(settings)
     temporal = start_temporal(settings)
     catcher = start_mail_catcher(settings)
     try:
@@ -106,13 +148,14 @@ async def run(settings: Settings, *, start_demo_round: bool = True) -> None:
         await wait_port(host, int(port))
         upgrade(settings.database_url)
         engine = make_engine(settings.database_url)
-        for line in demo_data.load(engine):
+        for line in demo_data.load(engine, var_dir=settings.var_dir):
             log.info("demo: %s", line)
         client = await connect(settings)
         worker = build_worker(client, settings, engine=engine)
-        app = create_app(settings, engine=engine, temporal=client)
-        # open dashboards hold a live feed (SSE) each: Ctrl-C closes them after 3 s instead of waiting for them
-        server = _ApiServer(uvicorn.Config(app, host=settings.api_host, port=settings.api_port,
+        app = create_app(api_settings(settings), engine=engine, temporal=client)
+        # open dashboards hold a live feed (SSE) each: Ctrl-C closes them after 3 s instead of waiting for them;
+        # X-Forwarded-For is the app's to judge (DMCFLOW_TRUSTED_PROXIES), not uvicorn's
+        server = _ApiServer(uvicorn.Config(app, host=settings.api_host, port=settings.api_port, proxy_headers=False,
                                                log_level="info", lifespan="on", timeout_graceful_shutdown=3))
         stop_intake = asyncio.Event()
         async with worker:
@@ -137,6 +180,7 @@ dmcflow is running ({datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC)
   API          {settings.public_url}  (OpenAPI: {settings.public_url}/docs)
   Temporal UI  http://127.0.0.1:{settings.temporal_ui_port}
   mail caught  {settings.var_dir / 'mail'}  (read: dmcflow mail list)
+  payload keys {settings.payload_keys_file or 'DMCFLOW_PAYLOAD_KEYS'}  (Temporal payloads are encrypted with them)
   ID intake    smtp://{settings.intake_smtp_host}:{settings.intake_smtp_port}  (schools' ID-correction emails, R4)
   demo tokens  demo-admin, demo-staff, demo-director, demo-district (school 1044449001, สพม.มหาสารคาม)
   round `demo` is started; see README.md for a first session with curl.  Ctrl-C stops everything.

@@ -7,12 +7,13 @@ DuplicateCaseWorkflow and the API alike.
 
 from __future__ import annotations
 
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from domain.refusals import refusal
+from domain.refusals import Refusal, invalid, refusal
 from domain.school_round import Actor
 
 AGENCIES = {
@@ -37,6 +38,7 @@ class Decision(BaseModel):
     by: str
     at: datetime
     reason: str | None = None
+    claim_dismissed: bool = False  # the holder's district dismissed the claim before opening a case
 
 
 class DuplicateCaseInput(BaseModel):
@@ -47,6 +49,8 @@ class DuplicateCaseInput(BaseModel):
     kind: Literal["obec", "affiliation"]
     parties: list[str]  # school codes; for "obec" [holder, claimant]
     areas: list[str]
+    # the holder school's area: its district alone decides (finding 4 of issue 15); None in cases opened before
+    holder_area: str | None = None
 
 
 class DeclareIn(BaseModel):
@@ -55,6 +59,13 @@ class DeclareIn(BaseModel):
     actor: Actor
     evidence: str | None = None
     note: str | None = Field(None, max_length=1000)
+
+
+class ClaimReviewIn(BaseModel):
+    """The holder area's district opens a claim as a case, or dismisses it (with a reason)."""
+
+    actor: Actor
+    reason: str | None = Field(None, max_length=1000)
 
 
 class DecideIn(BaseModel):
@@ -67,6 +78,9 @@ class CaseState(BaseModel):
     inp: DuplicateCaseInput
     declarations: dict[str, Declaration] = Field(default_factory=dict)
     decision: Decision | None = None
+    # a claim on a student held elsewhere waits for the holder area's district before it is a case: until
+    # then the holder school is neither blocked nor told (issue 15, finding 3)
+    awaiting_district: bool = False
 
     @property
     def resolved(self) -> bool:
@@ -97,6 +111,8 @@ class CaseState(BaseModel):
 def check_declare(state: CaseState, d: DeclareIn) -> None:
     if state.resolved:
         raise refusal("case_resolved", "เรื่องนี้ได้ข้อยุติแล้ว", "This case is already resolved")
+    if state.awaiting_district:
+        raise awaiting_district()
     if d.school not in state.inp.parties:
         raise refusal("not_a_party", "โรงเรียนนี้ไม่ใช่คู่กรณีของเรื่องนี้", "This school is not a party to the case", 403)
     if d.actor.role not in ("staff", "director"):
@@ -119,3 +135,57 @@ def check_decide(state: CaseState, d: DecideIn) -> None:
                       "The district decides only when both schools claim the student", 409)
     if d.keep_school not in state.inp.parties:
         raise refusal("not_a_party", "โรงเรียนที่เลือกไม่ใช่คู่กรณี", "The chosen school is not a party to the case", 422)
+
+
+def awaiting_district() -> Refusal:
+    return refusal("case_awaiting_district", "เขตพื้นที่ยังไม่ได้เปิดเรื่องนี้ จึงยังแจ้งไม่ได้",
+                   "The district has not opened this case yet, so no declaration can be made", 409)
+
+
+def holder_area(inp: DuplicateCaseInput) -> str | None:
+    """The holder school's area (cases opened before the input named it: when both parties share one)."""
+    return inp.holder_area or (inp.areas[0] if len(inp.areas) == 1 else None)
+
+
+def check_review(state: CaseState, d: ClaimReviewIn, *, dismiss: bool) -> None:
+    """Opening or dismissing a claim: the district of the holder school's area, while the claim waits."""
+    if d.actor.role != "district":
+        raise refusal("forbidden", "เฉพาะเจ้าหน้าที่เขตพื้นที่ของโรงเรียนที่มีชื่อนักเรียนอยู่",
+                      "Only the district of the holder school's area may open or dismiss a claim", 403)
+    if d.actor.area is None or d.actor.area != holder_area(state.inp):
+        raise refusal("out_of_scope", "ผู้ใช้นี้ไม่มีสิทธิ์ทำรายการของโรงเรียนหรือเขตพื้นที่อื่น",
+                      "This user may not act for another school or area", 403)
+    if state.resolved or not state.awaiting_district:
+        raise refusal("claim_not_waiting", "คำขอนี้ไม่ได้รอการพิจารณาของเขตแล้ว",
+                      "This claim is no longer waiting for the district", 409)
+    if dismiss and not (d.reason or "").strip():
+        raise invalid("reason_required", "ต้องระบุเหตุผลที่ไม่เปิดเรื่อง", "Give the reason for dismissing the claim")
+
+
+@dataclass(frozen=True)
+class ClaimLimits:
+    """How many claims on students held elsewhere a user and a school may make (settings
+    `duplicate_claims_*`): each claim reveals that an ID is on some roster, so they are rationed."""
+
+    per_user: int = 20
+    per_school: int = 50
+    window: timedelta = timedelta(days=1)
+    per_file: int = 20
+
+
+def too_many_claims(retry_after_s: int) -> Refusal:
+    r = refusal("too_many_claims",
+                "ขอเพิ่มนักเรียนที่มีชื่ออยู่ที่โรงเรียนอื่นเกินจำนวนที่กำหนดแล้ว จึงยังเพิ่มนักเรียนใหม่ไม่ได้ ลองใหม่ภายหลัง "
+                "หรือติดต่อเขตพื้นที่",
+                "Too many claims on students held by other schools: no new student can be added for now; try later "
+                "or contact the district", 429)
+    r.headers = {"Retry-After": str(max(1, retry_after_s))}
+    return r
+
+
+def too_many_claims_in_file(limit: int) -> Refusal:
+    return refusal("too_many_claims_in_file",
+                   f"ไฟล์นี้ขอเพิ่มนักเรียนที่มีชื่ออยู่ที่โรงเรียนอื่นครบ {limit} คนแล้ว แถวนักเรียนใหม่ที่เหลือจึงยังไม่เพิ่ม "
+                   "นำเข้าอีกครั้งเมื่อเขตพิจารณาแล้ว",
+                   f"This file has made its {limit} claims on students held by other schools: its remaining new "
+                   "students were not added; import again once the district has reviewed them", 429)

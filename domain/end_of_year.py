@@ -54,13 +54,11 @@ class EndOfYearBatch(BaseModel):
 
 
 def check_step_order(step: Step, gate: GateProgress) -> None:
-    """Menus in order: 3.2.2 for every student, then 3.2.2.1, then 3.2.2.2."""
-    if step == "3.2.2.1" and not gate.step_322_done:
-        raise refusal("step_order", "ต้องบันทึกเมนู 3.2.2 ให้ครบทุกคนก่อนเมนู 3.2.2.1",
-                      "Menu 3.2.2 must be complete for every student before 3.2.2.1")
-    if step == "3.2.2.2" and not gate.step_3221_done:
-        raise refusal("step_order", "ต้องบันทึกเมนู 3.2.2.1 ให้ครบก่อนเมนู 3.2.2.2",
-                      "Menu 3.2.2.1 must be complete before 3.2.2.2")
+    """R10: menu 3.2.2 for every student first; then 3.2.2.1 and 3.2.2.2 in either order (the letter
+    orders 3.2.2 before the other two, not one of them before the other). All three gate confirmation."""
+    if step != "3.2.2" and not gate.step_322_done:
+        raise refusal("step_order", f"ต้องบันทึกเมนู 3.2.2 ให้ครบทุกคนก่อนเมนู {step}",
+                      f"Menu 3.2.2 must be complete for every student before {step}")
 
 
 def check_entry(step: Step, entry: EndOfYearEntry, grade: str, current_result: str | None) -> None:

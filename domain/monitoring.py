@@ -44,7 +44,7 @@ from domain.thai_time import english_datetime, thai_datetime, thai_duration
 
 ATTENTION_HORIZON = timedelta(days=3)
 DECISION_TIME = timedelta(minutes=30)  # staff confirmation and the director's certification, on the day
-LAST_CALL = timedelta(hours=1)  # the letter's last reminder (15.30 น. for a 16.30 น. cutoff)
+LAST_CALL = timedelta(hours=1)  # dmcflow's last reminder (15.30 น. for a 16.30 น. cutoff); the letter sets none
 MIN_OBSERVED = timedelta(minutes=1)
 
 

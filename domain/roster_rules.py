@@ -42,7 +42,8 @@ class StudentIn(BaseModel):
     birth_date: date | None = None
     sat_final_exam_here: bool = Field(description="sat the AY 2566 final exam at this school (R2, R6)")
     entry_academic_year: int | None = Field(
-        None, description="the academic year the student applies for; a new applicant for the next year is refused (R5)")
+        None, description="the Buddhist-Era academic year the student entered for (e.g. 2566); an applicant for "
+                          "the next year (2567) is refused (R5), a Christian-Era year (2024) too")
     from_school: str | None = Field(None, max_length=200, description="transfer in: the school the student comes from")
 
 
@@ -77,9 +78,7 @@ def check_admission(op: AdmissionOp, data: StudentIn, round_year: int) -> dict:
     if op == "add_student_by_gcode" and not is_gcode(student_id):
         raise invalid("gcode_required", "เมนูเพิ่มนักเรียนจาก G-code ต้องใช้รหัส G (G ตามด้วยตัวเลข 12 หลัก)",
                       "Adding by G-code needs a G-code (G and 12 digits)")
-    if data.entry_academic_year is not None and data.entry_academic_year > round_year:
-        raise refusal("r5_applicant", f"ห้ามบันทึกนักเรียนที่มาสมัครใหม่ปีการศึกษา {data.entry_academic_year} (ข้อ 5)",
-                      f"New applicants for academic year {data.entry_academic_year} must never be entered (R5)", 422)
+    check_entry_year(data.entry_academic_year, round_year)
     if not data.sat_final_exam_here:
         raise refusal("r6_no_final_exam",
                       f"เพิ่ม/ย้ายเข้าได้เฉพาะนักเรียนที่สอบปลายภาคปีการศึกษา {round_year} ที่โรงเรียนนี้ (ข้อ 2, 6)",
@@ -92,22 +91,54 @@ def check_admission(op: AdmissionOp, data: StudentIn, round_year: int) -> dict:
     }
 
 
-def check_grade_edit(old_grade: str, new_grade: str) -> str:
-    """R9: correcting a grade is an edit; moving a student up is promotion, the system's job after the round."""
+# Academic years are Buddhist Era (BE = CE + 543); a year below this is a CE year or a typing slip.
+FIRST_BE_YEAR = 2500
+
+
+def check_entry_year(year: int | None, round_year: int) -> None:
+    """R5: the academic year a student entered for is a BE year, and never one after the round's (an
+    applicant for next year, e.g. 2567 in round 3 of 2566, must never be entered). Unknown is allowed:
+    the DMC export does not carry it."""
+    if year is None:
+        return
+    if year < FIRST_BE_YEAR:
+        looks_ce = 1900 <= year <= 2200
+        hint_th = f" (ค.ศ. {year} คือ พ.ศ. {year + 543})" if looks_ce else ""
+        hint_en = f" (CE {year} is BE {year + 543})" if looks_ce else ""
+        raise invalid("entry_year_not_be",
+                      f"ปีการศึกษาที่เข้าเรียนต้องเป็นปีพุทธศักราช (พ.ศ.) เช่น {round_year}{hint_th}",
+                      f"The entry academic year must be a Buddhist-Era year, e.g. {round_year}{hint_en}")
+    if year > round_year:
+        raise refusal("r5_applicant",
+                      f"ห้ามบันทึกนักเรียนที่มาสมัครใหม่ปีการศึกษา {year} เข้าระบบ: รอบนี้เป็นข้อมูลปีการศึกษา {round_year} (ข้อ 5)",
+                      f"Applicants for academic year {year} must never be entered: this round holds "
+                      f"AY {round_year} (R5)", 422)
+
+
+def check_grade_edit(old_grade: str, new_grade: str, reason: str | None = None) -> str:
+    """R9 allows correcting a class (แก้ไขชั้นเรียน). Moving a student down is an ordinary edit; moving
+    one up is allowed as a correction with its reason (a student recorded as ม.1 who is in ม.2), and
+    audited. Without a reason it looks like promotion for next year, which is no roster edit: it follows
+    from the 3.2.2 results after the round (an import, which carries no reason, never moves anyone up)."""
     new = normalise_grade(new_grade)
-    if grade_rank(new) > grade_rank(old_grade):
-        raise refusal("r9_promotion", f"เปลี่ยนชั้นจาก {old_grade} เป็น {new} คือการเลื่อนชั้น ซึ่งระบบทำเองหลังปิดรอบ (ข้อ 9)",
-                      f"Changing {old_grade} to {new} is a promotion, which the system does after the round (R9)", 422)
+    if grade_rank(new) > grade_rank(old_grade) and not (reason or "").strip():
+        raise invalid(
+            "grade_up_needs_reason",
+            f"เปลี่ยนชั้นจาก {old_grade} เป็น {new} ต้องระบุเหตุผลการแก้ไขชั้นเรียน (เช่น บันทึกชั้นไว้ผิด) "
+            "การเลื่อนชั้นสำหรับปีการศึกษาหน้าไม่ต้องแก้ในทะเบียน เพราะเป็นไปตามผลสิ้นปีในเมนู 3.2.2 หลังปิดรอบ",
+            f"Changing {old_grade} to {new} needs the reason for correcting the class (e.g. recorded wrongly); "
+            "promotion for next year is not a roster edit: it follows from the menu 3.2.2 results after the round")
     return new
 
 
-def check_update(current_grade: str, data: StudentUpdateIn) -> dict:
+def check_update(current_grade: str, data: StudentUpdateIn, reason: str | None = None) -> dict:
+    """R9's edits, normalised; `reason` is the clerk's reason for the change (needed to move a class up)."""
     changes = data.model_dump(exclude_unset=True)
     for key in ("prefix", "first_name", "last_name"):
         if changes.get(key) is not None:
             changes[key] = normalise_name(changes[key])
     if changes.get("grade") is not None:
-        changes["grade"] = check_grade_edit(current_grade, changes["grade"])
+        changes["grade"] = check_grade_edit(current_grade, changes["grade"], reason)
     if not changes:
         raise invalid("nothing_to_change", "ไม่มีข้อมูลที่จะแก้ไข", "Nothing to change")
     return changes

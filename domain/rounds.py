@@ -13,11 +13,14 @@ ROUND_ID = re.compile(r"^[0-9A-Za-z][0-9A-Za-z._-]{0,39}$")
 
 
 class RoundPolicy(BaseModel):
-    """Reminders go to schools not yet confirmed/certified, at these offsets before their cutoff."""
+    """Reminders go to schools not yet confirmed/certified, at these offsets before their cutoff.
+
+    The letter sets no reminders: their times are dmcflow's policy, per round."""
 
     reminders_before_cutoff: list[timedelta] = Field(
         default_factory=lambda: [timedelta(hours=4, minutes=30), timedelta(hours=1)],
-        description="ISO 8601 durations before the cutoff; the letter's defaults are 12.00 and 15.30 น.",
+        description="ISO 8601 durations before the cutoff; dmcflow's default (not the letter's, which sets no "
+                    "reminders) is 4 h 30 min and 1 h, i.e. 12.00 and 15.30 น. for a 16.30 น. cutoff",
     )
     escalate_at_cutoff: bool = Field(True, description="email the area's district officers the late schools")
     late_grace: timedelta = Field(

@@ -36,10 +36,15 @@ STAGE_TH = {
 
 
 class Actor(BaseModel):
-    """Who acts, by opaque user id and role only: names stay in the database, out of histories."""
+    """Who acts, by opaque user id, role and scope: names stay in the database, out of histories.
+
+    The scope (the user's school, or area) lets each workflow refuse an actor from elsewhere
+    (`domain.actor_scope`). Both default to None so histories stored before it still decode."""
 
     user_id: str
     role: str
+    school_code: str | None = None
+    area: str | None = None
 
 
 class Decision(BaseModel):
@@ -67,7 +72,13 @@ class GateProgress(BaseModel):
 
     @property
     def step_3222_done(self) -> bool:
+        """3.2.2.2 and both menus before it: the funnel's last step (`domain.monitoring`)."""
         return self.step_3221_done and self.destinations >= self.graduates
+
+    @property
+    def menu_3222_done(self) -> bool:
+        """3.2.2.2 on its own: after 3.2.2 it may be done before 3.2.2.1 (R10)."""
+        return self.step_322_done and self.destinations >= self.graduates
 
     @property
     def complete(self) -> bool:
@@ -76,7 +87,7 @@ class GateProgress(BaseModel):
     def summary(self) -> dict:
         return {
             **self.model_dump(),
-            "steps": {"3.2.2": self.step_322_done, "3.2.2.1": self.step_3221_done, "3.2.2.2": self.step_3222_done},
+            "steps": {"3.2.2": self.step_322_done, "3.2.2.1": self.step_3221_done, "3.2.2.2": self.menu_3222_done},
             "complete": self.complete,
         }
 
@@ -208,7 +219,8 @@ def check_can_certify(state: SchoolRoundState, now: datetime) -> None:
                       "School staff must confirm before the director can certify")
 
 
-def check_extension(state: SchoolRoundState, now: datetime, new_cutoff: datetime) -> None:
+def check_extension(state: SchoolRoundState, now: datetime, new_cutoff: datetime, *, only_later: bool = True) -> None:
+    """`only_later=False` only for replaying extensions accepted before the rule existed (workflow.patched)."""
     if state.certified is not None:
         raise already_certified()
     if new_cutoff <= state.schedule.confirm_from:
@@ -218,5 +230,19 @@ def check_extension(state: SchoolRoundState, now: datetime, new_cutoff: datetime
             f"The new cutoff must be after confirmation opens ({english_datetime(state.schedule.confirm_from)})",
             422,
         )
+    if only_later:
+        check_later_cutoff(state.schedule.cutoff_at, new_cutoff)
     if new_cutoff <= now:
         raise refusal("extension_in_past", "กำหนดส่งใหม่ต้องอยู่ในอนาคต", "The new cutoff must be in the future", 422)
+
+
+def check_later_cutoff(current: datetime, new_cutoff: datetime) -> None:
+    """An extension only moves a cutoff later: a school must never lose time it was promised."""
+    if new_cutoff <= current:
+        raise refusal(
+            "extension_not_later",
+            f"การขยายเวลาต้องเลื่อนกำหนดส่งให้ช้ากว่าเดิม ({thai_datetime(current)}) เท่านั้น เลื่อนให้เร็วขึ้นไม่ได้",
+            f"An extension only moves the cutoff later than the current one ({english_datetime(current)}); "
+            "it cannot bring it earlier",
+            422,
+        )

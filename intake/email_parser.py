@@ -41,6 +41,7 @@ from domain.ids import masked, normalise_name, normalise_national_id, normalise_
 from domain.evidence import sniff_evidence
 from domain.refusals import Refusal, refusal
 from domain.thai_time import arabic_digits
+from intake.mime_limits import MimeLimits, over_limits
 
 MAX_BYTES = 25 * 1024 * 1024
 _MAX_MIME_DEPTH = 20  # real mail nests 3-4 levels; deeper is an attack or a loop, and is not read
@@ -866,14 +867,17 @@ def _headers_only(raw: bytes) -> dict[str, Any]:
     return _envelope(_raw_headers(msg))
 
 
-def parse_message(raw: bytes, *, max_bytes: int = MAX_BYTES) -> ParsedMessage:
-    """Read one received message. Never raises: whatever the bytes, an outcome comes back."""
+def parse_message(raw: bytes, *, max_bytes: int = MAX_BYTES, limits: MimeLimits = MimeLimits()) -> ParsedMessage:
+    """Read one received message. Never raises: whatever the bytes, an outcome comes back. A message over
+    the size or the MIME caps is read no further than its headers."""
     size = 0
     try:
         raw = raw.encode("utf-8", "surrogateescape") if isinstance(raw, str) else bytes(raw or b"")
         size = len(raw)
         if size > max_bytes:
             return ParsedMessage(**_headers_only(raw), problem=too_large(max_bytes), size=size)
+        if (capped := over_limits(raw, limits)) is not None:
+            return ParsedMessage(**_headers_only(raw), problem=capped, size=size)
         return _parse(raw)
     except Exception:  # a message we cannot read gets a reply, not a crash (RecursionError included)
         problem = too_large(max_bytes) if size > max_bytes else unreadable()

@@ -8,6 +8,9 @@ import hashlib
 import logging
 import re
 import time
+from email.charset import Charset
+from email.message import EmailMessage
+from itertools import chain, repeat
 
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
@@ -20,6 +23,17 @@ from mailer import smtp_sender
 
 log = logging.getLogger(__name__)
 MARK_SENT_PATIENCE_S = 30.0  # with a send of up to 20 s (smtp_timeout_seconds), within the 60 s activity timeout
+ENCODED_WORD_MAX = 75  # RFC 2047: an encoded word is at most 75 characters
+HEADER_LINE_MAX = 78  # RFC 5322: lines SHOULD be at most 78 characters
+# A msg-id dmcflow may echo (In-Reply-To, References): printable ASCII, no brackets or spaces inside.
+_MSG_ID = re.compile(r"^<[!-;=?-~]+@[!-;=?-~]+>$")
+# Control characters and whatever Python counts as a line break (NEL, LS, PS): a header is one line.
+_NOT_IN_A_HEADER = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
+
+
+def one_line(text: str) -> str:
+    """Header text: no control characters or line breaks, one space between words."""
+    return " ".join(_NOT_IN_A_HEADER.sub(" ", text).split())
 
 
 def message_id_for(key: str, settings: Settings) -> str:
@@ -33,12 +47,36 @@ def enqueue(session: Session, settings: Settings, *, key: str, kind: str, to: li
     if existing is not None:
         return existing
     # a subject may echo a sender's: one line, no control characters, within its column (300)
-    subject = re.sub(r"[\x00-\x1f\x7f]+", " ", subject).strip()
+    subject = one_line(subject)
     subject = subject if len(subject) <= 300 else subject[:299] + "…"
     row = OutboxMail(key=key, kind=kind, recipients=to, subject=subject, body_text=body.replace("\x00", ""),
                      message_id=message_id_for(key, settings), in_reply_to=in_reply_to)
     session.add(row)
     return row
+
+
+def well_formed_headers(msg: EmailMessage, *, subject: str, in_reply_to: str | None) -> None:
+    """Write the headers that may echo a sender's text so that every reader decodes them as written.
+
+    The email package's policy writes text that looks like an encoded word (`=?utf-8?b?4Li?=`, an echoed
+    subject whose encoded word was broken) as it is, or re-encodes its bytes as `unknown-8bit`: readers
+    then decode a broken word, or crash. Its folding also drops the space between two encoded words of a
+    long Thai subject. So any subject that is not plain ASCII text is encoded whole, with the email
+    package's UTF-8 charset (words split between characters, each at most 75 characters, one per line):
+    it reads back as the same text. A sender's Message-ID is echoed only when it is a plain msg-id,
+    written verbatim (the policy would decode an `=?...?=` inside it)."""
+    subject = one_line(subject)  # a row stored before enqueue cleaned as much
+    del msg["Subject"]
+    if subject.isascii() and "=?" not in subject:
+        msg["Subject"] = subject
+    else:
+        first = min(ENCODED_WORD_MAX, HEADER_LINE_MAX - len("Subject: "))
+        words = Charset("utf-8").header_encode_lines(subject, chain([first], repeat(ENCODED_WORD_MAX)))
+        msg.set_raw("Subject", "\n ".join(words))  # folded already: each line within 78 characters
+    for name in ("In-Reply-To", "References"):
+        del msg[name]
+        if in_reply_to and _MSG_ID.match(in_reply_to) and len(name) + 2 + len(in_reply_to) <= 998:
+            msg.set_raw(name, in_reply_to)
 
 
 async def deliver(engine: Engine, settings: Settings, key: str) -> bool:
@@ -53,6 +91,7 @@ async def deliver(engine: Engine, settings: Settings, key: str) -> bool:
         row.attempts += 1
         msg = smtp_sender.build_message(settings, to=list(row.recipients), subject=row.subject,
                                         body=row.body_text, message_id=row.message_id, in_reply_to=row.in_reply_to)
+        well_formed_headers(msg, subject=row.subject, in_reply_to=row.in_reply_to)
     await smtp_sender.send(settings, msg)
     row = await _mark_sent(engine, key)
     log.info("mail sent kind=%s key=%s", row.kind, hashlib.sha256(key.encode()).hexdigest()[:12])

@@ -24,10 +24,10 @@ from db.directory import create_user
 from db.engine import make_engine, session_scope
 from db.models import IdCorrection
 from dmcflow.settings import Settings
-from dmcflow.temporal_client import DATA_CONVERTER
+from tests.payload_keys import DATA_CONVERTER
 from intake.pipeline import Intake
 from tests.conftest import BIN, Catcher, free_port
-from tests.intake.messages import PDF, block, build, letter, nid
+from tests.intake.messages import PDF, block, build, dkim_dns, letter, nid
 from tests.stack import OTHER_SCHOOL, READY_IDS, SCHOOL, SCHOOL_2, Stack, add_round, make_ready, running_stack, \
     unique_round
 from tests.timing import eventually
@@ -48,10 +48,12 @@ class World:
     settings: Settings
     round_id: str
     now: datetime
-    case_id: str  # SCHOOL claims SCHOOL_2's student (both in AREA); SCHOOL's staff declared it with PDF
+    case_id: str  # SCHOOL claims SCHOOL_2's student (both in AREA), AREA's district opened it; SCHOOL's staff
+    # declared it with PDF
     correction: str  # SCHOOL's ID correction, pending with the district of AREA; its evidence is PDF
     dropout: str  # SCHOOL's staff asked for DROPOUT_PUPIL (SCHOOL) with DROPOUT_PDF; waiting for AREA's district
     dropout_evidence: str  # DROPOUT_EVIDENCE_SHA
+    refused_mail: str = ""  # an unsigned mail claiming SCHOOL's address: kept refused, listed for AREA's district
 
     @property
     def http(self):
@@ -81,7 +83,7 @@ async def populated_world(db_url: str, **settings_overrides):
     catcher.controller = Controller(catcher, hostname=catcher.host, port=catcher.port)
     catcher.controller.start()
     engine = make_engine(db_url)
-    settings = Settings(database_url=db_url, smtp_host=catcher.host, smtp_port=catcher.port,
+    settings = Settings(database_url=db_url, smtp_host=catcher.host, smtp_port=catcher.port, smtp_tls="off",
                         task_queue=f"tq-{uuid.uuid4().hex[:8]}", public_url="http://dmcflow.test", **settings_overrides)
     try:
         async with temporal_env() as env, running_stack(env, engine, settings) as stack:
@@ -98,12 +100,19 @@ async def populated_world(db_url: str, **settings_overrides):
                                       json=CLAIM)
             assert r.status_code == 409 and r.json()["code"] == "active_elsewhere", r.text
             case_id = r.json()["message_en"].split("duplicate case ")[1].split(" ")[0]
+            r = await stack.http.post(f"/rounds/{rid}/duplicates/{case_id}/resolution", headers=stack.auth("district"),
+                                      data={"action": "open"})  # the holder's district opens the claim as a case
+            assert r.status_code == 200, r.text
             r = await stack.http.post(f"/rounds/{rid}/duplicates/{case_id}/resolution", headers=stack.auth("staff"),
                                       data={"action": "present"},
                                       files={"evidence": ("หลักฐาน.pdf", PDF, "application/pdf")})
             assert r.status_code == 200, r.text
             raw = build(letter(block(old=READY_IDS[SCHOOL], new=nid("144990900001"))), message_id="<world@mail.example>")
-            await Intake(engine, stack.client, settings).receive(raw, "smtp", now)
+            intake = Intake(engine, stack.client, settings, dnsfunc=dkim_dns)
+            await intake.receive(raw, "smtp", now)
+            refused_mail = await intake.receive(build(letter(block(old=READY_IDS[SCHOOL], new=nid("144990900002"))),
+                                                      message_id="<world-forged@mail.example>", signed=False),
+                                                "smtp", now)
 
             def pending() -> str | None:
                 with session_scope(engine) as s:
@@ -118,7 +127,7 @@ async def populated_world(db_url: str, **settings_overrides):
             assert r.status_code == 201 and r.json()["status"] == "waiting_district", r.text
             assert r.json()["thread"][0]["evidence"] == DROPOUT_EVIDENCE_SHA, r.text
             yield World(stack=stack, settings=settings, round_id=rid, now=now, case_id=case_id, correction=ref,
-                        dropout=r.json()["id"], dropout_evidence=DROPOUT_EVIDENCE_SHA)
+                        dropout=r.json()["id"], dropout_evidence=DROPOUT_EVIDENCE_SHA, refused_mail=refused_mail)
     finally:
         engine.dispose()
         catcher.controller.stop()

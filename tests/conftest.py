@@ -22,12 +22,15 @@ from temporalio.testing import WorkflowEnvironment
 from db.engine import make_engine
 from db.migrate import upgrade
 from dmcflow.settings import Settings
-from dmcflow.temporal_client import DATA_CONVERTER
 from tests import hypothesis_profiles  # noqa: F401  the CI/long profiles, chosen by HYPOTHESIS_PROFILE
+from tests.payload_keys import DATA_CONVERTER, ENVIRONMENT as PAYLOAD_KEYS_ENVIRONMENT
 from workflows import search_attributes as sa
 
+# Every Settings() of the tests, and every worker process they start, seals payloads with the fixed test keys
+os.environ.update(PAYLOAD_KEYS_ENVIRONMENT)
+
 BIN = Path(sys.executable).parent
-pytest_plugins = ["tests.db_backends"]  # backend_engine: SQLite and PostgreSQL
+pytest_plugins = ["tests.db_backends", "tests.intake.env"]  # backend_engine: SQLite and PostgreSQL; intake_env
 
 
 def free_port() -> int:
@@ -112,8 +115,11 @@ def smtp() -> Catcher:
 
 @pytest.fixture
 def settings(db_url, smtp) -> Settings:
-    return Settings(database_url=db_url, smtp_host=smtp.host, smtp_port=smtp.port,
-                    task_queue=f"tq-{uuid.uuid4().hex[:8]}", public_url="http://dmcflow.test")
+    # smtp_tls off: the catcher speaks plain SMTP on loopback, the only place Settings allows that
+    # session_cookie_secure off: tests serve plain http on loopback, as `dmcflow dev` does
+    return Settings(database_url=db_url, smtp_host=smtp.host, smtp_port=smtp.port, smtp_tls="off",
+                    task_queue=f"tq-{uuid.uuid4().hex[:8]}", public_url="http://dmcflow.test",
+                    session_cookie_secure=False)
 
 
 # --- Temporal --------------------------------------------------------------------------------------

@@ -14,9 +14,10 @@ control: no 401/403, no not_found. Lists are not refused: they are filtered, so 
 who sees the record. The import of a DMC export is checked row by row: another school's rows are
 refused as `other_school` while the call itself succeeds.
 
-The dashboard's pages answer a browser: their token travels in the session cookie (or, to log in, in the
-form), and a refusal is an HTML page showing the refusal's code and messages; a browser without a valid
-session is shown the login form (200), with nothing of the round in it.
+The dashboard's pages answer a browser: the caller holds a web session of its user (the cookie carries
+the session's id, never the token; a form POST carries the session's CSRF token) or, to log in, puts the
+token in the form; a refusal is an HTML page showing the refusal's code and messages; a browser without a
+valid session (`bad_token`: a made-up session id) is shown the login form (200), with nothing of the round in it.
 
 Order of checks: the token is checked before anything in the body is (401 first), but roles and scope
 are checked in the handlers, after FastAPI has validated the body: a signed-in caller of the wrong role
@@ -39,10 +40,14 @@ from fastapi.routing import APIRoute
 
 from api.app import create_app
 from api.routers import dashboard
-from api.viewer import COOKIE
+from api.viewer import COOKIE, CSRF_FIELD
+from db.directory import user_by_token
+from db.engine import session_scope
+from db.models import utcnow
+from db.web_sessions import SessionPolicy, open_session
 from dmcflow.settings import Settings
 from tests.api_world import DROPOUT_EVIDENCE_SHA, DROPOUT_PUPIL, EVIDENCE_SHA, World, fresh_db_url, populated_world
-from tests.stack import AREA, HEADER, READY_IDS, SCHOOL
+from tests.stack import AREA, HEADER, OTHER_AREA, OTHER_SCHOOL, READY_IDS, SCHOOL, SCHOOL_2
 
 ACTORS = ("anonymous", "bad_token", "admin", "district", "other_district", "staff", "director", "staff2",
           "director2", "other_staff", "other_director")
@@ -111,7 +116,8 @@ OPS: dict[str, Op] = {
     "health": Op(get("/health"), set(ACTORS)),
     "whoami": Op(get("/me"), SIGNED_IN),
     "get_round": Op(get(R), SIGNED_IN),
-    "get_round_operation": Op(get(R + "/operations/round-start/{w.round_id}"), {"admin", "district", "other_district"}),
+    # round-wide (no area): the admin's; an area's operation is its district's too (tests/trust/test_finding_9_*)
+    "get_round_operation": Op(get(R + "/operations/round-start/{w.round_id}"), {"admin"}),
     "get_school_round": Op(get(S), AREA_SIDE),
     "list_school_audit": Op(get(S + "/audit"), AREA_SIDE),
     "list_duplicates": Op(get(R + "/duplicates"), SIGNED_IN, sees=CASE_PARTIES | {"district", "admin"}),
@@ -120,6 +126,9 @@ OPS: dict[str, Op] = {
     "get_id_correction": Op(get(IDC), {"district", "admin"}),
     "get_id_correction_message": Op(get(IDC + "/message"), {"district", "admin"}),
     "get_id_correction_evidence": Op(get(IDC + f"/evidence/{EVIDENCE_SHA}"), {"district", "admin"}),
+    # mail the intake refused unanswered (a forged From of SCHOOL): officers only, of the claimed school's area
+    "list_refused_mail": Op(get("/id-corrections/refused-mail"), {"district", "other_district", "admin"},
+                            sees={"district", "admin"}),
     "list_dropouts": Op(get(R + "/dropouts"), SIGNED_IN, sees=AREA_SIDE),
     "get_dropout": Op(get(DROPOUT), AREA_SIDE),
     "get_dropout_evidence": Op(get(DROPOUT + f"/evidence/{DROPOUT_EVIDENCE_SHA}"), AREA_SIDE),
@@ -226,18 +235,33 @@ def token_of(world: World, actor: str) -> str | None:
     return world.stack.tokens[actor]
 
 
-def with_credentials(request: dict, how: str, token: str | None) -> dict:
+def web_session(world: World, token: str) -> tuple[str, str]:
+    """A fresh web session of the token's user (what a login opens; any role, as a later password login
+    could): the cookie's session id and the session's CSRF token. A made-up token gets a made-up id."""
+    with session_scope(world.stack.engine) as s:
+        user = user_by_token(s, token)
+        if user is None:
+            return "not-a-session-of-anyone", "not-a-csrf-token"
+        row, session_id = open_session(s, user, utcnow(), SessionPolicy(timedelta(hours=1), timedelta(hours=1)))
+        return session_id, row.csrf_secret
+
+
+def with_credentials(world: World, request: dict, how: str, token: str | None) -> dict:
     if token is None:
         return request
     if how == "header":
         return {**request, "headers": {"Authorization": f"Bearer {token}"}}
     if how == "cookie":
-        return {**request, "headers": {"Cookie": f"{COOKIE}={token}"}}
+        session_id, csrf = web_session(world, token)
+        if request["method"] == "POST":  # the dashboard's forms carry the session's CSRF token
+            request = {**request, "data": {**request.get("data", {}), CSRF_FIELD: csrf}}
+        return {**request, "headers": {"Cookie": f"{COOKIE}={session_id}"}}
     return {**request, "data": {**request.get("data", {}), "token": token}}
 
 
 LISTED = {"list_duplicates": ("id", "case_id"), "list_id_corrections": ("ref", "correction"),
-          "list_dropouts": ("id", "dropout")}  # the list operations: the answer's key, the world's record
+          "list_dropouts": ("id", "dropout"),
+          "list_refused_mail": ("sha256", "refused_mail")}  # the list operations: the answer's key, the world's record
 
 
 def finds(op: str, response, world: World) -> bool:
@@ -273,7 +297,8 @@ async def test_only_the_allowed_cells_get_past_access_control(world, op, monkeyp
     wrong = []
     for actor in ACTORS:
         world.http.cookies.clear()  # a session cookie set by a login must not follow the next caller
-        r = await world.http.request(**with_credentials(row.request(world), row.credential, token_of(world, actor)))
+        r = await world.http.request(**with_credentials(world, row.request(world), row.credential,
+                                                        token_of(world, actor)))
         body = refusal_of(row, r)
         code = body.get("code")
         if actor not in row.allowed:
@@ -299,3 +324,71 @@ async def test_only_the_allowed_cells_get_past_access_control(world, op, monkeyp
                     and {i["code"] for i in report["issues"]} == {"other_school"}):
                 wrong.append(f"{actor}: another school's rows must all be refused as other_school: {r.text[:200]}")
     assert not wrong, f"{op}:\n" + "\n".join(wrong)
+
+
+# Cells with foreign values (issue 15, finding 3): another school's student ID in a body, and list filters naming
+# another school or area. Same rules as OPS; for an allowed caller `leaks` must not appear in the answer.
+HOLDER_LEAKS = (SCHOOL_2, "โรงเรียนบ้านทดลองศึกษา", "ทดสอบ", "ระบบ")  # the holder school, its name, the student's name
+
+
+@dataclass
+class Cell:
+    request: Request
+    allowed: set[str]
+    sees: set[str] | None = None  # lists: who finds the world's record
+    listed: str = ""  # the LISTED operation a list cell reads
+    leaks: tuple[str, ...] = ()  # nothing of these in the answer to `leaks_for` (default: every allowed caller)
+    leaks_for: set[str] | None = None
+
+
+FOREIGN_VALUES: dict[str, Cell] = {
+    # SCHOOL claims SCHOOL_2's student: refused as a claim the district was asked about, nothing of SCHOOL_2's
+    "add_student: another school's student": Cell(post(S + "/students", student(READY_IDS[SCHOOL_2])), {"staff"},
+                                                  leaks=HOLDER_LEAKS),
+    "transfer_in_student: another school's student": Cell(
+        post(S + "/students/transfer-in", student(READY_IDS[SCHOOL_2])), {"staff"}, leaks=HOLDER_LEAKS),
+    "list_duplicates?school=the holder": Cell(get(R + f"/duplicates?school={SCHOOL_2}"), SIGNED_IN,
+                                             {"staff2", "director2", "district", "admin"}, "list_duplicates"),
+    "list_duplicates?school=another area's": Cell(get(R + f"/duplicates?school={OTHER_SCHOOL}"), SIGNED_IN, set(),
+                                                  "list_duplicates"),
+    "list_duplicates (the claimant's view)": Cell(get(R + "/duplicates"), SIGNED_IN, CASE_PARTIES | WATCHERS,
+                                                  "list_duplicates", HOLDER_LEAKS, {"staff", "director"}),
+    "list_dropouts?area=another area": Cell(get(R + "/dropouts?area=" + quote(OTHER_AREA)), SIGNED_IN, set(),
+                                            "list_dropouts"),
+    "list_dropouts?area=the school's": Cell(get(R + "/dropouts?area=" + quote(AREA)), SIGNED_IN, AREA_SIDE,
+                                            "list_dropouts"),
+    "list_dropouts?school=the school": Cell(get(R + f"/dropouts?school={SCHOOL}"), SIGNED_IN, AREA_SIDE,
+                                            "list_dropouts"),
+    "list_id_corrections?area=the school's": Cell(get("/id-corrections?area=" + quote(AREA)), SIGNED_IN,
+                                                  {"district", "admin", "staff", "director"}, "list_id_corrections"),
+    "list_id_corrections?school=the school": Cell(get(f"/id-corrections?school={SCHOOL}"), SIGNED_IN,
+                                                  {"district", "admin", "staff", "director"}, "list_id_corrections"),
+    "list_id_corrections?area=another area": Cell(get("/id-corrections?area=" + quote(OTHER_AREA)), SIGNED_IN, set(),
+                                                  "list_id_corrections"),
+    # opening a claim as a case: the holder's district only (the world's case is open already: 409, past the door)
+    "resolve_duplicate: open": Cell(upload(CASE + "/resolution", lambda w: {}, {"action": "open"}), {"district"}),
+}
+
+
+@pytest.mark.parametrize("name", list(FOREIGN_VALUES))
+async def test_foreign_values_are_refused_or_filtered(world, name):
+    cell = FOREIGN_VALUES[name]
+    wrong = []
+    for actor in ACTORS:
+        if actor not in cell.allowed and cell.sees is None and actor in ("anonymous", "bad_token"):
+            continue  # the OPS row of the operation covers callers without a valid token
+        r = await world.http.request(**with_credentials(world, cell.request(world), "header", token_of(world, actor)))
+        body = r.json() if r.headers.get("content-type", "").startswith("application/json") else {}
+        code = body.get("code") if isinstance(body, dict) else None
+        if actor not in cell.allowed:
+            if r.status_code not in DENIAL_CODES or code not in DENIAL_CODES[r.status_code] | {"out_of_scope"}:
+                wrong.append(f"{actor}: expected a denial, got {r.status_code} {r.text[:160]}")
+            continue
+        if r.status_code in (401, 403) or code in ("unauthenticated", "forbidden", "not_found") or r.status_code >= 500:
+            wrong.append(f"{actor}: expected to get past access control, got {r.status_code} {r.text[:160]}")
+        elif cell.listed and finds(cell.listed, r, world) != (actor in cell.sees):
+            wrong.append(f"{actor}: {'should' if actor in cell.sees else 'must not'} see the record")
+        leaked = [x for x in cell.leaks if x in r.text and (cell.leaks_for is None or actor in cell.leaks_for)]
+        if leaked:
+            wrong.append(f"{actor}: the answer shows {leaked}: {r.text[:200]}")
+    assert not wrong, f"{name}:\n" + "\n".join(wrong)

@@ -1,7 +1,8 @@
-"""docker-compose.yml: docker-compose 1.29 accepts it, and it wires dmcflow to Temporal and the mail catcher.
+"""docker-compose.yml: docker-compose 1.29 accepts it, and it wires dmcflow to Temporal, its database and mail.
 
 Needs only the docker-compose binary (no engine). PyYAML is not a dependency of dmcflow, so the resolved
-file printed by `docker-compose config` is read with a small indentation-based splitter, per service.
+file printed by `docker-compose config` is read with a small indentation-based splitter, per service. The file
+has no defaults for secrets: `.ci/compose.env` gives dummies (what the trust tests of finding 9 check is there).
 """
 
 from __future__ import annotations
@@ -16,30 +17,59 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
+CI_ENV = ROOT / ".ci" / "compose.env"  # dummy passwords, keys and relay: the file has no defaults for them
 DOCKER_COMPOSE = shutil.which("docker-compose")
 
 pytestmark = pytest.mark.skipif(DOCKER_COMPOSE is None,
                                 reason="the docker-compose binary is not installed (scripts/test.sh installs it)")
 
-SERVICES = {"postgresql", "temporal", "temporal-setup", "temporal-ui", "app-db", "mail", "migrate", "api", "worker"}
+SERVICES = {"postgresql", "temporal", "temporal-setup", "temporal-ui", "codec-server", "app-db", "mail-tls", "mail",
+            "migrate", "api", "intake", "worker"}
+APP_SERVICES = ["api", "worker", "intake", "migrate", "codec-server"]
 SEARCH_ATTRIBUTES = ("DmcRound", "DmcArea", "DmcStage")
 
 
-def compose(*args: str, file: Path = COMPOSE_FILE) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("COMPOSE_")}
-    return subprocess.run([DOCKER_COMPOSE, "-f", str(file), *args], cwd=file.parent, env=env,
+def compose(*args: str, file: Path = COMPOSE_FILE, env_file: Path | None = CI_ENV) -> subprocess.CompletedProcess:
+    """`docker-compose`, with only the variables of `env_file` (none of this shell's DMCFLOW_*, APP_*, ...)."""
+    env = {k: os.environ[k] for k in ("PATH", "HOME", "LANG") if k in os.environ}
+    files = ["--env-file", str(env_file)] if env_file else []
+    return subprocess.run([DOCKER_COMPOSE, *files, "-f", str(file), *args], cwd=file.parent, env=env,
                           capture_output=True, text=True, timeout=60)
 
 
-@pytest.fixture(scope="module")
-def resolved() -> str:
-    out = compose("config")
+def resolved_config(env_file: Path = CI_ENV) -> str:
+    out = compose("config", env_file=env_file)
     assert out.returncode == 0, out.stderr
     return out.stdout
 
 
 @pytest.fixture(scope="module")
+def resolved() -> str:
+    return resolved_config()
+
+
+@pytest.fixture(scope="module")
 def blocks(resolved) -> dict[str, str]:
+    return service_blocks(resolved)
+
+
+def published_ports(block: str) -> list[tuple[str, str]]:
+    """(host address, host port) of every published port of a resolved service; 0.0.0.0 when not bound."""
+    section = re.search(r"^    ports:\n((?:    [- ].*\n?)+)", block + "\n", re.M)
+    if section is None:
+        return []
+    found = []
+    for entry in re.split(r"^    - ", section.group(1), flags=re.M)[1:]:
+        short = re.match(r"['\"]?(?:([\d.]+):)?(\d+):\d+", entry)
+        if short:
+            found.append((short.group(1) or "0.0.0.0", short.group(2)))
+        else:
+            ip = re.search(r"host_ip: ['\"]?([\d.]+)", entry)
+            found.append((ip.group(1) if ip else "0.0.0.0", re.search(r"published: ['\"]?(\d+)", entry).group(1)))
+    return found
+
+
+def service_blocks(resolved: str) -> dict[str, str]:
     """The resolved file's `services:` section, one text block per service."""
     blocks: dict[str, list[str]] = {}
     current, in_services = None, False
@@ -86,12 +116,13 @@ def test_no_compose_v2_only_keys():
     assert not re.search(r"^(name|include):", text, re.M), "docker-compose 1.29 rejects top-level name:/include:"
 
 
-@pytest.mark.parametrize("service", ["api", "worker", "migrate"])
-def test_app_services_point_at_temporal_mail_and_app_db(blocks, service):
+@pytest.mark.parametrize("service", APP_SERVICES)
+def test_app_services_point_at_temporal_the_relay_and_app_db(blocks, service):
     block = blocks[service]
     assert has(block, "DMCFLOW_TEMPORAL_ADDRESS", "temporal:7233"), block
-    assert has(block, "DMCFLOW_SMTP_HOST", "mail"), block
-    assert has(block, "DMCFLOW_SMTP_PORT", "1025"), block
+    assert has(block, "DMCFLOW_SMTP_HOST", "smtp-relay.ci.example"), block  # from the environment
+    assert has(block, "DMCFLOW_SMTP_PORT", "587") and has(block, "DMCFLOW_SMTP_TLS", "starttls"), block
+    assert has(block, "DMCFLOW_PAYLOAD_KEY_ID", "ci-key") and "DMCFLOW_PAYLOAD_KEYS:" in block, block
     assert re.search(r"^\s+DMCFLOW_DATABASE_URL: ['\"]?postgresql://[^@\s]+@app-db:5432/\S+", block, re.M), block
     assert has(block, "context", str(ROOT)), block  # built from this repository's Dockerfile
     assert (ROOT / "Dockerfile").is_file()
@@ -103,7 +134,7 @@ def test_api_and_worker_commands_and_start_order(blocks):
     assert re.search(r"^\s+- python\n\s+- worker.py$", worker, re.M), worker
     assert re.search(r"replicas: 2$", worker, re.M), worker
     assert has(worker, "DMCFLOW_WORKFLOW_CACHE_SIZE", "7500"), worker  # its schools all cached at the cutoff
-    for block in (api, worker):
+    for block in (api, worker, blocks["intake"]):
         for dependency in ("migrate", "temporal-setup"):
             assert re.search(rf"^      {dependency}:\n\s+condition: service_completed_successfully$", block, re.M), block
     assert re.search(r"^\s+- dmcflow\n\s+- db\n\s+- upgrade$", blocks["migrate"], re.M), blocks["migrate"]
@@ -123,14 +154,26 @@ def test_temporal_on_postgresql_with_dmcflow_search_attributes(blocks):
     assert "temporalio/ui" in blocks["temporal-ui"] and has(blocks["temporal-ui"], "TEMPORAL_ADDRESS", "temporal:7233")
 
 
+def test_codec_server_and_intake_commands(blocks):
+    codec = blocks["codec-server"]
+    assert re.search(r"^\s+- dmcflow\n\s+- codec-server$", codec, re.M), codec
+    assert has(codec, "DMCFLOW_CODEC_SERVER_HOST", "0.0.0.0") and has(codec, "DMCFLOW_CODEC_SERVER_PORT", "8081")
+    assert has(codec, "DMCFLOW_TEMPORAL_UI_ORIGIN", "http://127.0.0.1:8080"), codec
+    intake = blocks["intake"]
+    assert re.search(r"^\s+- dmcflow\n\s+- intake$", intake, re.M), intake
+    assert has(intake, "DMCFLOW_INTAKE_SMTP_PORT", "2526") and has(intake, "DMCFLOW_INTAKE_RELAY_ADDRESSES", "192.0.2.25")
+
+
 def test_mail_catcher_and_app_database(blocks):
     mail = blocks["mail"]
-    assert "axllent/mailpit" in mail and "1025" in mail and re.search(r"published: ['\"]?8025|8025:8025", mail), mail
+    assert "axllent/mailpit" in mail and "1025" in mail and re.search(r"^\s+- demo$", mail, re.M), mail
+    assert has(mail, "MP_SMTP_REQUIRE_STARTTLS", "true") and has(mail, "MP_SMTP_TLS_CERT", "/run/mail-tls/mail.crt")
+    assert "mail.crt" in blocks["mail-tls"] and "DNSName" in blocks["mail-tls"]
     assert "postgres:15" in blocks["app-db"] and "healthcheck:" in blocks["app-db"]
 
 
 def test_an_invalid_file_is_rejected(tmp_path):
     broken = tmp_path / "docker-compose.yml"
     broken.write_text("services:\n  a:\n    imagee: postgres:15\n", encoding="utf-8")
-    out = compose("config", "-q", file=broken)
+    out = compose("config", "-q", file=broken, env_file=None)
     assert out.returncode != 0 and "imagee" in out.stderr, out.stderr

@@ -26,7 +26,8 @@ def run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
 
 
 def test_users_add_prints_a_working_token_last(tmp_path):
-    env = {"DMCFLOW_DATABASE_URL": f"sqlite:///{tmp_path / 'app.sqlite'}"}
+    # demo data goes only into dmcflow dev's own SQLite file (<var_dir>/dmcflow.sqlite)
+    env = {"DMCFLOW_DATABASE_URL": f"sqlite:///{tmp_path / 'dmcflow.sqlite'}", "DMCFLOW_VAR_DIR": str(tmp_path)}
     assert run(["demo", "load"], env).returncode == 0
     done = run(["users", "add", "--role", "staff", "--school", "1044449001", "--name", "ครูใหม่"], env)
     assert done.returncode == 0, done.stderr

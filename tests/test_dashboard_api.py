@@ -7,6 +7,7 @@ import csv
 import hashlib
 import io
 import json
+import re
 import zipfile
 from datetime import datetime, timedelta, timezone
 from urllib.parse import quote
@@ -298,8 +299,9 @@ async def test_the_page_logs_in_once_and_the_feed_pushes_a_confirmation(time_env
             r = await web.post("/dashboard/login", data={"token": stack.tokens["district"],
                                                           "next": f"/dashboard?round={rid}"})
             assert r.status_code == 303 and r.headers["location"] == f"/dashboard?round={rid}"
-            cookie = r.headers["set-cookie"]
-            assert "dmcflow_token=" in cookie and "HttpOnly" in cookie and "samesite=strict" in cookie.lower()
+            cookie = r.headers["set-cookie"]  # a web session's id (tests/trust/test_finding_8_*), not the token
+            assert "dmcflow_session=" in cookie and "HttpOnly" in cookie and "samesite=lax" in cookie.lower()
+            assert stack.tokens["district"] not in cookie
             evil = await web.post("/dashboard/login", data={"token": stack.tokens["district"], "next": "https://evil.example/"})
             assert evil.headers["location"] == "/dashboard"
 
@@ -341,5 +343,6 @@ async def test_the_page_logs_in_once_and_the_feed_pushes_a_confirmation(time_env
                 assert row(events[-1], SCHOOL)["bucket"] == "confirmed" and funnel(events[-1])["confirmed"] == 1
             finally:
                 listener.cancel()
-            await web.post("/dashboard/logout")
+            csrf = re.search(r'name="csrf_token" value="([^"]+)"', page.text)[1]  # the page's logout form
+            assert (await web.post("/dashboard/logout", data={"csrf_token": csrf})).status_code == 303
             assert 'action="/dashboard/login"' in (await web.get("/dashboard")).text

@@ -205,4 +205,15 @@ async def test_administrator_sees_every_area(time_env, engine, settings):
             await page.click(f'#area-table tr[data-area="{AREA}"] a')
             await expect(page.locator("#area-name")).to_have_text(AREA)
             await expect(page.locator("#total")).to_have_text("2")
+
+            # logging out (the form carries the session's CSRF token) ends the session: the page asks to log in
+            session = next(c for c in await page.context.cookies() if c["name"] == "dmcflow_session")
+            assert session["httpOnly"] and session["sameSite"] == "Lax" and session["value"] != stack.tokens["admin"]
+            await page.click('form[action="/dashboard/logout"] button')
+            await expect(page.locator("#token")).to_be_visible()
+            # the old session id, put back into the browser, opens nothing any more
+            await page.context.add_cookies([{**session, "expires": -1}])
+            await page.goto(f"/dashboard?round={rid}")
+            await expect(page.locator("#token")).to_be_visible()
+            assert await page.locator("#app").count() == 0
             assert problems == [], problems

@@ -243,7 +243,7 @@ def test_apply_batch_applies_once_and_refuses_students_active_elsewhere(backend_
     first = snapshot()
     assert first[0] == [(OTHER_SCHOOL, "1449900000026", "ชื่อ", "studying"),  # still only at the other school
                         (SCHOOL, "1449900000018", "ปวีณา", "studying")]
-    assert first[1] == ["b-1/0"]
+    assert first[1][0] == "b-1/0" and first[1][1].endswith("/claim") and len(first[1]) == 2  # the claim is audited
     assert first[2] == "applied" and first[4] == {}  # the staged personal data is dropped once applied
     assert first[5] == at
 
@@ -260,7 +260,7 @@ def test_apply_batch_applies_once_and_refuses_students_active_elsewhere(backend_
         report = apply_batch(s, "b-2", "u-1", at).report
     assert (report["applied"], report["unchanged"], report["refused"]) == (0, 1, 0)
     assert count(backend_engine, Student, Student.school_code == SCHOOL) == 1
-    assert count(backend_engine, AuditEvent) == 1
+    assert count(backend_engine, AuditEvent) == 2  # the first import and its claim
 
 
 # --- projection ------------------------------------------------------------------------------------

@@ -136,7 +136,7 @@ async def test_school_extension_rearms_timers_and_is_audited(time_env, engine, s
         assert r.status_code == 200, r.text
         r = await stack.http.get(url(rid, SCHOOL), headers=stack.auth("staff"))
         assert r.json()["stage"] == "confirmation_window"
-        await keep_history(stack, f"school-round/{rid}/{SCHOOL}", "school_round_extended_late_reopened")
+        await keep_history(stack, f"school-round/{rid}/{SCHOOL}", "v5-school_round_extended_late_reopened")
 
 
 async def test_a_reminder_that_falls_due_while_another_is_retried_is_still_sent(time_env, engine, settings, smtp):
@@ -175,6 +175,7 @@ async def test_area_extension_moves_every_school_of_the_area_only(time_env, engi
         r = await stack.http.post(f"/rounds/{rid}/deadline-extensions", headers=stack.auth("district"), json=body)
         assert r.status_code == 200 and r.json()["operation_id"], r.text
         await stack.client.get_workflow_handle(r.json()["operation_id"]).result()
+        await keep_history(stack, r.json()["operation_id"], "v5-round_fanout_area_extension")
 
         for school, who in [(SCHOOL, "staff"), (SCHOOL_2, "staff2")]:
             r = await stack.http.get(url(rid, school), headers=stack.auth(who))

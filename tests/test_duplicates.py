@@ -38,12 +38,21 @@ async def setup(stack, engine):
     return rid, now
 
 
-async def claim(stack, rid) -> str:
+async def claim(stack, rid, *, open_it: bool = True) -> str:
+    """SCHOOL claims SCHOOL_2's student; the district of SCHOOL_2's area opens the case (unless told not to)."""
     r = await stack.http.post(f"/rounds/{rid}/schools/{SCHOOL}/students", headers=stack.auth("staff"), json=CLAIM)
     assert r.status_code == 409 and r.json()["code"] == "active_elsewhere", r.text
     case_id = r.json()["message_en"].split("duplicate case ")[1].split(" ")[0]
     assert case_id.startswith("dup-") and case_id in r.json()["message_th"]
+    if open_it:
+        r = await review(stack, rid, case_id, "open")
+        assert r.status_code == 200 and r.json()["status"] == "open", r.text
     return case_id
+
+
+async def review(stack, rid, case_id, action, who="district", **form):
+    return await stack.http.post(f"/rounds/{rid}/duplicates/{case_id}/resolution", headers=stack.auth(who),
+                                 data={"action": action, **form})
 
 
 async def declare(stack, rid, case_id, who, action, **form):
@@ -70,13 +79,16 @@ async def test_holder_says_absent_so_the_student_moves_to_the_claimant(time_env,
         [blocking] = view["blocking_cases"]
         assert (blocking["kind"], blocking["ref"], blocking["status"]) == ("duplicate", case_id, "open")
         assert "นักเรียนซ้ำซ้อน" in blocking["title_th"] and "ทดสอบ ระบบ" in blocking["title_th"]
-        await eventually(lambda: len([m for m in smtp.messages if case_id in m["Subject"]]) == 2)
+        # the district asked, then both schools told
+        await eventually(lambda: len([m for m in smtp.messages if case_id in m["Subject"]]) == 3)
 
         r = await stack.http.get(f"/rounds/{rid}/duplicates", headers=stack.auth("other_district"))
         assert r.json() == []
-        r = await stack.http.get(f"/rounds/{rid}/duplicates?status=open", headers=stack.auth("staff"))
+        r = await stack.http.get(f"/rounds/{rid}/duplicates?status=open", headers=stack.auth("staff2"))
         [case] = r.json()
         assert case["holder_school"] == SCHOOL_2 and case["claimant_school"] == SCHOOL and case["student_name"]
+        [case] = (await stack.http.get(f"/rounds/{rid}/duplicates?status=open", headers=stack.auth("staff"))).json()
+        assert (case["holder_school"], case["claimant_school"], case["student_name"]) == (None, SCHOOL, "")
 
         r = await declare(stack, rid, case_id, "other_staff", "absent")
         assert r.status_code == 404
@@ -86,12 +98,14 @@ async def test_holder_says_absent_so_the_student_moves_to_the_claimant(time_env,
         assert r.status_code == 409 and r.json()["code"] == "already_declared"
         r = await declare(stack, rid, case_id, "staff2", "absent", note="ย้ายไปแล้ว")
         assert r.status_code == 200 and r.json()["status"] == "resolved" and r.json()["outcome"] == SCHOOL, r.text
+        # the claimant is told the student is now theirs, and still nothing of the school that had them
+        [case] = (await stack.http.get(f"/rounds/{rid}/duplicates", headers=stack.auth("staff"))).json()
+        assert case["outcome"] == SCHOOL and case["holder_school"] is None and list(case["declarations"]) == [SCHOOL]
 
         await eventually(lambda: not school_view_sync(engine, rid, SCHOOL_2))
         await eventually(lambda: gate_students(engine, rid, SCHOOL) == 2 and gate_students(engine, rid, SCHOOL_2) == 0)
-        await eventually(lambda: len([m for m in smtp.messages if case_id in m["Subject"]]) == 4)
-        await keep_history(stack, f"duplicate/{case_id}", "duplicate_case_resolved")
-        await keep_history(stack, f"school-round/{rid}/{SCHOOL_2}", "school_round_duplicate_closed")
+        await eventually(lambda: len([m for m in smtp.messages if case_id in m["Subject"]]) == 5)
+        await keep_history(stack, f"duplicate/{case_id}", "v5-duplicate_case_claim_opened_resolved")
 
 
 async def test_both_claim_so_the_district_decides(time_env, engine, settings, smtp):
@@ -187,3 +201,35 @@ def gate_students(engine, rid, school) -> int:
 
     with session_scope(engine) as s:
         return s.get(SchoolRound, (rid, school)).gate["students"]
+
+
+async def test_the_holders_district_dismisses_a_claim_and_the_holder_never_knew(time_env, engine, settings, smtp):
+    async with running_stack(time_env, engine, settings) as stack:
+        rid, _ = await setup(stack, engine)
+        case_id = await claim(stack, rid, open_it=False)
+        await eventually(lambda: [c for c in school_view_sync(engine, rid, SCHOOL) if c["ref"] == case_id])
+        # waiting for the district: the holder sees nothing and is not blocked; nobody can declare yet
+        assert (await stack.http.get(f"/rounds/{rid}/duplicates", headers=stack.auth("staff2"))).json() == []
+        assert not school_view_sync(engine, rid, SCHOOL_2)
+        r = await declare(stack, rid, case_id, "staff", "present")
+        assert r.status_code == 409 and r.json()["code"] == "case_awaiting_district", r.text
+        [waiting] = (await stack.http.get(f"/rounds/{rid}/duplicates?status=claimed",
+                                          headers=stack.auth("district"))).json()
+        assert waiting["id"] == case_id and waiting["holder_school"] == SCHOOL_2 and waiting["student_name"]
+        assert (await review(stack, rid, case_id, "dismiss", who="other_district", note="x")).status_code == 404
+        assert (await review(stack, rid, case_id, "open", who="staff")).status_code == 403
+        r = await review(stack, rid, case_id, "dismiss")
+        assert r.status_code == 422 and r.json()["code"] == "reason_required"
+        r = await review(stack, rid, case_id, "dismiss", note="เลขประจำตัวพิมพ์ผิด")
+        assert r.status_code == 200 and r.json()["status"] == "resolved" and r.json()["outcome"] == SCHOOL_2, r.text
+        assert r.json()["decision"]["claim_dismissed"] is True
+        await eventually(lambda: not school_view_sync(engine, rid, SCHOOL))
+        assert gate_students(engine, rid, SCHOOL_2) == 1 and gate_students(engine, rid, SCHOOL) == 1
+        assert (await review(stack, rid, case_id, "open")).json()["code"] in ("claim_not_waiting", "case_closed")
+        # the claimant is told it was not opened; the holder school is told nothing, ever
+        await eventually(lambda: [m for m in smtp.messages if case_id in m["Subject"] and "ไม่เปิดเรื่อง" in m["Subject"]])
+        holder_mail = [m for m in smtp.messages
+                       if case_id in m["Subject"] and "register@banthodlong.ac.th" in m["X-Envelope-To"]]
+        assert not holder_mail
+        assert (await stack.http.get(f"/rounds/{rid}/duplicates", headers=stack.auth("staff2"))).json() == []
+        await keep_history(stack, f"duplicate/{case_id}", "v5-duplicate_case_claim_dismissed")

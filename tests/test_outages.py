@@ -17,7 +17,7 @@ from temporalio.client import Client
 from api.app import create_app
 from db.engine import make_engine, session_scope
 from db.models import AuditEvent
-from dmcflow.temporal_client import DATA_CONVERTER
+from tests.payload_keys import DATA_CONVERTER
 from tests.conftest import free_port
 from tests.faults.processes import DevServer
 from tests.stack import SCHOOL, add_round, make_ready, serving, unique_round

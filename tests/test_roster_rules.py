@@ -39,8 +39,23 @@ async def test_admissions_r2_r5_r6(time_env, engine, settings):
         staff = stack.auth("staff")
         r = await stack.http.post(f"{base(rid)}/students", headers=staff, json={**NEW, "sat_final_exam_here": False})
         assert r.status_code == 422 and r.json()["code"] == "r6_no_final_exam" and "ข้อ 2, 6" in r.json()["message_th"]
-        r = await stack.http.post(f"{base(rid)}/students", headers=staff, json={**NEW, "entry_academic_year": 2567})
-        assert r.status_code == 422 and r.json()["code"] == "r5_applicant", r.text
+        # R5 wherever a student enters: years are BE (a CE 2024 is refused as such), 2567's applicants never
+        r = await stack.http.post(f"{base(rid)}/students", headers=staff, json={**NEW, "entry_academic_year": 2024})
+        assert r.status_code == 422 and r.json()["code"] == "entry_year_not_be", r.text
+        assert r.json()["message_th"].startswith("ปีการศึกษาที่เข้าเรียนต้องเป็นปีพุทธศักราช")
+        for path, student in [("/students", NEW["student"]), ("/students/transfer-in", "1449900000026"),
+                              ("/students/by-gcode", "G664400000008")]:
+            r = await stack.http.post(f"{base(rid)}{path}", headers=staff,
+                                      json={**NEW, "student": student, "entry_academic_year": 2567})
+            assert r.status_code == 422 and r.json()["code"] == "r5_applicant", (path, r.text)
+            assert "2567" in r.json()["message_th"] and "(ข้อ 5)" in r.json()["message_th"]
+        csv = (HEADER.rstrip("\n") + ",ปีการศึกษาที่เข้าเรียน\n"
+               f"{SCHOOL},ก,1449900000034,ม.1,1,1,ช,เด็กชาย,สมัคร,ใหม่,02/02/2556,ใช่,2567\n"
+               f"{SCHOOL},ก,1449900000018,ม.2,1,1,ช,เด็กชาย,ปวีณา,พลอยงาม,02/02/2555,ใช่,2024\n")
+        r = await stack.http.post(f"/rounds/{rid}/students/import", headers=staff,
+                                  files={"file": ("r.csv", csv.encode(), "text/csv")})
+        assert (r.json()["applied"], r.json()["refused"]) == (0, 2), r.text
+        assert [(i["row"], i["code"]) for i in r.json()["issues"]] == [(2, "r5_applicant"), (3, "entry_year_not_be")]
         r = await stack.http.post(f"{base(rid)}/students", headers=staff, json={**NEW, "student": "1449900000076"})
         assert r.status_code == 422 and r.json()["code"] == "national_id_check_digit"
         r = await stack.http.post(f"{base(rid)}/students", headers=staff, json=NEW)
@@ -67,15 +82,30 @@ async def test_edits_transfer_out_status_and_profile_r1_r7_r8_r9(time_env, engin
     async with running_stack(time_env, engine, settings) as stack:
         rid, _ = await open_round(stack, engine)
         staff = stack.auth("staff")
+        # R9: moving a class up without a reason is refused, saying promotion comes from 3.2.2
         r = await stack.http.post(f"{base(rid)}/students/update", headers=staff,
                                   json={"student": "1449900000018", "changes": {"grade": "ม.3"}})
-        assert r.status_code == 422 and r.json()["code"] == "r9_promotion" and "เลื่อนชั้น" in r.json()["message_th"]
+        assert r.status_code == 422 and r.json()["code"] == "grade_up_needs_reason", r.text
+        assert "3.2.2" in r.json()["message_th"] and "ข้อ 9" not in r.json()["message_th"]
+        # an import is no way round it: it carries no reason
+        csv = HEADER + f"{SCHOOL},ก,1449900000018,ม.3,1,1,ช,เด็กชาย,ปวีณา,พลอยงาม,02/02/2555,ใช่\n"
+        r = await stack.http.post(f"/rounds/{rid}/students/import", headers=staff,
+                                  files={"file": ("r.csv", csv.encode(), "text/csv")})
+        assert [i["code"] for i in r.json()["issues"]] == ["grade_up_needs_reason"], r.text
+        # a correction with its reason (recorded ม.2, is in ม.3) is allowed, and audited with the reason
+        r = await stack.http.post(f"{base(rid)}/students/update", headers=staff, json={
+            "student": "1449900000018", "changes": {"grade": "ม.3"}, "reason": "บันทึกชั้นผิดตอนย้ายเข้า"})
+        assert r.status_code == 200, r.text
+        audit = (await stack.http.get(f"{base(rid)}/audit", headers=staff)).json()
+        correction = [e for e in audit if e["action"] == "update_student"][0]
+        assert (correction["before"]["grade"], correction["after"]["grade"]) == ("ม.2", "ม.3")
+        assert correction["reason"] == "บันทึกชั้นผิดตอนย้ายเข้า"
         r = await stack.http.post(f"{base(rid)}/students/update", headers=staff, json={
             "student": "1449900000018", "changes": {"grade": "ม.1", "classroom": "5", "first_name": " ปวีณา  ใหม่ "}})
         assert r.status_code == 200, r.text
         audit = (await stack.http.get(f"{base(rid)}/audit", headers=staff)).json()
-        edit = [e for e in audit if e["action"] == "update_student"][0]
-        assert (edit["before"]["grade"], edit["after"]["grade"]) == ("ม.2", "ม.1")
+        edit = [e for e in audit if e["action"] == "update_student"][1]
+        assert (edit["before"]["grade"], edit["after"]["grade"]) == ("ม.3", "ม.1")
         assert edit["after"]["first_name"] == "ปวีณา ใหม่" and edit["after"]["classroom"] == "5"
 
         r = await stack.http.post(f"{base(rid)}/students/transfer-out", headers=staff,

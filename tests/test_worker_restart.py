@@ -23,7 +23,7 @@ from activities.round_fanout import RoundFanoutActivities
 from db.engine import session_scope
 from db.models import SchoolRound
 from db.projection import insert_initial
-from dmcflow.temporal_client import DATA_CONVERTER
+from tests.payload_keys import DATA_CONVERTER
 from domain.messages import AreaCutoffStep, SchoolRoundInput
 from domain.rounds import RoundPolicy, Schedule
 from domain.school_round import SchoolRoundState, Stage
@@ -43,7 +43,8 @@ pytestmark = pytest.mark.slow
 def start_worker(settings, address: str, log: Path) -> subprocess.Popen:
     env = {**os.environ, "DMCFLOW_DATABASE_URL": settings.database_url, "DMCFLOW_TEMPORAL_ADDRESS": address,
            "DMCFLOW_TASK_QUEUE": settings.task_queue, "DMCFLOW_SMTP_HOST": settings.smtp_host,
-           "DMCFLOW_SMTP_PORT": str(settings.smtp_port), "DMCFLOW_PUBLIC_URL": settings.public_url}
+           "DMCFLOW_SMTP_PORT": str(settings.smtp_port), "DMCFLOW_SMTP_TLS": settings.smtp_tls,
+           "DMCFLOW_PUBLIC_URL": settings.public_url}
     return subprocess.Popen([sys.executable, "worker.py"], cwd=ROOT, env=env, stdout=log.open("ab"),
                             stderr=subprocess.STDOUT)
 

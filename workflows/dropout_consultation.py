@@ -14,6 +14,7 @@ from datetime import datetime
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
+    from domain.actor_scope import SCHOOL_ROLES, check_actor_scope
     from domain.dropouts import (
         CommentDropout, DecideDropout, DropoutCalendar, DropoutInput, DropoutState, ThreadEntry, apply_comment,
         check_comment, check_decide, next_due,
@@ -112,6 +113,7 @@ class DropoutConsultationWorkflow:
     @comment.validator
     def _validate_comment(self, c: CommentDropout) -> None:
         self._comment_kind(c)
+        self._check_actor_scope(c.actor, "district", *SCHOOL_ROLES)
 
     def _comment_kind(self, c: CommentDropout) -> str:
         try:
@@ -136,10 +138,22 @@ class DropoutConsultationWorkflow:
         return self.state
 
     @decide.validator
+    def _validate_decide_update(self, d: DecideDropout) -> None:
+        self._validate_decide(d)
+        self._check_actor_scope(d.actor, "district")
+
     def _validate_decide(self, d: DecideDropout) -> None:
         try:
             self._check_not_closing()
             check_decide(self.inp, self.state, d, workflow.now(), self._cutoff())
+        except Refusal as r:
+            raise as_application_error(r) from None
+
+    def _check_actor_scope(self, actor, *roles: str) -> None:
+        """The actor's own school or area, not only the `area`/`school_code` beside it in the message. In the
+        validators only: a refused update never enters history, and the scope cannot change before the handler."""
+        try:
+            check_actor_scope(actor, school_code=self.inp.school_code, area=self.inp.area, roles=roles)
         except Refusal as r:
             raise as_application_error(r) from None
 

@@ -1,7 +1,9 @@
 """DuplicateCaseWorkflow (R3): one student counted twice, until the schools (or the district) settle it.
 
 It blocks every party school's confirmation from the moment it opens (a signal to each school's
-round workflow) until its outcome is applied to the rosters.
+round workflow) until its outcome is applied to the rosters. A school's claim on a student held by another
+school (an "obec" case) first waits for the district of the holder's area, which opens it as a case or
+dismisses it: until then only the claimant is blocked, and the holder is neither blocked nor told.
 """
 
 from __future__ import annotations
@@ -9,8 +11,10 @@ from __future__ import annotations
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
+    from domain.actor_scope import SCHOOL_ROLES, check_actor_scope, out_of_scope
     from domain.duplicates import (
-        CaseState, DecideIn, Decision, Declaration, DeclareIn, DuplicateCaseInput, check_decide, check_declare,
+        CaseState, ClaimReviewIn, DecideIn, Decision, Declaration, DeclareIn, DuplicateCaseInput, check_decide,
+        check_declare, check_review,
     )
     from domain.refusals import Refusal
     from domain.school_round import BlockingCase
@@ -27,19 +31,37 @@ class DuplicateCaseWorkflow:
 
     @workflow.run
     async def run(self, inp: DuplicateCaseInput) -> str:
-        await self._tell_schools("case_opened", BlockingCase(kind="duplicate", ref=inp.case_id))
-        await workflow.execute_activity(calls.NOTIFY_DUPLICATE, args=[inp.case_id, "opened"], **calls.MAIL)
+        blocking = BlockingCase(kind="duplicate", ref=inp.case_id)
+        dismissed = False
+        if inp.kind == "obec" and workflow.patched("district-opens-claims"):
+            # issue 15, finding 3: a bare claim must not let any school look up, or block, another's student
+            holder, claimant = inp.parties[:1], inp.parties[1:]
+            self.state.awaiting_district = True
+            await self._tell_schools("case_opened", blocking, claimant)
+            await workflow.execute_activity(calls.NOTIFY_DUPLICATE, args=[inp.case_id, "claimed"], **calls.MAIL)
+            await workflow.wait_condition(lambda: not self.state.awaiting_district)
+            dismissed = self.state.decision is not None and self.state.decision.claim_dismissed
+            if not dismissed:
+                await self._tell_schools("case_opened", blocking, holder)
+                await workflow.execute_activity(calls.NOTIFY_DUPLICATE, args=[inp.case_id, "opened"], **calls.MAIL)
+        else:
+            await self._tell_schools("case_opened", blocking)
+            await workflow.execute_activity(calls.NOTIFY_DUPLICATE, args=[inp.case_id, "opened"], **calls.MAIL)
         await workflow.wait_condition(lambda: self.state.resolved)
         outcome = self.state.outcome()
         await workflow.execute_activity(calls.RESOLVE_DUPLICATE, args=[inp.case_id, outcome, workflow.now()],
                                         **calls.DATABASE)
-        await self._tell_schools("case_closed", inp.case_id)
-        await workflow.execute_activity(calls.NOTIFY_DUPLICATE, args=[inp.case_id, "resolved"], **calls.MAIL)
+        if dismissed:  # the holder never knew of it: only the claimant is unblocked and told
+            await self._tell_schools("case_closed", inp.case_id, inp.parties[1:])
+            await workflow.execute_activity(calls.NOTIFY_DUPLICATE, args=[inp.case_id, "dismissed"], **calls.MAIL)
+        else:
+            await self._tell_schools("case_closed", inp.case_id)
+            await workflow.execute_activity(calls.NOTIFY_DUPLICATE, args=[inp.case_id, "resolved"], **calls.MAIL)
         await workflow.wait_condition(workflow.all_handlers_finished)
         return outcome
 
-    async def _tell_schools(self, signal: str, arg) -> None:
-        for school in self.state.inp.parties:
+    async def _tell_schools(self, signal: str, arg, schools: list[str] | None = None) -> None:
+        for school in self.state.inp.parties if schools is None else schools:
             handle = workflow.get_external_workflow_handle(school_round_id(self.state.inp.round_id, school))
             try:
                 await handle.signal(signal, arg)
@@ -65,6 +87,15 @@ class DuplicateCaseWorkflow:
         return self.state
 
     @declare.validator
+    def _validate_declare_update(self, d: DeclareIn) -> None:
+        # the actor's scope is checked here only: a refused update never enters history, so the handler's
+        # re-check (and the replay of running cases) stays as it was
+        self._validate_declare(d)
+        try:
+            check_actor_scope(d.actor, school_code=d.school, area=None, roles=SCHOOL_ROLES)  # its own school only
+        except Refusal as r:
+            raise as_application_error(r) from None
+
     def _validate_declare(self, d: DeclareIn) -> None:
         try:
             check_declare(self.state, d)
@@ -80,9 +111,59 @@ class DuplicateCaseWorkflow:
         return self.state
 
     @decide.validator
+    def _validate_decide_update(self, d: DecideIn) -> None:
+        self._validate_decide(d)
+        try:
+            self._check_decider_area(d)
+        except Refusal as r:
+            raise as_application_error(r) from None
+
     def _validate_decide(self, d: DecideIn) -> None:
         try:
             check_decide(self.state, d)
+        except Refusal as r:
+            raise as_application_error(r) from None
+
+    def _check_decider_area(self, d: DecideIn) -> None:
+        """Finding 4: only the district of the holder school's area decides. A case opened before the input
+        named that area knows it only when both schools share one; otherwise a district of either party's."""
+        inp = self.state.inp
+        holder_area = inp.holder_area or (inp.areas[0] if len(inp.areas) == 1 else None)
+        if holder_area is not None:
+            check_actor_scope(d.actor, school_code=None, area=holder_area, roles=("district",))
+        elif d.actor.area not in inp.areas:
+            raise out_of_scope()
+
+    @workflow.update
+    async def open_case(self, d: ClaimReviewIn) -> CaseState:
+        self._validate_open(d)
+        self.state.awaiting_district = False  # first: a second request while the row is written is refused
+        await workflow.execute_activity(calls.OPEN_DUPLICATE_CASE,
+                                        args=[self.state.inp.case_id, d.actor.user_id, workflow.now()],
+                                        **calls.DATABASE)
+        return self.state
+
+    @open_case.validator
+    def _validate_open(self, d: ClaimReviewIn) -> None:
+        try:
+            check_review(self.state, d, dismiss=False)
+        except Refusal as r:
+            raise as_application_error(r) from None
+
+    @workflow.update
+    async def dismiss_claim(self, d: ClaimReviewIn) -> CaseState:
+        """The claim was not a duplicate (a typing error, a probe): the holder keeps the student, unaware."""
+        self._validate_dismiss(d)
+        self.state.awaiting_district = False
+        self.state.decision = Decision(keep_school=self.state.inp.parties[0], by=d.actor.user_id, at=workflow.now(),
+                                       reason=d.reason, claim_dismissed=True)
+        await self._record()
+        return self.state
+
+    @dismiss_claim.validator
+    def _validate_dismiss(self, d: ClaimReviewIn) -> None:
+        try:
+            check_review(self.state, d, dismiss=True)
         except Refusal as r:
             raise as_application_error(r) from None
 

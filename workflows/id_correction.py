@@ -12,6 +12,7 @@ import asyncio
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
+    from domain.actor_scope import check_actor_scope
     from domain.id_corrections import DecideIdCorrection, IdCorrectionInput, IdCorrectionState, check_decision
     from domain.refusals import Refusal, refusal
     from workflows import activity_calls as calls
@@ -61,6 +62,13 @@ class IdCorrectionWorkflow:
         return self.state
 
     @decide.validator
+    def _validate_update(self, d: DecideIdCorrection) -> None:
+        self._validate(d)
+        try:  # the actor's own area, in the validator only: a refused update never enters history
+            check_actor_scope(d.actor, school_code=self.inp.school_code, area=self.inp.area, roles=("district",))
+        except Refusal as r:
+            raise as_application_error(r) from None
+
     def _validate(self, d: DecideIdCorrection) -> None:
         try:
             if self._decided:  # a decision is being applied: the request is no longer open

@@ -9,8 +9,11 @@ from __future__ import annotations
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
+    from domain.actor_scope import check_actor_scope, role_refused
     from domain.messages import FanoutInput, FanoutPage, FanoutPageResult
+    from domain.refusals import Refusal
     from workflows import activity_calls as calls
+    from workflows.refusal_errors import as_application_error
 
 PAGES_PER_RUN = 50
 
@@ -22,6 +25,8 @@ class RoundFanoutWorkflow:
 
     @workflow.run
     async def run(self, inp: FanoutInput) -> dict:
+        if inp.extension is not None and inp.after is None and workflow.patched("extension-actor-scope"):
+            _check_extension_scope(inp)  # before any page: each school would refuse it too, one by one
         after, done, skipped = inp.after, inp.done, inp.skipped
         for _ in range(PAGES_PER_RUN):
             page = await workflow.execute_activity(
@@ -40,3 +45,15 @@ class RoundFanoutWorkflow:
     @workflow.query
     def status(self) -> dict:
         return dict(self.progress)
+
+
+def _check_extension_scope(inp: FanoutInput) -> None:
+    """A district extends its own area only; the whole round is the admin's."""
+    try:
+        if inp.area is None:
+            if inp.extension.actor.role != "admin":
+                raise role_refused(("admin",))
+        else:
+            check_actor_scope(inp.extension.actor, school_code=None, area=inp.area, roles=("admin", "district"))
+    except Refusal as r:
+        raise as_application_error(r) from None

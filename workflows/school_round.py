@@ -20,7 +20,8 @@ with workflow.unsafe.imports_passed_through():
         ApplyRosterBatch, AuditEntry, BatchOutcome, ExtendDeadline, ReminderRequest, SchoolRoundInput,
         SchoolRoundResult, Transition,
     )
-    from domain.refusals import Refusal, refusal
+    from domain.actor_scope import check_actor_scope, role_refused
+    from domain.refusals import Refusal
     from domain.end_of_year import check_step_order
     from domain.school_round import (
         Actor, BlockingCase, Decision, GateProgress, SchoolRoundState, Stage, check_can_certify,
@@ -39,8 +40,7 @@ HISTORY_LIMIT = 4000
 
 def _require_role(actor: Actor, *roles: str) -> None:
     if actor.role not in roles:
-        raise as_application_error(refusal(
-            "forbidden", "บทบาทนี้ไม่มีสิทธิ์ทำรายการนี้", f"Only {' or '.join(roles)} may do this", 403))
+        raise as_application_error(role_refused(roles))
 
 
 @workflow.defn
@@ -150,6 +150,13 @@ class SchoolRoundWorkflow:
             actor=actor, action=action, round_id=self.state.round_id, school_code=self.state.school_code,
             area=self.state.area, before=before, after=after, reason=reason)
 
+    def _require_actor(self, actor: Actor, *roles: str) -> None:
+        """The role, and the actor's own school or area against this school's: a decision captured from another
+        school and replayed here is refused. Validators only: a refused update never enters history, and the
+        scope cannot change between a validator and its handler."""
+        self._check(lambda: check_actor_scope(actor, school_code=self.state.school_code, area=self.state.area,
+                                              roles=roles))
+
     @staticmethod
     def _check(rule, *args) -> None:
         try:
@@ -169,7 +176,7 @@ class SchoolRoundWorkflow:
 
     @confirm.validator
     def _validate_confirm(self, actor: Actor) -> None:
-        _require_role(actor, "staff")
+        self._require_actor(actor, "staff")
         self._check(check_can_confirm, self.state, workflow.now())
 
     @workflow.update
@@ -183,7 +190,7 @@ class SchoolRoundWorkflow:
 
     @withdraw_confirmation.validator
     def _validate_withdraw(self, actor: Actor) -> None:
-        _require_role(actor, "staff")
+        self._require_actor(actor, "staff")
         self._check(check_can_withdraw, self.state, workflow.now())
 
     @workflow.update
@@ -197,13 +204,15 @@ class SchoolRoundWorkflow:
 
     @certify.validator
     def _validate_certify(self, actor: Actor) -> None:
-        _require_role(actor, "director")
+        self._require_actor(actor, "director")
         self._check(check_can_certify, self.state, workflow.now())
 
     @workflow.update
     async def extend_deadline(self, change: ExtendDeadline) -> SchoolRoundState:
         async with self._lock:
-            self._check(check_extension, self.state, workflow.now(), change.cutoff_at)
+            # an extension that shortened a cutoff was accepted before the only-later rule: replay it as it was
+            only_later = workflow.patched("extension-only-later")
+            self._check(lambda: check_extension(self.state, workflow.now(), change.cutoff_at, only_later=only_later))
             before = {"cutoff_at": self.state.schedule.cutoff_at.isoformat()}
             self.state.schedule = self.state.schedule.with_cutoff(change.cutoff_at)
             await self._record(self._audit(change.actor.user_id, "extend_deadline", before=before,
@@ -214,13 +223,13 @@ class SchoolRoundWorkflow:
 
     @extend_deadline.validator
     def _validate_extend(self, change: ExtendDeadline) -> None:
-        _require_role(change.actor, "admin", "district")
+        self._require_actor(change.actor, "admin", "district")
         self._check(check_extension, self.state, workflow.now(), change.cutoff_at)
 
     @workflow.update
     async def apply_roster_batch(self, batch: ApplyRosterBatch) -> BatchOutcome:
         async with self._lock:
-            self._validate_batch(batch)
+            self._check_batch(batch)  # the gate and the window may have moved while it waited for the lock
             outcome = await workflow.execute_activity(
                 calls.APPLY_ROSTER_BATCH, args=[batch, self.state.round_id, self.state.school_code],
                 result_type=BatchOutcome, **calls.DATABASE)
@@ -238,6 +247,10 @@ class SchoolRoundWorkflow:
 
     @apply_roster_batch.validator
     def _validate_batch(self, batch: ApplyRosterBatch) -> None:
+        self._require_actor(batch.actor, "staff", "admin")
+        self._check_batch(batch)
+
+    def _check_batch(self, batch: ApplyRosterBatch) -> None:
         _require_role(batch.actor, "staff", "admin")
         self._check(check_roster_editable, self.state, workflow.now())
         if batch.kind == "end_of_year" and batch.step:

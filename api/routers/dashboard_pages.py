@@ -1,5 +1,6 @@
-"""The monitoring dashboard in the browser: log in once with a token, then watch an area (district
-officers) or every area of a round (administrators). Thai first, English on a toggle."""
+"""The monitoring dashboard in the browser: log in once with a token (a web session is opened: api/viewer.py),
+then watch an area (district officers) or every area of a round (administrators). Thai first, English on a
+toggle."""
 
 from __future__ import annotations
 
@@ -13,10 +14,14 @@ from sqlmodel import select
 from api.dashboard_views import area_dashboard_json, round_overview
 from api.deps import EngineDep, NowDep, SettingsDep
 from api.pages import CSP, STATIC_FILES, render_page, script_json, static_file
-from api.viewer import COOKIE, LANG_COOKIE, SESSION_SECONDS, WATCHERS, area_in_scope, lookup, round_row
+from api.sign_in import auth_now, failed_sign_in, session_of, session_policy, token_expired
+from api.viewer import (COOKIE, CSRF_FIELD, LANG_COOKIE, WATCHERS, area_in_scope, clear_session_cookie, csrf_failed,
+                        csrf_ok, from_this_site, round_row, set_session_cookie)
 from db import monitoring as reads
+from db.directory import token_owner
 from db.engine import session_scope
-from db.models import Round, User
+from db.models import Round, User, WebSession
+from db.web_sessions import open_session, revoke_session
 from domain.refusals import Refusal, forbidden, refusal
 
 router = APIRouter(tags=["dashboard"])
@@ -37,8 +42,26 @@ def _login_page(lang: str, next_url: str, problem: Refusal | None = None, status
     return _html(render_page("login.html", lang=lang, next_url=next_url, problem=problem), status)
 
 
-def _error_page(lang: str, user: User | None, problem: Refusal) -> HTMLResponse:
-    return _html(render_page("error.html", lang=lang, user=user, problem=problem), problem.status)
+def _error_page(lang: str, user: User | None, problem: Refusal, csrf_token: str = "") -> HTMLResponse:
+    response = _html(render_page("error.html", lang=lang, user=user, problem=problem, csrf_token=csrf_token),
+                     problem.status)
+    response.headers.update(getattr(problem, "headers", None) or {})
+    return response
+
+
+def _current_session(request: Request, engine) -> tuple[WebSession, User] | None:
+    """The browser's live session, or None; raises the 429 refusal for a made-up id from a locked client."""
+    return session_of(request, engine, request.cookies.get(COOKIE, ""))
+
+
+def _shown_login(request: Request, settings, language: str, next_url: str, problem: Refusal | None = None,
+                 status: int = 200) -> HTMLResponse:
+    response = _login_page(language, next_url, problem, status)
+    if problem is not None:
+        response.headers.update(getattr(problem, "headers", None) or {})
+    if COOKIE in request.cookies:
+        clear_session_cookie(response, settings)  # an ended or made-up session: the browser forgets it
+    return response
 
 
 def _safe_next(value: str | None) -> str:
@@ -51,12 +74,18 @@ def _safe_next(value: str | None) -> str:
 @router.get("/dashboard", operation_id="dashboard_page", response_class=HTMLResponse,
             summary="The monitoring dashboard (HTML, Thai; `lang=en`): the login form, an area's live view, "
                     "or a round's overview of every area (administrators)")
-async def dashboard_page(request: Request, engine: EngineDep, now: NowDep, round: str | None = None,
-                         area: str | None = None, lang: Literal["th", "en"] | None = None) -> HTMLResponse:
+async def dashboard_page(request: Request, engine: EngineDep, settings: SettingsDep, now: NowDep,
+                         round: str | None = None, area: str | None = None,
+                         lang: Literal["th", "en"] | None = None) -> HTMLResponse:
     language = _lang(request, lang)
-    user = await asyncio.to_thread(lookup, engine, request.cookies.get(COOKIE))
-    if user is None:
-        return _login_page(language, str(request.url.path) + (f"?{request.url.query}" if request.url.query else ""))
+    here = str(request.url.path) + (f"?{request.url.query}" if request.url.query else "")
+    try:
+        found = await asyncio.to_thread(_current_session, request, engine)
+    except Refusal as problem:  # too many made-up sessions from here: the form still takes a valid token
+        return _shown_login(request, settings, language, here, problem, problem.status)
+    if found is None:
+        return _shown_login(request, settings, language, here)
+    web_session, user = found
 
     def build() -> dict:
         if user.role not in WATCHERS:
@@ -86,36 +115,75 @@ async def dashboard_page(request: Request, engine: EngineDep, now: NowDep, round
     try:
         page = await asyncio.to_thread(build)
     except Refusal as problem:
-        return _error_page(language, user, problem)
-    return _html(render_page("dashboard.html", data_json=script_json(page.pop("data")), **page))
+        return _error_page(language, user, problem, web_session.csrf_secret)
+    return _html(render_page("dashboard.html", data_json=script_json(page.pop("data")),
+                             csrf_token=web_session.csrf_secret, **page))
 
 
 @router.post("/dashboard/login", operation_id="dashboard_login", response_class=HTMLResponse,
-             summary="Log in to the dashboard with a token: sets an HttpOnly session cookie (district officers, admins)")
+             summary="Log in to the dashboard with a token: opens a web session, whose id is set in an HttpOnly "
+                     "cookie (district officers, admins)")
 async def dashboard_login(request: Request, engine: EngineDep, settings: SettingsDep,
                           token: Annotated[str, Form(max_length=200)] = "",
                           next: Annotated[str | None, Form(max_length=500)] = None) -> Response:
     language = _lang(request, None)
     target = _safe_next(next)
-    user = await asyncio.to_thread(lookup, engine, token.strip())
-    if user is None:
-        problem = refusal("unauthenticated", "โทเค็นไม่ถูกต้อง", "The token is not valid", 401)
-        return _login_page(language, target, problem, 401)
-    if user.role not in WATCHERS:
-        problem = forbidden("ดูภาพรวมการติดตาม (เฉพาะเจ้าหน้าที่เขตและผู้ดูแลระบบ)",
-                            "see the monitoring dashboard (district officers and administrators only)")
-        return _login_page(language, target, problem, 403)
+    if not from_this_site(request, settings):  # another site's page posting a token (login CSRF)
+        return _login_page(language, "/dashboard", csrf_failed(), 403)
+    token = token.strip()
+
+    def sign_in() -> tuple[User, str] | Refusal:
+        """The user and a new session id; a valid token is never refused, a wrong one is counted (or 429)."""
+        with session_scope(engine) as session:
+            user = token_owner(session, token) if token else None
+            if user is None:
+                try:
+                    failed_sign_in(request, "token:" + token)
+                except Refusal as locked:
+                    return locked
+                return refusal("unauthenticated", "โทเค็นไม่ถูกต้อง", "The token is not valid", 401)
+            if auth_now(request) >= user.token_expires_at:
+                return token_expired()
+            if user.role not in WATCHERS:
+                return forbidden("ดูภาพรวมการติดตาม (เฉพาะเจ้าหน้าที่เขตและผู้ดูแลระบบ)",
+                                 "see the monitoring dashboard (district officers and administrators only)")
+            _, session_id = open_session(session, user, auth_now(request), session_policy(request))
+            return user, session_id
+
+    outcome = await asyncio.to_thread(sign_in)
+    if isinstance(outcome, Refusal):
+        response = _login_page(language, target, outcome, outcome.status)
+        response.headers.update(getattr(outcome, "headers", None) or {})
+        return response
+    # a session already in this browser (another user's, or a stale one) is simply replaced
     response = RedirectResponse(target, status_code=303)
-    response.set_cookie(COOKIE, token.strip(), max_age=SESSION_SECONDS, httponly=True, samesite="strict", path="/",
-                        secure=(settings.public_url or "").startswith("https://"))
+    set_session_cookie(response, outcome[1], settings)
     return response
 
 
 @router.post("/dashboard/logout", operation_id="dashboard_logout", response_class=RedirectResponse,
-             summary="Log out of the dashboard (the session cookie is removed)")
-async def dashboard_logout() -> Response:
+             summary="Log out of the dashboard: the web session is revoked (the form carries its CSRF token)")
+async def dashboard_logout(request: Request, engine: EngineDep, settings: SettingsDep,
+                           csrf_token: Annotated[str | None, Form(alias=CSRF_FIELD, max_length=100)] = None
+                           ) -> Response:
+    def log_out() -> Refusal | None:
+        found = _current_session(request, engine)
+        if found is None:
+            return None  # nothing to end
+        if not csrf_ok(found[0], csrf_token):
+            return csrf_failed()
+        with session_scope(engine) as session:
+            revoke_session(session, request.cookies[COOKIE], auth_now(request))
+        return None
+
+    try:
+        problem = await asyncio.to_thread(log_out)
+    except Refusal as locked:
+        problem = locked
+    if problem is not None:
+        return _error_page(_lang(request, None), None, problem)
     response = RedirectResponse("/dashboard", status_code=303)
-    response.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict")
+    clear_session_cookie(response, settings)
     return response
 
 

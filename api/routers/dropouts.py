@@ -17,7 +17,7 @@ from sqlmodel import Session, select
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from api.deps import EngineDep, NowDep, SettingsDep, TemporalDep, UserDep, require_role, school_in_scope
+from api.deps import EngineDep, NowDep, SettingsDep, TemporalDep, UserDep, actor_of, require_role, school_in_scope
 from api.downloads import evidence_download
 from api.errors import ERROR_RESPONSES
 from api.views import Instant, instant
@@ -30,7 +30,7 @@ from domain.dropouts import REASONS, STATUS_TH, CommentDropout, DecideDropout, r
 from domain.ids import normalise_student_id
 from domain.refusals import invalid, not_found, refusal
 from domain.rounds import Schedule
-from domain.school_round import Actor, BlockingCase, Decision, SchoolRoundState, check_roster_editable
+from domain.school_round import BlockingCase, Decision, SchoolRoundState, check_roster_editable
 from workflows.dropout_consultation import DropoutConsultationWorkflow
 from workflows.ids import dropout_id, school_round_id
 from workflows.school_round import SchoolRoundWorkflow
@@ -286,7 +286,7 @@ async def comment_dropout(
 
     message_id = await asyncio.to_thread(stage)
     await _send(engine, client, request_id, message_id, DropoutConsultationWorkflow.comment, CommentDropout(
-        message_id=message_id, actor=Actor(user_id=user.id, role=user.role), area=user.area,
+        message_id=message_id, actor=actor_of(user), area=user.area,
         school_code=user.school_code))
     return await _settled_view(engine, user, round_id, request_id,
                                lambda session, _: session.get(DropoutMessage, message_id).posted)
@@ -311,7 +311,7 @@ async def decide_dropout(round_id: str, request_id: str, body: DecisionIn, user:
 
     message_id = await asyncio.to_thread(stage)
     await _send(engine, client, request_id, message_id, DropoutConsultationWorkflow.decide, DecideDropout(
-        message_id=message_id, approve=body.approve, actor=Actor(user_id=user.id, role=user.role), area=user.area))
+        message_id=message_id, approve=body.approve, actor=actor_of(user), area=user.area))
     return await _settled_view(engine, user, round_id, request_id, lambda _, r: r.status not in dropouts.OPEN_STATUSES)
 
 

@@ -14,20 +14,20 @@ from temporalio.client import WorkflowUpdateFailedError
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.service import RPCError, RPCStatusCode
 
-from api.deps import EngineDep, SettingsDep, TemporalDep, UserDep, require_role
+from api.deps import EngineDep, SettingsDep, TemporalDep, UserDep, actor_of, require_role
 from api.downloads import Sha256, evidence_download
 from api.errors import ERROR_RESPONSES
 from api.views import instant
 from api.workflow_updates import refusal_from_update_failure
-from db.duplicates import open_affiliation_case
+from db.duplicates import CLAIMED, open_affiliation_case
 from db.engine import session_scope
 from db.evidence import MAX_EVIDENCE_BYTES, store_evidence
 from db.models import DuplicateCase, EvidenceFile, School, Student
-from domain.duplicates import AGENCIES, DecideIn, DeclareIn
+from domain.actor_scope import check_actor_scope
+from domain.duplicates import AGENCIES, ClaimReviewIn, DecideIn, DeclareIn
 from domain.ids import normalise_student_id
 from domain.refusals import Refusal, forbidden, invalid, not_found, refusal
-from domain.roster_file import read_table
-from domain.school_round import Actor
+from domain.spreadsheet_stream import MAX_BYTES, FileLimits, spreadsheet_rows
 from workflows.duplicate_case import DuplicateCaseWorkflow
 from workflows.ids import duplicate_case_id
 
@@ -41,8 +41,8 @@ class CaseOut(BaseModel):
     kind: str
     status: str
     student_id: str
-    student_name: str
-    holder_school: str
+    student_name: str  # empty for the claimant's side: the holder's record of the student is not theirs
+    holder_school: str | None  # None for the claimant's side: which school has the student is not theirs to know
     claimant_school: str | None
     agency: str | None
     declarations: dict
@@ -57,13 +57,37 @@ def _visible(user, session, case: DuplicateCase) -> bool:
     if user.role == "admin":
         return True
     if user.role in ("staff", "director"):
+        if user.school_code == case.holder_school and (case.status == CLAIMED
+                                                       or (case.decision or {}).get("claim_dismissed")):
+            return False  # a bare claim: the holder school learns of it only if its district opens it
         return user.school_code in parties
     if user.role == "district":
         return any(session.get(School, p).area == user.area for p in parties)
     return False
 
 
-def _view(session, case: DuplicateCase) -> CaseOut:
+def _holder_side(user, session, case: DuplicateCase) -> bool:
+    """Who may see the student's record and the school that has them: admins, the holder school, its district.
+    The claimant's side (its school, a district of its area only) sees its own claim and nothing of theirs."""
+    if case.kind != "obec" or user.role == "admin":
+        return True
+    if user.role in ("staff", "director"):
+        return user.school_code == case.holder_school
+    return user.role == "district" and session.get(School, case.holder_school).area == user.area
+
+
+def _view(session, case: DuplicateCase, user) -> CaseOut:
+    if not _holder_side(user, session, case):
+        own = case.claimant_school
+        kept = case.outcome if case.outcome in (None, "none", own) else "other_school"
+        return CaseOut(
+            id=case.id, kind=case.kind, status=case.status, student_id=case.student_id, student_name="",
+            holder_school=None, claimant_school=own, agency=None,
+            declarations={k: v for k, v in case.declarations.items() if k == own},
+            decision={"keep_school": kept, "at": case.decision.get("at"),
+                      "claim_dismissed": case.decision.get("claim_dismissed", False)} if case.decision else None,
+            outcome=kept, opened_at=instant(case.opened_at).model_dump(mode="json"),
+            resolved_at=instant(case.resolved_at).model_dump(mode="json") if case.resolved_at else None)
     student = session.get(Student, case.student_pk)
     return CaseOut(
         id=case.id, kind=case.kind, status=case.status, student_id=case.student_id,
@@ -76,7 +100,8 @@ def _view(session, case: DuplicateCase) -> CaseOut:
 
 @router.get("/duplicates", operation_id="list_duplicates", response_model=list[CaseOut],
             summary="Duplicate-student cases the user may see: own school, own area, or all (admin)")
-async def list_duplicates(round_id: str, user: UserDep, engine: EngineDep, status: Literal["open", "resolved"] | None = None,
+async def list_duplicates(round_id: str, user: UserDep, engine: EngineDep,
+                          status: Literal["claimed", "open", "resolved"] | None = None,
                           school: str | None = None) -> list[CaseOut]:
     def load() -> list[CaseOut]:
         with session_scope(engine) as session:
@@ -88,7 +113,9 @@ async def list_duplicates(round_id: str, user: UserDep, engine: EngineDep, statu
             if user.role in ("staff", "director"):
                 stmt = stmt.where(or_(DuplicateCase.holder_school == user.school_code,
                                       DuplicateCase.claimant_school == user.school_code))
-            return [_view(session, c) for c in session.exec(stmt) if _visible(user, session, c)]
+            views = [_view(session, c, user) for c in session.exec(stmt) if _visible(user, session, c)]
+            # the filter again on what the caller may see: `school=<a guess>` must not find the holder of a claim
+            return [v for v in views if not school or school in (v.holder_school, v.claimant_school)]
 
     return await asyncio.to_thread(load)
 
@@ -98,7 +125,9 @@ async def list_duplicates(round_id: str, user: UserDep, engine: EngineDep, statu
                      "the district decides when both claim the student")
 async def resolve_duplicate(
         round_id: str, case_id: str, user: UserDep, engine: EngineDep, client: TemporalDep,
-        action: Annotated[Literal["present", "absent", "decide"], Form()],
+        action: Annotated[Literal["present", "absent", "decide", "open", "dismiss"], Form(
+            description="a party school: present | absent; the holder area's district: open | dismiss (a claim "
+                        "waiting for it), decide (both schools claim the student)")],
         keep_school: Annotated[str | None, Form(max_length=10, pattern=NO_NUL)] = None,
         note: Annotated[str | None, Form(max_length=1000, pattern=NO_NUL)] = None,
         evidence: Annotated[UploadFile | None, File(description="PDF, JPEG or PNG")] = None) -> CaseOut:
@@ -109,10 +138,13 @@ async def resolve_duplicate(
             case = session.get(DuplicateCase, case_id)
             if case is None or case.round_id != round_id or not _visible(user, session, case):
                 raise not_found("เรื่องนักเรียนซ้ำซ้อน", "duplicate case", case_id)
+            if action in ("decide", "open", "dismiss"):  # finding 4: only the district of the holder's area
+                check_actor_scope(actor_of(user), school_code=case.holder_school,
+                                  area=session.get(School, case.holder_school).area, roles=("district",))
             return store_evidence(session, data, evidence.filename or "").sha256 if data else None
 
     sha = await asyncio.to_thread(prepare)
-    actor = Actor(user_id=user.id, role=user.role)
+    actor = actor_of(user)
     handle = client.get_workflow_handle(duplicate_case_id(case_id))
     try:
         if action == "decide":
@@ -122,6 +154,11 @@ async def resolve_duplicate(
                               "Give the school that keeps the student, and the reason")
             state = await handle.execute_update(DuplicateCaseWorkflow.decide,
                                                 DecideIn(keep_school=keep_school, actor=actor, reason=note))
+        elif action in ("open", "dismiss"):
+            if action == "dismiss" and not note:
+                raise invalid("reason_required", "ต้องระบุเหตุผลที่ไม่เปิดเรื่อง", "Give the reason for dismissing the claim")
+            update = DuplicateCaseWorkflow.open_case if action == "open" else DuplicateCaseWorkflow.dismiss_claim
+            state = await handle.execute_update(update, ClaimReviewIn(actor=actor, reason=note))
         else:
             if user.role not in ("staff", "director"):
                 raise forbidden("แจ้งแทนโรงเรียน", "declare for a school")
@@ -134,12 +171,12 @@ async def resolve_duplicate(
             raise  # Temporal unreachable: a 503 to retry, not an answer about the case
         raise refusal("case_closed", "เรื่องนี้ปิดแล้ว", "This case is closed") from None
 
-    view = await asyncio.to_thread(_load_view, engine, case_id)
+    view = await asyncio.to_thread(_load_view, engine, case_id, user)
     for _ in range(200):  # settled: answer once the outcome is on the rosters (the workflow's next activity)
         if not state.resolved or view.status == "resolved":
             break
         await asyncio.sleep(0.05)
-        view = await asyncio.to_thread(_load_view, engine, case_id)
+        view = await asyncio.to_thread(_load_view, engine, case_id, user)
     return view
 
 
@@ -152,16 +189,17 @@ async def get_duplicate_evidence(round_id: str, case_id: str, sha256: Sha256, us
             case = session.get(DuplicateCase, case_id)
             if case is None or case.round_id != round_id or not _visible(user, session, case):
                 raise not_found("เรื่องนักเรียนซ้ำซ้อน", "duplicate case", case_id)
-            if sha256 not in {d.get("evidence") for d in case.declarations.values()}:
+            # the claimant's side: its own declaration's file only (finding 3)
+            if sha256 not in {d.get("evidence") for d in _view(session, case, user).declarations.values()}:
                 raise not_found("หลักฐาน", "evidence", sha256[:12])
             return session.get(EvidenceFile, sha256)
 
     return evidence_download(await asyncio.to_thread(load))
 
 
-def _load_view(engine, case_id: str) -> CaseOut:
+def _load_view(engine, case_id: str, user) -> CaseOut:
     with session_scope(engine) as session:
-        return _view(session, session.get(DuplicateCase, case_id))
+        return _view(session, session.get(DuplicateCase, case_id), user)
 
 
 class AffiliationReport(BaseModel):
@@ -179,18 +217,21 @@ async def import_affiliation_list(
         agency: Annotated[Literal["opec", "local", "bpp", "bma"], Form(description="สช. | อปท. | ตชด. | กทม.")],
         file: Annotated[UploadFile, File(description="CSV with a เลขประจำตัวประชาชน column")]) -> AffiliationReport:
     require_role(user, "admin", "district", what_th="นำเข้ารายชื่อต่างสังกัด", what_en="import affiliation lists")
-    data = await file.read(50 * 1024 * 1024 + 1)
+    data = await file.read(MAX_BYTES + 1)
 
     def match():
-        table = read_table(data, file.filename or "")
-        if not table:
+        # streamed within the upload caps (DMCFLOW_UPLOAD_MAX_*), every row read before any case is opened
+        table = spreadsheet_rows(data, file.filename or "", FileLimits.from_settings(settings))
+        first = next(table, None)
+        if first is None:
             raise invalid("file_empty", "ไฟล์ว่าง", "The file is empty")
-        header = [h.strip().lstrip("\ufeff") for h in table[0]]
+        header = [h.strip().lstrip("\ufeff") for h in first[1]]
         column = next((i for i, h in enumerate(header) if h in ("เลขประจำตัวประชาชน", "national_id", "ID")), None)
         if column is None:
             raise invalid("file_headers", "ไม่พบคอลัมน์ เลขประจำตัวประชาชน", "No เลขประจำตัวประชาชน column")
-        issues, ids = [], {}
-        for n, cells in enumerate(table[1:], start=2):
+        issues, ids, rows = [], {}, 0
+        for n, cells in table:
+            rows += 1
             raw = cells[column].strip() if column < len(cells) else ""
             if not raw:
                 continue
@@ -207,7 +248,7 @@ async def import_affiliation_list(
             for start in range(0, len(keys), 500):
                 found += session.exec(stmt.where(Student.student_id.in_(keys[start:start + 500]))).all()
             cases = [open_affiliation_case(session, round_id, s, agency)[1] for s in found]
-        return len(table) - 1, cases, issues
+        return rows, cases, issues
 
     rows, cases, issues = await asyncio.to_thread(match)
     for case in cases:

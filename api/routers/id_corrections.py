@@ -5,13 +5,13 @@ from __future__ import annotations
 import asyncio
 from typing import Literal
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, Field
 from sqlmodel import select
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from api.deps import EngineDep, TemporalDep, UserDep, require_role
+from api.deps import EngineDep, TemporalDep, UserDep, actor_of, require_role
 from api.downloads import Sha256, evidence_download
 from api.errors import ERROR_RESPONSES
 from api.views import instant
@@ -20,7 +20,7 @@ from db.engine import session_scope
 from db.models import EvidenceFile, IdCorrection, InboundMessage, School
 from domain.id_corrections import DecideIdCorrection
 from domain.refusals import not_found, refusal
-from domain.school_round import Actor
+from intake.mail_auth import refusal_reason
 from workflows.id_correction import IdCorrectionWorkflow
 from workflows.ids import id_correction_id
 
@@ -99,6 +99,44 @@ async def list_id_corrections(user: UserDep, engine: EngineDep, area: str | None
     return await asyncio.to_thread(load)
 
 
+class RefusedMailOut(BaseModel):
+    sha256: str
+    received_at: dict
+    via: str
+    client_address: str | None
+    sender: str | None = Field(description="the From address as claimed: not authenticated, or registered for no school")
+    message_id: str | None
+    size: int
+    area: str | None
+    reason: dict
+
+
+@router.get("/refused-mail", operation_id="list_refused_mail", response_model=list[RefusedMailOut],
+            summary="Mail the intake kept without acting on it or answering it (sender not authenticated or not "
+                    "registered), newest first, with the reason; district officers of the claimed school's area, admins")
+async def list_refused_mail(user: UserDep, engine: EngineDep,
+                            limit: int = Query(200, ge=1, le=1000)) -> list[RefusedMailOut]:
+    require_role(user, "district", "admin", what_th="ดูอีเมลที่ระบบไม่รับ", what_en="list refused mail")
+
+    def load() -> list[RefusedMailOut]:
+        with session_scope(engine) as session:
+            stmt = select(InboundMessage).where(InboundMessage.status == "refused")
+            if user.role == "district":  # the area of the school the From claims (db.id_corrections.sender_area)
+                stmt = stmt.where(InboundMessage.area == user.area)
+            rows = session.exec(stmt.order_by(InboundMessage.received_at.desc()).limit(limit)).all()
+            out = []
+            for row in rows:
+                code = (row.outcome or "refused:not_authenticated").removeprefix("refused:")
+                th, en = refusal_reason(code)
+                out.append(RefusedMailOut(
+                    sha256=row.sha256, received_at=instant(row.received_at).model_dump(mode="json"), via=row.via,
+                    client_address=row.client_address, sender=row.sender, message_id=row.message_id, size=row.size,
+                    area=row.area, reason={"code": code, "message_th": th, "message_en": en}))
+            return out
+
+    return await asyncio.to_thread(load)
+
+
 @router.get("/{ref}", operation_id="get_id_correction", response_model=IdCorrectionDetail,
             summary="One request with its original message and evidence (officers of the area only)")
 async def get_id_correction(ref: str, user: UserDep, engine: EngineDep) -> IdCorrectionDetail:
@@ -153,7 +191,7 @@ async def decide_id_correction(ref: str, body: DecisionIn, user: UserDep, engine
     try:
         await client.get_workflow_handle(id_correction_id(ref)).execute_update(
             IdCorrectionWorkflow.decide, DecideIdCorrection(approve=body.approve, reason=body.reason, area=user.area,
-                                                            actor=Actor(user_id=user.id, role=user.role)))
+                                                            actor=actor_of(user)))
     except WorkflowUpdateFailedError as exc:
         raise refusal_from_update_failure(exc) from None
     except RPCError as exc:

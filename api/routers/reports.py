@@ -9,12 +9,12 @@ import io
 import json
 import zipfile
 from datetime import datetime
+from types import SimpleNamespace
 from typing import Literal
 from urllib.parse import quote
 
 from fastapi import APIRouter, Response
 from openpyxl import Workbook
-from openpyxl.cell import WriteOnlyCell
 from openpyxl.styles import Font
 
 from api.dashboard_views import area_figures_now
@@ -27,6 +27,7 @@ from db import monitoring as reads
 from db.engine import session_scope
 from domain.monitoring import ACTION_LABELS, BUCKET_LABELS, school_status, stage_label
 from domain.refusals import refusal
+from domain.spreadsheet_cells import csv_cell, xlsx_cell
 from domain.thai_time import thai_datetime
 from workflows.ids import area_key
 
@@ -78,9 +79,10 @@ def report_rows(engine, round_id: str, area: str, now: datetime, lang: str) -> t
 
 def csv_bytes(header: list[str], rows: list[list]) -> bytes:
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(header)
-    writer.writerows(rows)
+    # every string quoted, and one that a spreadsheet would evaluate made text (domain/spreadsheet_cells.py)
+    writer = csv.writer(out, lineterminator="\r\n", quoting=csv.QUOTE_NONNUMERIC)
+    writer.writerow([csv_cell(v) for v in header])
+    writer.writerows([csv_cell(v) for v in row] for row in rows)
     return out.getvalue().encode("utf-8-sig")  # the BOM makes Excel read Thai as UTF-8
 
 
@@ -93,12 +95,12 @@ def xlsx_bytes(header: list[str], rows: list[list], title: str) -> bytes:
     bold = Font(bold=True)
     cells = []
     for name in header:
-        cell = WriteOnlyCell(ws, value=name)
+        cell = xlsx_cell(ws, name)
         cell.font = bold
         cells.append(cell)
     ws.append(cells)
     for row in rows:
-        ws.append(row)
+        ws.append([xlsx_cell(ws, value) for value in row])
     buf = io.BytesIO()
     wb.save(buf)
     return buf.getvalue()
@@ -144,6 +146,20 @@ def _table(header: list[str], rows: list[list]) -> bytes:
     return csv_bytes(header, rows)
 
 
+def _duplicate_for(school_code: str, case, student):
+    """A school's own claim on a student held elsewhere shows nothing of the holder or its record (finding 3 of
+    issue 15); a claim its district dismissed is left out of the holder's pack (the holder never knew of it)."""
+    if case.kind != "obec" or case.claimant_school != school_code:
+        return case, student
+    kept = case.outcome if case.outcome in (None, "none", school_code) else "other_school"
+    decision = {"keep_school": kept, "claim_dismissed": case.decision.get("claim_dismissed", False)} \
+        if case.decision else None
+    return SimpleNamespace(id=case.id, kind=case.kind, student_id=case.student_id, holder_school="",
+                           claimant_school=case.claimant_school, agency=None, outcome=kept, resolved_at=case.resolved_at,
+                           declarations={k: v for k, v in case.declarations.items() if k == school_code},
+                           decision=decision), None
+
+
 def evidence_files(engine, user, round_id: str, school_code: str, now: datetime, timeline_out) -> dict[str, bytes]:
     with session_scope(engine) as session:
         spec = round_row(session, round_id)
@@ -155,7 +171,9 @@ def evidence_files(engine, user, round_id: str, school_code: str, now: datetime,
         audit = reads.school_audit(session, round_id, school_code)
         corrections = reads.decided_id_corrections(session, round_id, school_code)
         dropouts = reads.decided_dropouts(session, round_id, school_code)
-        duplicates = reads.resolved_duplicates(session, round_id, school_code)
+        duplicates = [_duplicate_for(school_code, c, st)
+                      for c, st in reads.resolved_duplicates(session, round_id, school_code)
+                      if not (c.holder_school == school_code and (c.decision or {}).get("claim_dismissed"))]
         people = {a.actor for a in audit} | {snap.confirmed_by, snap.certified_by} \
             | {c.decided_by for c in corrections} | {d.decided_by for d, _ in dropouts}
         names = reads.user_names(session, {p for p in people if p})

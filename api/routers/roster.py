@@ -10,7 +10,7 @@ from typing import Annotated
 from fastapi import APIRouter, File, UploadFile
 from sqlmodel import select
 
-from api.deps import EngineDep, TemporalDep, UserDep, require_role, school_in_scope
+from api.deps import EngineDep, SettingsDep, TemporalDep, UserDep, require_role, school_in_scope
 from api.errors import ERROR_RESPONSES
 from api.roster_batches import apply_batch
 from api.schemas import BatchReport
@@ -18,7 +18,8 @@ from db.engine import session_scope
 from db.models import Round, School
 from domain.end_of_year import EndOfYearBatch
 from domain.refusals import Refusal, invalid, not_found
-from domain.roster_file import HEADER_OF, MAX_BYTES, RosterRow, parse_roster
+from domain.roster_file import HEADER_OF, RosterRow, parse_roster
+from domain.spreadsheet_stream import MAX_BYTES, FileLimits
 
 router = APIRouter(prefix="/rounds/{round_id}", tags=["roster"], responses=ERROR_RESPONSES)
 
@@ -31,11 +32,12 @@ def _row_payload(r: RosterRow) -> dict:
 
 @router.post("/students/import", operation_id="import_students", response_model=BatchReport,
              summary="Import a DMC export (CSV UTF-8/BOM/TIS-620/windows-874 or XLSX), rule by rule, row by row")
-async def import_students(round_id: str, user: UserDep, engine: EngineDep, client: TemporalDep,
+async def import_students(round_id: str, user: UserDep, engine: EngineDep, client: TemporalDep, settings: SettingsDep,
                           file: Annotated[UploadFile, File(description="the DMC export")]) -> BatchReport:
     require_role(user, "staff", "admin", what_th="นำเข้าข้อมูลนักเรียน", what_en="import students")
     data = await file.read(MAX_BYTES + 1)
-    parsed = await asyncio.to_thread(parse_roster, data, file.filename or "")
+    # streamed within the upload caps (DMCFLOW_UPLOAD_MAX_*): a hostile file is a 413, never the process's memory
+    parsed = await asyncio.to_thread(parse_roster, data, file.filename or "", FileLimits.from_settings(settings))
     report = BatchReport(total_rows=parsed.total_rows, issues=[i.__dict__ for i in parsed.issues])
 
     def group() -> dict[str, list[RosterRow]]:

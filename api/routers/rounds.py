@@ -4,8 +4,11 @@ import asyncio
 import uuid
 
 from fastapi import APIRouter, status
+from temporalio.common import SearchAttributePair, TypedSearchAttributes
 
-from api.deps import EngineDep, NowDep, SessionDep, SettingsDep, TemporalDep, UserDep, require_role, school_in_scope
+from api.deps import (
+    EngineDep, NowDep, SessionDep, SettingsDep, TemporalDep, UserDep, actor_of, require_role, school_in_scope,
+)
 from api.errors import ERROR_RESPONSES
 from api.schemas import ExtensionIn, ExtensionOut, RoundIn, RoundOut, StartedOut
 from api.views import instant, round_view
@@ -17,8 +20,9 @@ from dmcflow import round_ops
 from domain.messages import ExtendDeadline, FanoutInput
 from domain.refusals import forbidden, invalid, not_found, refusal
 from domain.rounds import RoundPolicy, RoundSpec
-from domain.school_round import Actor, SchoolRoundState
+from domain.school_round import SchoolRoundState, check_later_cutoff
 from domain.thai_time import as_bangkok_input
+from workflows import search_attributes as sa
 from workflows.ids import fanout_id
 from workflows.round_fanout import RoundFanoutWorkflow
 from workflows.school_round import SchoolRoundWorkflow
@@ -67,11 +71,18 @@ async def start_round(round_id: str, user: UserDep, engine: EngineDep, client: T
             summary="Progress of a round-wide operation (start, extension)")
 async def get_round_operation(round_id: str, operation_id: str, user: UserDep, client: TemporalDep) -> dict:
     require_role(user, "admin", "district", what_th="ดูงานของรอบ", what_en="see round operations")
-    if not operation_id.startswith("round-") or f"/{round_id}" not in operation_id:
+    parts = operation_id.split("/")
+    if not parts[0].startswith("round-") or len(parts) < 2 or parts[1] != round_id:
         raise not_found("งาน", "operation", operation_id)
     handle = client.get_workflow_handle(operation_id)
     try:
         desc = await handle.describe()
+    except Exception:
+        raise not_found("งาน", "operation", operation_id) from None
+    # a district sees its own area's operations only; round-wide ones (no area) are the admin's (issue 15, finding 9)
+    if user.role != "admin" and desc.typed_search_attributes.get(sa.AREA) != user.area:
+        raise not_found("งาน", "operation", operation_id)
+    try:
         progress = await handle.query(RoundFanoutWorkflow.status)
     except Exception:
         raise not_found("งาน", "operation", operation_id) from None
@@ -113,6 +124,7 @@ async def extend_deadline(round_id: str, body: ExtensionIn, user: UserDep, engin
             if cutoff <= now:
                 raise invalid("extension_in_past", "กำหนดส่งใหม่ต้องอยู่ในอนาคต", "The new cutoff must be in the future")
             if scope == "round":
+                check_later_cutoff(rnd.cutoff_at, cutoff)  # each school's workflow checks its own cutoff
                 rnd.cutoff_at = cutoff  # schools started later get the new cutoff too
                 session.add(rnd)
             # the request itself; each school's workflow adds its own event as it moves
@@ -122,7 +134,7 @@ async def extend_deadline(round_id: str, body: ExtensionIn, user: UserDep, engin
             return scope
 
     scope = await asyncio.to_thread(check_scope)
-    change = ExtendDeadline(cutoff_at=cutoff, reason=body.reason, actor=Actor(user_id=user.id, role=user.role),
+    change = ExtendDeadline(cutoff_at=cutoff, reason=body.reason, actor=actor_of(user),
                             scope=scope)
     if body.school_code:
         state = await school_update(client, round_id, body.school_code, SchoolRoundWorkflow.extend_deadline, change,
@@ -132,5 +144,8 @@ async def extend_deadline(round_id: str, body: ExtensionIn, user: UserDep, engin
     operation = fanout_id(round_id, "extend", uuid.uuid4().hex[:12])
     await client.start_workflow(
         RoundFanoutWorkflow.run, FanoutInput(round_id=round_id, operation="extend", area=body.area, extension=change),
-        id=operation, task_queue=settings.ops_task_queue)
+        id=operation, task_queue=settings.ops_task_queue,
+        # whose operation it is: get_round_operation shows an area's extension to that area's district only
+        search_attributes=TypedSearchAttributes([SearchAttributePair(sa.ROUND, round_id)] + (
+            [SearchAttributePair(sa.AREA, body.area)] if body.area else [])))
     return ExtensionOut(round_id=round_id, scope=scope, cutoff_at=instant(cutoff), operation_id=operation)

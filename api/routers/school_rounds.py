@@ -8,14 +8,14 @@ from datetime import datetime
 from fastapi import APIRouter
 from sqlmodel import select
 
-from api.deps import EngineDep, NowDep, TemporalDep, UserDep, require_role, school_in_scope
+from api.deps import EngineDep, NowDep, TemporalDep, UserDep, actor_of, require_role, school_in_scope
 from api.errors import ERROR_RESPONSES
 from api.schemas import AuditOut, SchoolRoundOut
 from api.views import instant, school_round_view
 from api.workflow_updates import school_update
 from db.engine import session_scope
 from db.models import AuditEvent, User
-from domain.school_round import Actor, Stage, already_certified
+from domain.school_round import Stage, already_certified
 from workflows.school_round import SchoolRoundWorkflow
 
 router = APIRouter(prefix="/rounds/{round_id}/schools/{school_code}", tags=["school rounds"],
@@ -32,7 +32,7 @@ async def _decide(engine, client, user, round_id, school_code, update, now: date
     view = await asyncio.to_thread(_view, engine, user, round_id, school_code, now)  # scope and existence first
     if view.stage == Stage.certified.value:
         raise already_certified()  # its workflow has ended; answer with the reason, not "not running"
-    await school_update(client, round_id, school_code, update, Actor(user_id=user.id, role=user.role))
+    await school_update(client, round_id, school_code, update, actor_of(user))
     return await asyncio.to_thread(_view, engine, user, round_id, school_code, now)
 
 

@@ -31,6 +31,8 @@ class StudentRef(BaseModel):
 
 class UpdateStudentIn(StudentRef):
     changes: StudentUpdateIn
+    reason: str | None = Field(None, max_length=500,
+                               description="why: required to move a student up a class (a correction, R9); audited")
 
 
 class TransferOutBody(StudentRef, TransferOutIn):
@@ -62,7 +64,8 @@ async def update_school_profile(round_id: str, school_code: str, body: SchoolPro
 
 
 @router.post("/students", operation_id="add_student", response_model=OpResult,
-             summary="R2, R5, R6: add a student who sat the AY 2566 final exam here (never a new applicant)")
+             summary="R2, R5, R6: add a student who sat the AY 2566 final exam here (never next year's applicant; "
+                     "years are BE)")
 async def add_student(round_id: str, school_code: str, body: StudentIn, user: UserDep, engine: EngineDep,
                       client: TemporalDep) -> OpResult:
     return await _op(engine, client, user, round_id, school_code, "add_student", body.model_dump(mode="json"))
@@ -83,10 +86,12 @@ async def add_student_by_gcode(round_id: str, school_code: str, body: StudentIn,
 
 
 @router.post("/students/update", operation_id="update_student", response_model=OpResult,
-             summary="R9: classroom, grade (never a promotion), name and general edits")
+             summary="R9: classroom, grade (moving up is a correction with its reason; promotion comes from 3.2.2), "
+                     "name and general edits")
 async def update_student(round_id: str, school_code: str, body: UpdateStudentIn, user: UserDep, engine: EngineDep,
                          client: TemporalDep) -> OpResult:
-    data = {"student": body.student, "changes": body.changes.model_dump(mode="json", exclude_unset=True)}
+    data = {"student": body.student, "changes": body.changes.model_dump(mode="json", exclude_unset=True),
+            "reason": body.reason}
     return await _op(engine, client, user, round_id, school_code, "update_student", data)
 
 

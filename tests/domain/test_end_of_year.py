@@ -16,7 +16,9 @@ from domain.end_of_year import (
 )
 from domain.grades import is_graduating, normalise_grade
 from domain.refusals import Refusal
-from domain.school_round import GateProgress
+from domain.rounds import Schedule
+from domain.school_round import GateProgress, SchoolRoundState, check_can_confirm
+from domain.thai_time import bangkok
 
 STUDENT = "1449900000018"
 ALL_GRADES = [f"อ.{i}" for i in range(1, 4)] + [f"ป.{i}" for i in range(1, 7)] + [f"ม.{i}" for i in range(1, 7)]
@@ -46,13 +48,31 @@ def test_3221_needs_322_for_every_student():
     check_step_order("3.2.2.1", GateProgress(students=5, results=5, repeaters=1))
 
 
-def test_3222_needs_3221_done():
-    gate = GateProgress(students=5, results=5, repeaters=2, repeat_reasons=1, graduates=2)
-    with pytest.raises(Refusal) as exc:
-        check_step_order("3.2.2.2", gate)
-    assert exc.value.code == "step_order"
-    gate.repeat_reasons = 2
+def test_r10_3222_may_come_before_3221_once_322_is_complete():
+    """The letter orders 3.2.2 before the other two menus, not 3.2.2.1 before 3.2.2.2: a school that
+    records its graduates' destinations first is not refused (it used to be, with step_order)."""
+    gate = GateProgress(students=5, results=5, repeaters=2, repeat_reasons=0, graduates=2)
     check_step_order("3.2.2.2", gate)
+    check_step_order("3.2.2.1", GateProgress(students=5, results=5, repeaters=2, graduates=2, destinations=2))
+    # the dashboard shows each menu's own progress: 3.2.2.2 done, 3.2.2.1 not
+    gate.destinations = 2
+    assert gate.summary()["steps"] == {"3.2.2": True, "3.2.2.1": False, "3.2.2.2": True}
+    assert not gate.complete
+
+
+def test_r10_confirmation_still_needs_all_three_menus():
+    state = SchoolRoundState(round_id="r", school_code="1044449001", area="a", schedule=Schedule(
+        opens_at=bangkok(2024, 3, 1), confirm_from=bangkok(2024, 4, 30, 8, 30), cutoff_at=bangkok(2024, 4, 30, 16, 30)))
+    state.gate = GateProgress(students=5, results=5, repeaters=2, repeat_reasons=1, graduates=2, destinations=2)
+    with pytest.raises(Refusal) as exc:
+        check_can_confirm(state, bangkok(2024, 4, 30, 9))
+    assert exc.value.code == "gate_3_2_2_1" and "3.2.2.1" in exc.value.message_th
+    state.gate = GateProgress(students=5, results=5, repeaters=2, repeat_reasons=2, graduates=2, destinations=1)
+    with pytest.raises(Refusal) as exc:
+        check_can_confirm(state, bangkok(2024, 4, 30, 9))
+    assert exc.value.code == "gate_3_2_2_2"
+    state.gate.destinations = 2
+    check_can_confirm(state, bangkok(2024, 4, 30, 9))
 
 
 def test_3222_refused_when_322_itself_is_incomplete():
@@ -60,6 +80,12 @@ def test_3222_refused_when_322_itself_is_incomplete():
     with pytest.raises(Refusal) as exc:
         check_step_order("3.2.2.2", GateProgress(students=5, results=4, graduates=2))
     assert exc.value.code == "step_order"
+
+
+def test_3221_refused_when_322_itself_is_incomplete():
+    with pytest.raises(Refusal) as exc:
+        check_step_order("3.2.2.1", GateProgress(students=5, results=4, repeaters=1, graduates=2, destinations=2))
+    assert exc.value.code == "step_order" and exc.value.message_th.startswith("ต้องบันทึกเมนู 3.2.2 ")
 
 
 def test_3222_allowed_when_no_student_repeats():

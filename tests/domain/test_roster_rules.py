@@ -5,8 +5,10 @@ from __future__ import annotations
 import pytest
 
 from domain.refusals import Refusal
+from domain.roster_file import HEADERS, parse_roster
 from domain.roster_rules import (
-    StudentIn, StudentUpdateIn, check_admission, check_grade_edit, check_status_change, check_transfer_out, check_update,
+    StudentIn, StudentUpdateIn, check_admission, check_entry_year, check_grade_edit, check_status_change,
+    check_transfer_out, check_update,
 )
 
 BASE = dict(student="๑-๔๔๙๙-๐๐๐๐๐-๐๑-๘", first_name=" ปวีณา ", last_name="พลอยงาม", grade="ม 1", sat_final_exam_here=True)
@@ -35,15 +37,71 @@ def test_add_by_gcode_needs_a_gcode():
     assert fields["student_id"] == "G664400000008"
 
 
+@pytest.mark.parametrize("op", ["add_student", "transfer_in_student", "add_student_by_gcode"])
+@pytest.mark.parametrize(("year", "code"), [
+    (2024, "entry_year_not_be"), (2566, None), (2560, None), (2567, "r5_applicant"), (2568, "r5_applicant"),
+    (66, "entry_year_not_be"), (0, "entry_year_not_be"), (-2566, "entry_year_not_be"), (None, None),
+])
+def test_r5_entry_year_is_be_and_never_next_years_applicant(op, year, code):
+    """R5 wherever a student enters: a CE year (2024) is refused saying years are BE, and 2567's
+    applicants are refused in round 3 of 2566 (a CE 2024 used to pass: it is not > 2566)."""
+    student = "G664400000008" if op == "add_student_by_gcode" else BASE["student"]
+    data = StudentIn(**{**BASE, "student": student, "entry_academic_year": year})
+    if code is None:
+        check_admission(op, data, 2566)
+        return
+    with pytest.raises(Refusal) as refused:
+        check_admission(op, data, 2566)
+    r = refused.value
+    assert (r.code, r.status) == (code, 422)
+    if code == "entry_year_not_be":
+        assert r.message_th.startswith("ปีการศึกษาที่เข้าเรียนต้องเป็นปีพุทธศักราช (พ.ศ.)") and "Buddhist-Era" in r.message_en
+    else:
+        assert r.message_th.startswith(f"ห้ามบันทึกนักเรียนที่มาสมัครใหม่ปีการศึกษา {year}") and "(ข้อ 5)" in r.message_th
+
+
+def test_r5_a_ce_year_is_shown_as_the_be_year_it_means():
+    with pytest.raises(Refusal) as refused:
+        check_entry_year(2024, 2566)
+    assert "ค.ศ. 2024 คือ พ.ศ. 2567" in refused.value.message_th and "CE 2024 is BE 2567" in refused.value.message_en
+    check_entry_year(None, 2566)
+
+
+def test_r5_the_import_reads_the_optional_entry_year_column():
+    header = [*list(HEADERS)[:12], "ปีการศึกษาที่เข้าเรียน"]
+    cells = ["1044449001", "ก", "1449900000018", "ม.1", "1", "1", "ช", "เด็กชาย", "ปวีณา", "พลอยงาม", "02/02/2555", "ใช่"]
+    data = "\r\n".join(",".join(r) for r in [header, [*cells, "๒๕๖๗"], [*cells[:2], "1449900000026", *cells[3:], ""],
+                                               [*cells[:2], "1449900000034", *cells[3:], "ปีหน้า"]]).encode()
+    parsed = parse_roster(data, "roster.csv")
+    assert [r.entry_academic_year for r in parsed.rows] == [2567, None]
+    assert [(i.row, i.column, i.code) for i in parsed.issues] == [(4, "ปีการศึกษาที่เข้าเรียน", "entry_year_format")]
+
+
 @pytest.mark.parametrize(("old", "new", "allowed"), [
     ("ม.2", "ม.3", False), ("ม.2", "ม.6", False), ("ป.6", "ม.1", False), ("อ.3", "ป.1", False),
     ("ม.2", "ม.2", True), ("ม.2", "ม.1", True), ("ม.1", "ป.6", True),
 ])
-def test_r9_a_grade_edit_that_is_a_promotion_is_refused(old, new, allowed):
+def test_r9_moving_a_class_up_without_a_reason_is_refused_as_no_roster_edit(old, new, allowed):
     if allowed:
         assert check_grade_edit(old, new) == new
-    else:
-        assert code_of(check_grade_edit, old, new) == "r9_promotion"
+        return
+    with pytest.raises(Refusal) as refused:
+        check_grade_edit(old, new)
+    r = refused.value
+    assert (r.code, r.status) == ("grade_up_needs_reason", 422)
+    # the message says what the letter says: promotion follows from 3.2.2; it no longer blames ข้อ 9
+    assert "เหตุผล" in r.message_th and "3.2.2" in r.message_th and "ข้อ 9" not in r.message_th
+    assert "3.2.2" in r.message_en and "(R9)" not in r.message_en
+    assert code_of(check_grade_edit, old, new, "   ") == "grade_up_needs_reason"
+
+
+def test_r9_an_upward_class_correction_with_its_reason_is_allowed():
+    """แก้ไขชั้นเรียน: a student recorded as ม.1 who is in ม.2 is corrected, with the reason (it used to
+    be refused as a promotion, citing ข้อ 9)."""
+    assert check_grade_edit("ม.1", "ม 2", "บันทึกชั้นผิดตอนย้ายเข้า") == "ม.2"
+    changes = check_update("ม.1", StudentUpdateIn(grade="ม.2", classroom="3"), "บันทึกชั้นผิด")
+    assert changes == {"grade": "ม.2", "classroom": "3"}  # the reason is audited, never a student field
+    assert code_of(check_update, "ม.1", StudentUpdateIn(grade="ม.2")) == "grade_up_needs_reason"
 
 
 def test_update_normalises_names_and_refuses_nothing_to_change():

@@ -302,6 +302,17 @@ def test_extension_refusals():
     assert refused(check_extension, certified, T_1000, bangkok(2024, 5, 2, 16, 30)).code == "already_certified"
 
 
+@pytest.mark.parametrize("new_cutoff", [bangkok(2024, 4, 30, 10, 5), bangkok(2024, 4, 30, 16, 29), T_1630])
+def test_an_extension_never_shortens_a_deadline(new_cutoff):
+    """At 10.00 on the day, a "new cutoff" of 10.05 (or any time before 16.30) used to be accepted: the
+    school lost its afternoon. An extension only moves the cutoff later."""
+    r = refused(check_extension, state(), T_1000, new_cutoff)
+    assert (r.code, r.status) == ("extension_not_later", 422)
+    assert r.message_th.startswith("การขยายเวลาต้องเลื่อนกำหนดส่งให้ช้ากว่าเดิม") and "30 เม.ย. 2567 16.30 น." in r.message_th
+    assert "later" in r.message_en
+    assert check_extension(state(), T_1000, bangkok(2024, 4, 30, 16, 31)) is None
+
+
 def test_state_round_trips_through_json():
     s = state(confirmed=T_1000, blocking=[BlockingCase(kind="duplicate", ref="d1")])
     again = SchoolRoundState.model_validate_json(s.model_dump_json())

@@ -20,6 +20,35 @@ def test_the_shipped_2567_list_has_songkran_and_its_in_lieu_and_bridge_days():
     assert H2567[date(2024, 4, 13)] == "วันสงกรานต์"
 
 
+def test_labour_day_is_a_working_day_for_schools_and_area_offices():
+    """1 May (National Labour Day) closes banks and private firms, not government offices: the shipped
+    2567 list used to count it as a holiday, so a consultation asked on 30 Apr 2567 waited a day longer."""
+    assert date(2024, 5, 1) not in H2567 and is_working_day(date(2024, 5, 1), H2567)
+    # Tue 30 Apr 16.30: Wed 1 May and Thu 2 May are its two working days (not Fri 3 May)
+    assert working_deadline(bangkok(2024, 4, 30, 16, 30), 2, H2567) == bangkok(2024, 5, 2, 16, 30)
+    # the Royal Ploughing Ceremony (Fri 10 May 2567) is a government holiday: offices are closed
+    assert H2567[date(2024, 5, 10)] == "วันพืชมงคล"
+    assert working_deadline(bangkok(2024, 5, 9, 9), 2, H2567) == bangkok(2024, 5, 14, 9)
+
+
+def test_the_shipped_2567_list_is_the_librarys_public_and_government_days_without_labour_day():
+    """Cross-check with the `holidays` package (Thailand 2024): its public and government holidays,
+    less National Children's Day (a Saturday) and National Labour Day (not a government holiday)."""
+    import holidays
+
+    library = holidays.country_holidays("TH", years=2024, categories=("public", "government"))
+    expected = {d for d in library if d not in (date(2024, 1, 13), date(2024, 5, 1))}
+    assert set(H2567) == expected
+
+
+@pytest.mark.parametrize("year", [2025, 2026])  # years whose ploughing day the library knows
+def test_years_from_the_library_leave_labour_day_a_working_day(year):
+    days = holidays_between(date(year, 1, 1), date(year, 12, 31), [SHIPPED])
+    assert date(year, 5, 1) not in days and date(year, 1, 1) in days
+    assert not any("แรงงาน" in name or "วันเด็ก" in name for name in days.values())
+    assert any(name == "วันพืชมงคล" for name in days.values())  # a government-office holiday
+
+
 def test_two_working_days_from_a_friday_end_on_tuesday_at_the_same_time():
     assert working_deadline(bangkok(2024, 3, 1, 10), 2, H2567) == bangkok(2024, 3, 5, 10)
 

@@ -27,6 +27,7 @@ class WorkerProcess:
         self.env = {**os.environ, "PYTHONPATH": str(ROOT), "DMCFLOW_DATABASE_URL": settings.database_url,
                     "DMCFLOW_TEMPORAL_ADDRESS": address, "DMCFLOW_TASK_QUEUE": settings.task_queue,
                     "DMCFLOW_SMTP_HOST": settings.smtp_host, "DMCFLOW_SMTP_PORT": str(settings.smtp_port),
+                    "DMCFLOW_SMTP_TLS": settings.smtp_tls,
                     "DMCFLOW_PUBLIC_URL": settings.public_url or ""}
         self.proc: subprocess.Popen | None = None
         self.starts = 0

@@ -48,7 +48,7 @@ from domain.school_round import SchoolRoundState
 from intake.pipeline import Intake
 from intake.smtp_listener import start_listener
 from tests.conftest import Catcher, free_port
-from tests.intake.messages import block, build, letter, nid
+from tests.intake.messages import block, build, dkim_dns, letter, nid
 from tests.faults.processes import WorkerProcess
 from tests.stack import add_round, unique_round
 from workflows.area_cutoff import SETTLE
@@ -318,7 +318,7 @@ class RoundRun:
         """Start the round, play every user's part while `faults` (a coroutine) runs, then wait until the
         round has settled: mails drained, requests closed, escalations sent."""
         app = create_app(self.settings, engine=self.engine, temporal=self.client)
-        self.intake = Intake(self.engine, self.client, self.settings)
+        self.intake = Intake(self.engine, self.client, self.settings, dnsfunc=dkim_dns)  # the schools sign (DKIM)
         self.intake_port = free_port()
         listener = start_listener(self.intake, "127.0.0.1", self.intake_port, self.settings.intake_max_bytes)
         transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)  # a 500 is an answer, as for a user

@@ -22,7 +22,7 @@ from temporalio.client import Client
 
 from db.engine import session_scope
 from db.models import OutboxMail, SchoolRound
-from dmcflow.temporal_client import DATA_CONVERTER
+from tests.payload_keys import DATA_CONVERTER
 from tests.conftest import free_port
 from tests.faults.processes import DevServer
 from tests.faults.round import RoundRun, long_form, report, until, utcnow

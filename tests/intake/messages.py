@@ -1,19 +1,33 @@
-"""Test messages built with the stdlib `email` package, as real mail clients send them."""
+"""Test messages built with the stdlib `email` package, as real mail clients send them, and signed (DKIM)
+as the school's mail server signs them: the intake trusts a From domain only when it is authenticated.
+
+`sign` is the one way tests authenticate mail: with TEST_KEY, published (by `dkim_dns`, the intake's DNS in
+tests) under the selector `test` of every domain. `build` signs with the From domain unless told otherwise.
+"""
 
 from __future__ import annotations
 
 import base64
 import quopri
+import re
 from collections.abc import Sequence
 from email.header import Header
 from email.message import Message
+from email.parser import BytesHeaderParser
+from email.policy import compat32
 from email.mime.application import MIMEApplication
 from email.mime.multipart import MIMEMultipart
 from email.mime.nonmultipart import MIMENonMultipart
 from email.utils import formataddr
+from functools import cache
 from pathlib import Path
 
+import dkim
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
 from domain.ids import national_id_check_digit
+from intake.email_parser import sender_address
 
 # Python knows TIS-620 but not the name windows-874; both are read as cp874 by the intake.
 _CODECS = {"tis-620": "cp874", "windows-874": "cp874"}
@@ -30,6 +44,50 @@ EXE = b"MZ\x90\x00\x03\x00\x00\x00\x04\x00\x00\x00\xff\xff\x00\x00"
 
 Attachment = tuple[str, str, bytes]  # filename, declared content type, bytes
 EVIDENCE: tuple[Attachment, ...] = (("หลักฐาน.pdf", "application/pdf", PDF),)
+
+
+# --- DKIM ----------------------------------------------------------------------------------------------
+
+SELECTOR = "test"
+SIGNED_HEADERS = [b"from", b"to", b"subject", b"date", b"message-id", b"mime-version", b"content-type"]
+
+
+@cache
+def rsa_key(name: str = "school") -> rsa.RSAPrivateKey:
+    """A fresh RSA key per name and test run: "school" is TEST_KEY, others are an attacker's."""
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+def _pem(key: rsa.RSAPrivateKey) -> bytes:
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
+                             serialization.NoEncryption())
+
+
+def dkim_record(key: rsa.RSAPrivateKey) -> bytes:
+    der = key.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return b"v=DKIM1; k=rsa; p=" + base64.b64encode(der)
+
+
+def dkim_dns(name: bytes, timeout: float = 5) -> bytes | None:
+    """The intake's DNS in tests (dkimpy's `dnsfunc`): every domain publishes TEST_KEY under `test`, and
+    nothing else. Never the network."""
+    return dkim_record(rsa_key()) if name.decode().startswith(f"{SELECTOR}._domainkey.") else None
+
+
+def sign(raw: bytes, domain: str | None = None, *, key: rsa.RSAPrivateKey | None = None,
+         selector: str = SELECTOR, include_headers: list[bytes] | None = None, length: bool = False) -> bytes:
+    """`raw` with a DKIM-Signature of `domain` (by default the From domain) prepended."""
+    if domain is None:
+        head = BytesHeaderParser(policy=compat32).parsebytes(raw.split(b"\n\n", 1)[0].split(b"\r\n\r\n", 1)[0])
+        sender = sender_address([re.sub(r"\r?\n[ \t]", " ", str(v)).strip() for v in head.get_all("From", [])])
+        if sender is None:
+            return raw
+        domain = sender.rsplit("@", 1)[1]
+    linesep = b"\r\n" if b"\r\n" in raw[:2000] else b"\n"
+    signature = dkim.sign(raw, selector.encode(), domain.encode(), _pem(key or rsa_key()),
+                          include_headers=include_headers or SIGNED_HEADERS, canonicalize=(b"relaxed", b"relaxed"),
+                          linesep=linesep, length=length)
+    return signature + raw
 
 
 def nid(first12: str) -> str:
@@ -99,9 +157,9 @@ def build(body: str | None = None, *, html: str | None = None, charset: str | No
           attachments: Sequence[Attachment] = EVIDENCE, sender: str | None = None,
           subject: str = "ขอแก้ไขเลขประจำตัวประชาชนนักเรียน", message_id: str | None = "<t-1@mail.example>",
           date: str | None = "Thu, 18 Apr 2024 09:05:00 +0700", headers: dict[str, str] | None = None,
-          body_part: Message | None = None) -> bytes:
-    """A whole message as bytes. Text and HTML together make a multipart/alternative; attachments make
-    a multipart/mixed around it."""
+          body_part: Message | None = None, signed: bool = True) -> bytes:
+    """A whole message as bytes, signed by its From domain unless `signed` is false. Text and HTML together
+    make a multipart/alternative; attachments make a multipart/mixed around it."""
     parts = []
     if body is not None:
         parts.append(text_part(body, charset=charset, cte=cte, encode_as=encode_as))
@@ -134,7 +192,7 @@ def build(body: str | None = None, *, html: str | None = None, charset: str | No
         msg["Message-ID"] = message_id
     for name, value in (headers or {}).items():
         msg[name] = value
-    return msg.as_bytes()
+    return sign(msg.as_bytes()) if signed else msg.as_bytes()
 
 
 def html_table(rows: Sequence[Sequence[str]], *, header: bool = False) -> str:

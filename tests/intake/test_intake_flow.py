@@ -8,68 +8,25 @@ import json
 from datetime import timedelta
 from pathlib import Path
 
-import aiosmtplib
 import pytest
 
 from activities.intake import IntakeActivities
 from db.engine import session_scope
-from db.id_corrections import store_raw
 from db.models import IdCorrection, InboundMessage, Student
 from intake.imap_poller import ImapPoller
-from intake.pipeline import Intake
-from intake.smtp_listener import start_listener
-from tests.conftest import free_port
-from tests.intake.messages import block, build, find_samples, letter, nid
-from tests.stack import SCHOOL, add_round, keep_history, running_stack, unique_round
+from tests.intake.env import body, outcome_of, replies
+from tests.intake.messages import block, build, find_samples, letter, nid, sign
+from tests.stack import SCHOOL, keep_history
 from tests.timing import eventually, skip_to
 
 SAMPLES = find_samples(Path(__file__))
-ROSTER = Path(__file__).resolve().parents[2] / "dmcflow" / "demo" / "roster-phase3-2566.csv"
-
-
-class Setup:
-    def __init__(self, stack, intake, port, rid, cutoff):
-        self.stack, self.intake, self.port, self.rid, self.cutoff = stack, intake, port, rid, cutoff
-
-    async def send(self, raw: bytes) -> None:
-        await aiosmtplib.send(raw, sender="dmc@tuayang.ac.th", recipients=["idfix@district.example"],
-                              hostname="127.0.0.1", port=self.port)
-
-
-@pytest.fixture
-async def intake_env(time_env, engine, settings, smtp):
-    async with running_stack(time_env, engine, settings) as stack:
-        now = await stack.now()
-        rid = unique_round()
-        cutoff = now + timedelta(days=3)
-        add_round(engine, rid, now - timedelta(minutes=1), now + timedelta(days=2), cutoff)
-        await stack.start_round(rid)
-        r = await stack.http.post(f"/rounds/{rid}/students/import", headers=stack.auth("admin"),
-                                  files={"file": ("roster.csv", ROSTER.read_bytes(), "text/csv")})
-        assert r.json()["applied"] == 14, r.text
-        intake = Intake(engine, stack.client, settings)
-        port = free_port()
-        listener = start_listener(intake, "127.0.0.1", port, settings.intake_max_bytes)
-        try:
-            yield Setup(stack, intake, port, rid, cutoff)
-        finally:
-            listener.stop()
-
-
-def replies(smtp, message_id: str) -> list:
-    """The receipt replies to one message (outcome notices later thread under it too, as [DMC] ...)."""
-    return [m for m in smtp.messages if m["In-Reply-To"] == message_id and m["Subject"].startswith("Re:")]
-
-
-def body(msg) -> str:
-    return msg.get_body(("plain",)).get_content()
 
 
 @pytest.mark.skipif(SAMPLES is None, reason="shared/samples/emails not found beside the work tree")
 async def test_every_sample_gets_its_outcome_and_exactly_one_reply(intake_env, engine, smtp):
     expected = json.loads((SAMPLES / "expected.json").read_text())
     for case in expected:
-        raw = (SAMPLES / case["file"]).read_bytes()
+        raw = sign((SAMPLES / case["file"]).read_bytes())  # as the school's mail server sends it
         await intake_env.send(raw)
         message_id = next(line.split(":", 1)[1].strip() for line in raw.decode("latin-1").splitlines()
                           if line.lower().startswith("message-id:"))
@@ -151,23 +108,21 @@ async def test_refusals_sender_closed_and_crash_between_store_and_parse(intake_e
     stack = intake_env.stack
     forged = build(letter(block(old="1449900000018", new="1449909000011")), message_id="<forged@mail.example>",
                    sender='"dmc@tuayang.ac.th" <attacker@evil.example>')
-    await intake_env.send(forged)
-    [reply] = await eventually(lambda: replies(smtp, "<forged@mail.example>"))
-    assert reply["To"] == "attacker@evil.example" and "ไม่ได้ลงทะเบียน" in body(reply)
+    await intake_env.send(forged)  # signed by evil.example, registered for no school: kept, never answered
+    assert await eventually(lambda: outcome_of(engine, "<forged@mail.example>")) == "refused:sender_not_registered"
     assert (await stack.http.get("/id-corrections", headers=stack.auth("admin"))).json() == []
 
     # the listener stored the message, then died before handing it over: a restart resumes it
     raw = build(letter(block(old="1449900000018", new="1449909000011")), message_id="<crash@mail.example>")
-    with session_scope(engine) as s:
-        store_raw(s, raw, "smtp", await stack.now(), settings.intake_max_bytes)
+    assert intake_env.intake.admit(raw, "smtp", await stack.now())[1]
     assert await intake_env.intake.resume() == 1
     await eventually(lambda: replies(smtp, "<crash@mail.example>"))
     assert await intake_env.intake.resume() == 0
 
     await skip_to(stack, intake_env.cutoff + timedelta(minutes=1))
     late = build(letter(block(old="1449900000034", new="1449909000037")), message_id="<late@mail.example>")
-    with session_scope(engine) as s:  # received after the cutoff (Temporal's clock, not the sender's Date)
-        sha, _ = store_raw(s, late, "smtp", await stack.now(), settings.intake_max_bytes)
+    # received after the cutoff (Temporal's clock, not the sender's Date)
+    sha, _ = intake_env.intake.admit(late, "smtp", await stack.now())
     await intake_env.intake.hand_over(sha)
     [reply] = await eventually(lambda: replies(smtp, "<late@mail.example>"))
     assert "ปิดรับการแก้ไข" in body(reply) and "closed" in body(reply)
@@ -179,8 +134,7 @@ async def test_a_request_received_in_time_but_handed_over_after_the_cutoff_expir
     so it expires at once and the school is told (it used to wait for a decision forever)."""
     stack = intake_env.stack
     raw = build(letter(block(old="1449900000018", new="1449909000011")), message_id="<eve@mail.example>")
-    with session_scope(engine) as s:
-        store_raw(s, raw, "smtp", intake_env.cutoff - timedelta(minutes=1), settings.intake_max_bytes)
+    intake_env.intake.admit(raw, "smtp", intake_env.cutoff - timedelta(minutes=1))
     await skip_to(stack, intake_env.cutoff + timedelta(minutes=1))
     assert await intake_env.intake.resume() == 1
     [reply] = await eventually(lambda: replies(smtp, "<eve@mail.example>"))
@@ -197,8 +151,7 @@ async def test_a_decision_before_the_request_has_its_workflow_is_asked_again_not
     already decided (and the request then expired unseen)."""
     stack = intake_env.stack
     raw = build(letter(block(old="1449900000018", new="1449909000011")), message_id="<behind@mail.example>")
-    with session_scope(engine) as s:
-        sha, _ = store_raw(s, raw, "smtp", await stack.now(), settings.intake_max_bytes)
+    sha, _ = intake_env.intake.admit(raw, "smtp", await stack.now())
     IntakeActivities(engine, settings).process_inbound(sha)  # the activity ran; its workflow went no further
     [item] = (await stack.http.get("/id-corrections?status=pending", headers=stack.auth("district"))).json()
     r = await stack.http.post(f"/id-corrections/{item['ref']}/decision", headers=stack.auth("district"),
@@ -279,7 +232,7 @@ def pending_old_ids(engine) -> list[str]:
 async def test_every_sample_through_dovecot(intake_env, imap_config, mailbox, smtp, engine):
     expected = json.loads((SAMPLES / "expected.json").read_text())
     for case in expected:
-        await mailbox.append((SAMPLES / case["file"]).read_bytes())
+        await mailbox.append(sign((SAMPLES / case["file"]).read_bytes()))
     poller = ImapPoller(imap_config, intake_env.intake.receive)
     try:
         assert await poller.poll_once() == len(expected)
@@ -299,8 +252,10 @@ def spec_table(max_bytes: int) -> list[tuple[str, bytes, str]]:
     def one(mid: str, **fields) -> bytes:
         return build(letter(block(**fields)), message_id=f"<{mid}@mail.example>")
 
-    broken = (b"From: dmc@tuayang.ac.th\r\nTo: idfix@district.example\r\nMessage-ID: <unreadable@mail.example>\r\n"
-              b"MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"gone\"\r\n\r\n--other\r\n\x00\xff\xfe")
+    # signed, so without a NUL and ending in a line break: Dovecot changes both, which breaks the signature, and
+    # the message would never get past the door
+    broken = sign(b"From: dmc@tuayang.ac.th\r\nTo: idfix@district.example\r\nMessage-ID: <unreadable@mail.example>\r\n"
+              b"MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"gone\"\r\n\r\n--other\r\n\xff\xfe\r\n")
     return [
         ("unreadable", broken, "refused:unreadable"),
         ("no-block", build("สวัสดีครับ ขอแก้ไขเลขให้ด้วย", message_id="<no-block@mail.example>"),
@@ -317,17 +272,6 @@ def spec_table(max_bytes: int) -> list[tuple[str, bytes, str]]:
         ("taken", one("taken", old="1449900000018", new="1449900000026"), "new_id_taken"),
         ("fine", one("fine", old="1449900000034", new="1449909000037"), "pending"),
     ]
-
-
-def outcome_of(engine, message_id: str) -> str | None:
-    with session_scope(engine) as s:
-        row = s.exec(InboundMessage.__table__.select().where(InboundMessage.message_id == message_id)).first()
-        if row is None or row.status == "stored":
-            return None
-        if row.outcome and row.outcome.startswith("refused:") and row.outcome != "refused:requests":
-            return row.outcome
-        [request] = s.exec(IdCorrection.__table__.select().where(IdCorrection.message_sha == row.sha256)).all()
-        return request.refusal_code or request.status
 
 
 @pytest.mark.slow
@@ -350,10 +294,11 @@ async def test_every_outcome_of_the_spec_through_each_way_in(way, intake_env, sm
     for mid, _, expected in table:
         got = await eventually(lambda m=mid: outcome_of(engine, f"<{m}@mail.example>"))
         assert got == expected, (mid, got)
+        if mid == "stranger":
+            continue  # an address registered for no school: kept for the district, never answered
         [reply] = await eventually(lambda m=mid: replies(smtp, f"<{m}@mail.example>"))
         assert reply["Subject"].startswith("Re:") and "--\n" in body(reply)  # Thai, then English beneath
-    stranger = replies(smtp, "<stranger@mail.example>")[0]
-    assert stranger["To"] == "dmc@elsewhere.example" and "ไม่ได้ลงทะเบียน" in body(stranger)
+    assert replies(smtp, "<stranger@mail.example>") == []
     assert "195 KB" in body(replies(smtp, "<huge@mail.example>")[0]) or "0.2 MB" in body(
         replies(smtp, "<huge@mail.example>")[0])
 
@@ -363,8 +308,7 @@ async def test_every_outcome_of_the_spec_through_each_way_in(way, intake_env, sm
     await skip_to(intake_env.stack, intake_env.cutoff + timedelta(minutes=1))
     late = build(letter(block(old="1449900000042", new="1449909000045")), message_id="<late-way@mail.example>")
     if way == "smtp":
-        with session_scope(engine) as s:
-            sha, _ = store_raw(s, late, "smtp", await intake_env.stack.now(), settings.intake_max_bytes)
+        sha, _ = intake_env.intake.admit(late, "smtp", await intake_env.stack.now())
         await intake_env.intake.hand_over(sha)
     else:
         await intake_env.intake.receive(late, "imap", await intake_env.stack.now())

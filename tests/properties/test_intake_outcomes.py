@@ -1,7 +1,8 @@
-"""Past the parser: every stored message is decided against the registry and the roster, and gets exactly
-one reply when it has a sender to reply to (id-correction-email.md, "What the school hears back").
+"""Past the parser: every message that passes the door (its From domain authenticated, its address
+registered) is decided against the registry and the roster and gets exactly one reply; every other one is
+kept as refused, decided no further and never answered (id-correction-email.md; issue 15, findings 5-6).
 
-The intake's activity is called directly on a real database (SQLite and PostgreSQL, which refuses what
+The intake's door and its activity are called directly on a real database (SQLite and PostgreSQL, which refuses what
 SQLite lets pass: NUL characters, text longer than its column): the decision and the reply are
 its work; Temporal only calls it, and the end-to-end path is tested in tests/intake/test_intake_flow.py.
 """
@@ -18,14 +19,14 @@ from sqlmodel import select
 from activities.intake import IntakeActivities
 from db.directory import create_round, upsert_school
 from db.engine import make_engine, session_scope
-from db.id_corrections import store_raw
 from db.models import IdCorrection, InboundMessage, OutboxMail, SchoolRound, Student
 from dmcflow.settings import Settings
 from domain.rounds import RoundSpec
 from tests.api_world import world_database
 from tests.db_backends import BACKENDS
 from tests.hypothesis_profiles import examples
-from tests.intake.messages import SCHOOL, SENDER, block, build, letter, nid
+from intake.pipeline import Intake
+from tests.intake.messages import SCHOOL, SENDER, block, build, dkim_dns, letter, nid, sign
 from tests.properties.email_strategies import VALID_IDS, any_mail, id_values
 
 MAX_BYTES = 6000  # small, so that some generated messages are over it
@@ -50,7 +51,8 @@ def _intake(url: str):
         s.add(SchoolRound(round_id="p-1", school_code=SCHOOL, area="สพม.มหาสารคาม", stage="open",
                           opens_at=spec.opens_at, confirm_from=spec.confirm_from, cutoff_at=spec.cutoff_at))
         s.add(Student(school_code=SCHOOL, student_id=VALID_IDS[0], first_name="ทดสอบ", last_name="ระบบ", grade="ม.1"))
-    yield IntakeActivities(engine, Settings(database_url=str(engine.url), intake_max_bytes=MAX_BYTES))
+    settings = Settings(database_url=str(engine.url), intake_max_bytes=MAX_BYTES, intake_rate_per_sender=10**6)
+    yield Intake(engine, None, settings, dnsfunc=dkim_dns), IntakeActivities(engine, settings)
     engine.dispose()
 
 
@@ -76,13 +78,29 @@ def build_deep(spec, number: int) -> bytes:
 _count = iter(range(10**9))
 
 
+def signed(raw: bytes) -> bytes:
+    """Any mail, signed by its From domain as far as it has one (DKIM signs bytes, however broken)."""
+    try:
+        return sign(raw)
+    except Exception:  # noqa: BLE001  headers dkimpy cannot even sign: the door refuses them unsigned
+        return raw
+
+
 @settings(max_examples=examples(120))
 @given(mail=st.one_of(deep_mail, any_mail), late=st.integers(0, 9), seconds=st.integers(0, 10**6))
 def test_every_stored_message_is_decided_and_replied_to_once(intake, mail, late, seconds):
-    raw = mail if isinstance(mail, bytes) else build_deep(mail, next(_count))
+    door, intake = intake
+    raw = signed(mail) if isinstance(mail, bytes) else build_deep(mail, next(_count))
     received = NOW + timedelta(seconds=seconds, days=30 if late == 0 else 0)  # some after the cutoff
-    with session_scope(intake.engine) as s:
-        sha, _ = store_raw(s, raw, "smtp", received, MAX_BYTES)
+    sha, admitted = door.admit(raw, "smtp", received)
+    if not admitted:  # unauthenticated or unregistered: kept as refused, nothing decided, nobody answered
+        with session_scope(intake.engine) as s:
+            row = s.get(InboundMessage, sha)
+            event(f"refused at the door: {row.outcome}")
+            assert row.status == "refused" and row.outcome.startswith("refused:")
+            assert not s.exec(select(OutboxMail).where(OutboxMail.key == f"reply/{sha}")).all()
+            assert not s.exec(select(IdCorrection).where(IdCorrection.message_sha == sha)).all()
+        return
     first = intake.process_inbound(sha)
     assert intake.process_inbound(sha) == first  # a retried activity answers the same and adds nothing
     with session_scope(intake.engine) as s:
@@ -90,16 +108,15 @@ def test_every_stored_message_is_decided_and_replied_to_once(intake, mail, late,
         replies = s.exec(select(OutboxMail).where(OutboxMail.key == f"reply/{sha}")).all()
         corrections = s.exec(select(IdCorrection).where(IdCorrection.message_sha == sha)).all()
         event(f"outcome: {first.outcome}")
-        assert row.status in ("processed", "duplicate")
+        assert row.status in ("processed", "duplicate") and row.auth_domain == SENDER.split("@")[1]
         if row.status == "duplicate":  # the same Message-ID seen before: no second request, no second reply
             assert first.outcome == "duplicate" and not replies and not corrections
             return
         assert first.outcome in ("accepted", "partly_accepted") or first.outcome.startswith("refused:")
-        assert len(replies) == (1 if row.sender else 0)
-        assert first.reply_key == (f"reply/{sha}" if row.sender else None)
+        assert len(replies) == 1 and first.reply_key == f"reply/{sha}"  # to the authenticated school
         for reply in replies:
-            assert reply.recipients == [row.sender] and reply.subject and any("\u0e00" <= c <= "\u0e7f" for c in
-                                                                                reply.body_text)
+            assert reply.recipients == [SENDER] and reply.subject and any("\u0e00" <= c <= "\u0e7f" for c in
+                                                                          reply.body_text)
             for correction in corrections:  # every request is named by its reference in the reply
                 assert correction.id in reply.body_text
         assert {c.id for c in corrections if c.status == "pending"} == {r.ref for r in first.requests}
