@@ -64,8 +64,10 @@ def build_worker(client: Client, settings: Settings, *, engine=None, executor: T
     activities = [school.load_gate, school.record_transition, school.apply_roster_batch, school.send_school_reminder,
                   fanout.fanout_page, fanout.area_cutoff_step, duplicates.record_duplicate_declarations,
                   duplicates.resolve_duplicate, duplicates.notify_duplicate, duplicates.open_duplicate_case,
+                  duplicates.duplicate_cutoffs, duplicates.hand_duplicate_to_district,
                   intake.process_inbound,
                   intake.apply_id_correction, intake.settle_id_correction, intake.notify_id_correction,
+                  intake.id_correction_cutoff,
                   intake.deliver_mail, dropout.open_dropout, dropout.dropout_calendar, dropout.post_dropout_message,
                   dropout.settle_dropout, dropout.notify_dropout]
     executor = executor or ThreadPoolExecutor(max_workers=64)

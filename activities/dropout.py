@@ -27,6 +27,7 @@ _MAIL = {
     "remind_district": ("dropout_remind_district.txt.j2", "district"),
     "remind_school": ("dropout_remind_school.txt.j2", "school"),
     "escalate": ("dropout_escalate.txt.j2", "administrators"),
+    "withdrawn": ("dropout_withdrawn.txt.j2", "district"),  # nothing left for the district to decide
 }
 _OUTCOMES = ("approved", "rejected", "expired", "failed")
 
@@ -94,7 +95,11 @@ class DropoutActivities:
                                       req.requested_at),
                 "link": f"{self.settings.public_url}/rounds/{req.round_id}/dropouts/{req.id}",
             }
-            if event in _OUTCOMES:
+            if event == "withdrawn":
+                template, audience = _MAIL[event]
+                withdrawal = next((m for m in reversed(messages) if m.kind == "withdrawn"), None)
+                context["withdrawal_text"] = withdrawal.text if withdrawal else ""
+            elif event in _OUTCOMES:
                 template, audience = "dropout_outcome.txt.j2", "school"
                 decision = next((m for m in reversed(messages) if m.kind in ("approve", "reject")), None)
                 context["decision_text"] = decision.text if decision else ""

@@ -9,8 +9,9 @@ from sqlalchemy.engine import Engine
 from sqlmodel import select
 from temporalio import activity
 
+from activities.deferred_notices import enqueue_deferral_notices
 from activities.school_round import school_emails
-from db.duplicates import apply_outcome, mark_opened, record_declarations
+from db.duplicates import apply_outcome, hand_to_district, mark_opened, party_cutoffs, record_declarations
 from db.engine import session_scope
 from db.models import DuplicateCase, School, Student, User
 from dmcflow.settings import Settings
@@ -40,6 +41,25 @@ class DuplicateCaseActivities:
         with session_scope(self.engine) as session:
             apply_outcome(session, case_id, outcome, at)
 
+    @activity.defn(name=calls.DUPLICATE_CUTOFFS)
+    def duplicate_cutoffs(self, case_id: str) -> list[datetime]:
+        with session_scope(self.engine) as session:
+            return party_cutoffs(session, case_id)
+
+    @activity.defn(name=calls.HAND_DUPLICATE_TO_DISTRICT)
+    async def hand_duplicate_to_district(self, case_id: str, at: datetime) -> int:
+        """Open at the cutoff: the case is the district's, and its officers get both declarations by mail."""
+        def hand() -> list[str]:
+            with session_scope(self.engine) as session:
+                if not hand_to_district(session, case_id, at):
+                    return []
+            return self._enqueue(case_id, "cutoff")
+
+        keys = await asyncio.to_thread(hand)
+        for key in keys:
+            await outbox.deliver(self.engine, self.settings, key)
+        return len(keys)
+
     @activity.defn(name=calls.NOTIFY_DUPLICATE)
     async def notify_duplicate(self, case_id: str, event: str) -> int:
         keys = await asyncio.to_thread(self._enqueue, case_id, event)
@@ -57,9 +77,10 @@ class DuplicateCaseActivities:
                 "case": case, "student_name": f"{student.prefix}{student.first_name} {student.last_name}".strip(),
                 "student_id": case.student_id, "schools": schools, "agency": AGENCIES.get(case.agency or "", ("", "")),
                 "link": f"{self.settings.public_url}/rounds/{case.round_id}/duplicates",
+                "declarations": case.declarations,
             }
             keys = []
-            if event in ("to_district", "claimed"):
+            if event in ("to_district", "claimed", "cutoff"):
                 # the holder's district alone opens and decides a case: only it is told the student's name
                 area = schools[case.holder_school].area
                 officers = list(session.exec(select(User.email).where(
@@ -81,4 +102,6 @@ class DuplicateCaseActivities:
                 outbox.enqueue(session, self.settings, key=key, kind="duplicate", to=school_emails(session, code),
                                subject=subject, body=body)
                 keys.append(key)
+            if event == "resolved":  # a side that waits for the next round (a certified school): it and its district
+                keys += enqueue_deferral_notices(session, self.settings, case_id)
             return keys

@@ -10,14 +10,16 @@ from sqlalchemy.engine import Engine
 from sqlmodel import select
 from temporalio import activity
 
+from activities.deferred_notices import enqueue_deferral_notices
 from activities.school_round import school_emails
 from db.engine import session_scope
-from db.id_corrections import apply_correction, canonical_for_message_id, decide_message, follow_up, \
-    registered_schools, sender_area, settle
+from db.id_corrections import apply_correction, canonical_for_message_id, decide_message, follow_cutoff, \
+    follow_up, registered_schools, sender_area, settle
 from db.models import IdCorrection, InboundMessage, OutboxMail, School, Student, utcnow
 from dmcflow.settings import Settings
+from domain.id_corrections import digits_sent
 from domain.intake_messages import InboundOutcome
-from intake.email_parser import parse_message, too_large
+from intake.email_parser import Field, parse_message, too_large
 from intake.mime_limits import MimeLimits
 from mailer import outbox
 from mailer.render import render
@@ -63,7 +65,7 @@ class IntakeActivities:
             school = session.get(School, row.school_code) if row.school_code else None
             names = {r.id: _roster_name(session, r.student_pk) for r in rows}
             subject, body = render("id_correction_reply.txt.j2", rows=rows, names=names, school=school,
-                                   received_at=row.received_at, problem=problem)
+                                   received_at=row.received_at, problem=problem, sent=_new_ids_sent(rows, parsed))
             outbox.enqueue(session, self.settings, key=reply_key, kind="id_correction_reply", to=[parsed.sender],
                            subject=subject, body=body, in_reply_to=parsed.message_id)
             row.status, row.processed_at = "processed", utcnow()
@@ -88,12 +90,19 @@ class IntakeActivities:
         with session_scope(self.engine) as session:
             return settle(session, ref, status, by, at, reason).status
 
+    @activity.defn(name=calls.ID_CORRECTION_CUTOFF)
+    def id_correction_cutoff(self, ref: str) -> datetime:
+        with session_scope(self.engine) as session:
+            return follow_cutoff(session, ref)
+
     @activity.defn(name=calls.NOTIFY_ID_CORRECTION)
     async def notify_id_correction(self, ref: str) -> bool:
-        key = await asyncio.to_thread(self._enqueue_outcome, ref)
+        key, notices = await asyncio.to_thread(self._enqueue_outcome, ref)
+        for notice in notices:  # approved after certification: the school and the district are told it waits
+            await outbox.deliver(self.engine, self.settings, notice)
         return await outbox.deliver(self.engine, self.settings, key)
 
-    def _enqueue_outcome(self, ref: str) -> str:
+    def _enqueue_outcome(self, ref: str) -> tuple[str, list[str]]:
         with session_scope(self.engine) as session:
             row = session.get(IdCorrection, ref)
             message = session.get(InboundMessage, row.message_sha)
@@ -103,11 +112,17 @@ class IntakeActivities:
             outbox.enqueue(session, self.settings, key=key, kind="id_correction_outcome",
                            to=school_emails(session, row.school_code), subject=subject, body=body,
                            in_reply_to=message.message_id)
-            return key
+            return key, enqueue_deferral_notices(session, self.settings, ref) if row.status == "deferred" else []
 
     @activity.defn(name=calls.DELIVER_MAIL)
     async def deliver_mail(self, key: str) -> bool:
         return await outbox.deliver(self.engine, self.settings, key)
+
+
+def _new_ids_sent(rows: list[IdCorrection], parsed) -> dict[str, str]:
+    """A refused new ID as the school typed it, digits only: the school sees which number was refused."""
+    typed = {q.index: q.raw.get(Field.NEW_ID) for q in parsed.requests}
+    return {r.id: sent for r in rows if not r.new_id and (sent := digits_sent(typed.get(r.block)))}
 
 
 def _roster_name(session, student_pk: int | None) -> str | None:

@@ -16,6 +16,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.school_round import school_emails
+from db.deferred_changes import apply_deferred
 from db.engine import session_scope
 from db.gate import gate_progress_many
 from db.models import OutboxMail, Round, School, SchoolRound, User
@@ -72,10 +73,12 @@ class RoundFanoutActivities:
                 return [], []
             schedule = Schedule(opens_at=rnd.opens_at, confirm_from=rnd.confirm_from, cutoff_at=rnd.cutoff_at)
             policy = RoundPolicy.model_validate(rnd.policy)
+            now = activity_now()
+            # outcomes decided after these schools certified an earlier round: the new round's roster has them
+            apply_deferred(session, rnd, [code for code, _ in schools], now)
             gates = gate_progress_many(session, rnd.id, [code for code, _ in schools])
             states = [SchoolRoundState(round_id=rnd.id, school_code=code, area=area, schedule=schedule, policy=policy,
                                        gate=gates[code]) for code, area in schools]
-            now = activity_now()
             stages = [state.stage(now) for state in states]
             insert_initial(session, states, stages)
             return states, stages

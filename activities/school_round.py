@@ -15,6 +15,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from db.engine import session_scope
+from db.existence import apply_existence_batch
 from db.gate import gate_progress
 from db.models import School, SchoolEmail
 from db.projection import write_transition
@@ -54,7 +55,11 @@ class SchoolRoundActivities:
         at = activity.info().current_attempt_scheduled_time
         try:
             with session_scope(self.engine) as session:
-                applied = apply_batch(session, batch.batch_id, batch.actor.user_id, at, self.settings.claim_limits())
+                if batch.kind == "existence":  # R11 marks: part of the roster, applied the same way
+                    applied = apply_existence_batch(session, batch.batch_id, batch.actor.user_id, at)
+                else:
+                    applied = apply_batch(session, batch.batch_id, batch.actor.user_id, at,
+                                          self.settings.claim_limits())
                 if applied.round_id != round_id or applied.school_code != school_code:
                     raise Refusal("batch_mismatch", "ชุดข้อมูลไม่ใช่ของโรงเรียน/รอบนี้",
                                   "The batch belongs to another school or round", 422)

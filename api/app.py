@@ -16,12 +16,14 @@ from api.auth_limits import FailedAuthLimiter
 from api.body_limit import BodyLimit
 from api.deps import UserDep
 from api.sign_in import AuthClock
-from api.routers import dropouts, duplicates, health, id_corrections, roster, rounds, school_rounds, schools, students
+from api.routers import dropouts, duplicates, existence, health, id_corrections, roster, rounds, school_rounds, schools
+from api.routers import students
 from api.routers import dashboard, dashboard_pages, reports
 from db.engine import make_engine
 from db.models import utcnow
 from dmcflow.settings import Settings, get_settings
 from dmcflow.temporal_client import connect
+from web.app import install as install_workbench
 
 
 async def wall_clock() -> datetime:
@@ -56,9 +58,10 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     # the client's address (for the failed sign-in limiter) from X-Forwarded-For only when the peer is one of
     # DMCFLOW_TRUSTED_PROXIES (none by default); uvicorn's own handling is off where the API is started
     app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxies)
-    for module in (health, schools, rounds, roster, students, school_rounds, duplicates, id_corrections,
+    for module in (health, schools, rounds, roster, students, existence, school_rounds, duplicates, id_corrections,
                    dropouts, dashboard, reports, dashboard_pages):
         app.include_router(module.router)
+    install_workbench(app)  # the people's pages (web/): `/` is each user's home
 
     @app.get("/me", operation_id="whoami", tags=["users"], summary="The user behind the token")
     def whoami(user: UserDep) -> dict:

@@ -80,6 +80,18 @@ class FailedAuthLimiter:
         self._addresses, self._credentials = _Window(), _Window()
         self._lock = threading.Lock()  # the auth dependencies run in the thread pool
 
+    def retry_after(self, address: str, credential: str) -> int | None:
+        """Seconds until the address or the credential may fail again while either is over the limit, else None.
+        A check only: nothing is recorded (the password form asks before it spends a hash on a guess)."""
+        key = hashlib.sha256(credential.encode()).hexdigest()
+        with self._lock:
+            now = self.clock()
+            waits = [math.ceil(failures[0] + self.window - now)
+                     for failures in (self._addresses.recent(address, now, self.window),
+                                      self._credentials.recent(key, now, self.window))
+                     if len(failures) >= self.limit]
+        return max(1, *waits) if waits else None
+
     def failed(self, address: str, credential: str) -> None:
         """Records a failed sign-in, or raises the 429 refusal when the address or the credential is already
         over the limit (that failure is not recorded: a locked client cannot extend its own lock forever)."""

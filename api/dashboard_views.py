@@ -64,6 +64,8 @@ class SchoolRowOut(BaseModel):
     confirmed: Person | None
     certified: Person | None
     risk: RiskOut | None
+    warning: RiskOut | None = Field(None, description="blocking_near_cutoff: open cases still block confirmation "
+                                                      "within hours of the cutoff (domain.monitoring.BLOCKING_WARNING)")
 
 
 class OpenCases(BaseModel):
@@ -79,6 +81,8 @@ class AreaDashboardOut(BaseModel):
     total: int
     funnel: list[FunnelStep]
     at_risk: list[AtRiskOut]
+    warnings: list[AtRiskOut] = Field(default_factory=list, description="schools an open case still blocks within "
+                                                                         "hours of their cutoff, soonest first")
     open_cases: OpenCases
     schools: list[SchoolRowOut]
 
@@ -127,6 +131,11 @@ def _risk(status: SchoolStatus) -> dict | None:
     return {"code": r.code, "th": r.th, "en": r.en} if r else None
 
 
+def _warning(status: SchoolStatus) -> dict | None:
+    w = status.warning
+    return {"code": w.code, "th": w.th, "en": w.en} if w else None
+
+
 def school_row(st: SchoolStatus, names: dict[str, str], cutoffs: dict[datetime, dict]) -> dict:
     s = st.snapshot
     th, en = stage_label(st.stage)
@@ -140,7 +149,7 @@ def school_row(st: SchoolStatus, names: dict[str, str], cutoffs: dict[datetime, 
                            for c in s.blocking],
         "cutoff_at": cutoff, "seconds_left": st.seconds_left,
         "confirmed": _person(names, s.confirmed_by, s.confirmed_at),
-        "certified": _person(names, s.certified_by, s.certified_at), "risk": _risk(st)}
+        "certified": _person(names, s.certified_by, s.certified_at), "risk": _risk(st), "warning": _warning(st)}
 
 
 def area_figures_now(engine: Engine, round_id: str, area: str,
@@ -163,6 +172,8 @@ def area_dashboard(engine: Engine, round_id: str, area: str, now: datetime) -> d
         "funnel": [step.model_dump(mode="json") for step in funnel_steps(figures.funnel)],
         "at_risk": [{"school_code": s.snapshot.school_code, "school_name": s.snapshot.school_name,
                      "seconds_left": s.seconds_left, "risk": _risk(s)} for s in figures.at_risk],
+        "warnings": [{"school_code": s.snapshot.school_code, "school_name": s.snapshot.school_name,
+                      "seconds_left": s.seconds_left, "risk": _warning(s)} for s in figures.warned],
         "open_cases": cases, "schools": [school_row(s, names, cutoffs) for s in figures.schools]}
 
 

@@ -51,9 +51,11 @@ async def apply_batch(engine, client, user, round_id: str, school_code: str, kin
 
 
 
-async def apply_one(engine, client, user, round_id: str, school_code: str, op: str, data: dict) -> BatchOutcome:
-    """One operation of the rules table: applied, or refused with the rule's own code and reason."""
-    outcome, report = await apply_batch(engine, client, user, round_id, school_code, "student", {"op": op, "data": data})
+async def apply_one(engine, client, user, round_id: str, school_code: str, op: str, data: dict,
+                    kind: str = "student") -> BatchOutcome:
+    """One operation of the rules table (kind `student`; `removal` is the district's): applied, or refused with the
+    rule's own code and reason."""
+    outcome, report = await apply_batch(engine, client, user, round_id, school_code, kind, {"op": op, "data": data})
     if outcome.refused:
         issue = report["issues"][0]
         refused = Refusal(issue["code"], issue["message_th"], issue["message_en"], issue.get("status", 409))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
 from pydantic import BaseModel, EmailStr, Field, field_validator
 
@@ -29,6 +29,10 @@ class RoundIn(BaseModel):
     opens_at: datetime = Field(description="Thai local time when no offset is given", examples=["2024-03-01T00:00:00"])
     confirm_from: datetime = Field(examples=["2024-04-30T08:30:00"])
     cutoff_at: datetime = Field(examples=["2024-04-30T16:30:00"])
+    final_exam_on: date | None = Field(
+        None, examples=["2024-03-29"], description="R7: the date of the year's final exam (CE date); a student who "
+                                                    "left on or before it may be transferred out. Default: the "
+                                                    "opening day")
     policy: RoundPolicy | None = None
 
 
@@ -43,6 +47,7 @@ class RoundOut(BaseModel):
     opens_at: Instant
     confirm_from: Instant
     cutoff_at: Instant
+    final_exam_on: date | None = Field(None, description="R7: the final exam's date this round uses")
     policy: RoundPolicy
     reminders: list[Instant]
     started_at: Instant | None
@@ -90,6 +95,55 @@ class BlockingCaseOut(BaseModel):
     title_th: str
     title_en: str
     status: str | None = None
+    # False: a dropout request whose student the school marked as an exception (R11); it waits for the district
+    # without holding the school's confirmation back
+    blocks_confirmation: bool = True
+
+
+class ExistenceCountsOut(BaseModel):
+    """R11 "every record": how many active students are confirmed present, given an exception, or unmarked."""
+
+    students: int
+    present: int
+    exceptions: int
+    unmarked: int
+    exception_kinds: dict[str, int] = Field(default_factory=dict)
+    complete: bool
+    summary_th: str
+    summary_en: str
+
+
+class ConfirmedOut(Person):
+    existence: ExistenceCountsOut | None = Field(
+        None, description="the counts the staff's confirmation confirmed (R11); None for one made before marks existed")
+
+
+class ExistenceMarkOut(BaseModel):
+    student: str = Field(description="เลขประจำตัวประชาชน (national ID) or G-code")
+    student_no: str
+    name: str
+    grade: str
+    classroom: str
+    mark: str | None = Field(description="present | exception; None: not marked yet")
+    mark_th: str
+    exception_kind: str | None = None
+    exception_kind_th: str | None = None
+    case_ref: str | None = None
+    note: str | None = None
+    marked: Person | None = None
+
+
+class ExistenceListOut(BaseModel):
+    round_id: str
+    school_code: str
+    counts: ExistenceCountsOut
+    marks: list[ExistenceMarkOut]
+
+
+class WarningOut(BaseModel):
+    code: str = Field(description="blocking_near_cutoff: open cases still block confirmation close to the cutoff")
+    th: str
+    en: str
 
 
 class SchoolRoundOut(BaseModel):
@@ -104,9 +158,12 @@ class SchoolRoundOut(BaseModel):
     cutoff_at: Instant
     seconds_to_cutoff: int
     gate: dict
-    confirmed: Person | None
+    existence: ExistenceCountsOut
+    confirmed: ConfirmedOut | None
     certified: Person | None
     blocking_cases: list[BlockingCaseOut]
+    warnings: list[WarningOut] = Field(default_factory=list, description="e.g. open cases still blocking within "
+                                                                          "hours of the cutoff (dmcflow's choice)")
     workflow_id: str
 
 

@@ -6,8 +6,9 @@ session opened (db/web_sessions.py). The cookie holds only that session's random
 is no bearer token, it ends on logout, after the idle time and at the absolute expiry, and with its
 user (`dmcflow users disable`, `users rotate-token`). It is HttpOnly (page scripts never see it),
 SameSite=Lax, `Secure` unless `DMCFLOW_SESSION_COOKIE_SECURE=false` (`dmcflow dev` on loopback), and
-honoured only by the read-only GET routes that use `ViewerDep` and by the dashboard's own forms: every
-decision of the API still needs the bearer token.
+honoured only by the read-only GET routes that use `ViewerDep`, by the dashboard's own forms and by the
+workbench's pages (web/, `current_page_user`), whose forms send a decision with the session's CSRF token:
+every route of the API itself still needs the bearer token.
 
 Every form POST that acts on a session carries the session's CSRF token in a hidden field, compared
 server-side (`require_csrf`); the login form, which has no session yet, is refused when a browser says it
@@ -17,6 +18,7 @@ comes from another site (Sec-Fetch-Site / Origin), so no other site can log a vi
 from __future__ import annotations
 
 import hmac
+from dataclasses import dataclass
 from typing import Annotated
 from urllib.parse import urlsplit
 
@@ -83,6 +85,43 @@ def viewer(request: Request, creds: Annotated[HTTPAuthorizationCredentials | Non
 
 
 ViewerDep = Annotated[User, Depends(viewer)]
+
+LOGIN_PAGE = "/login"  # the workbench's password login (web/auth.py)
+
+
+class SignInRequired(Exception):
+    """A workbench page was asked for without a live session: the browser is sent to the login page
+    (web/app.py turns this into a redirect that comes back to `next_url`)."""
+
+    def __init__(self, next_url: str) -> None:
+        super().__init__("sign-in required")
+        self.next_url = next_url
+
+
+@dataclass(frozen=True)
+class PageUser:
+    """The signed-in user of a workbench page and the session's CSRF token, which every form carries."""
+
+    user: User
+    csrf_token: str
+
+
+def current_page_user(request: Request, engine: Annotated[Engine, Depends(get_engine)]) -> PageUser:
+    """Pages take only the session cookie, never a bearer token; a made-up id from a locked-out address is
+    the 429 refusal (api/sign_in.py), no session at all is `SignInRequired`."""
+    found = session_of(request, engine, request.cookies.get(COOKIE, ""))
+    if found is None:
+        here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        raise SignInRequired(here if request.method == "GET" else "/")
+    return PageUser(user=found[1], csrf_token=found[0].csrf_secret)
+
+
+PageUserDep = Annotated[PageUser, Depends(current_page_user)]
+
+
+def require_page_csrf(page_user: PageUser, presented: str | None) -> None:
+    if not (presented and hmac.compare_digest(page_user.csrf_token.encode(), presented.encode())):
+        raise csrf_failed()
 
 
 def require_watcher(user: User) -> None:

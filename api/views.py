@@ -6,13 +6,17 @@ from datetime import datetime
 
 from sqlmodel import Session, func, select
 
-from api.schemas import BlockingCaseOut, Instant, Person, RoundOut, SchoolRoundOut
+from api.schemas import (
+    BlockingCaseOut, ConfirmedOut, ExistenceCountsOut, Instant, Person, RoundOut, SchoolRoundOut, WarningOut,
+)
 from db.directory import round_spec
 from db.models import DropoutRequest, DuplicateCase, Round, School, SchoolRound, Student, User
 from domain.refusals import refusal
 from domain.rounds import Schedule
 from domain.dropouts import REASONS, STATUS_TH
-from domain.school_round import STAGE_TH, Decision, GateProgress, stage_at
+from domain.existence import EXCEPTION_TH, ExceptionKind, ExistenceCounts
+from domain.monitoring import blocking_warning
+from domain.school_round import STAGE_TH, BlockingCase, Decision, GateProgress, stage_at
 from domain.thai_time import thai_datetime, to_bangkok
 from workflows.ids import school_round_id
 
@@ -27,7 +31,8 @@ def round_view(session: Session, row: Round) -> RoundOut:
     started = session.exec(select(func.count()).select_from(SchoolRound).where(SchoolRound.round_id == row.id)).one()
     return RoundOut(
         id=row.id, academic_year=row.academic_year, opens_at=instant(row.opens_at),
-        confirm_from=instant(row.confirm_from), cutoff_at=instant(row.cutoff_at), policy=spec.policy,
+        confirm_from=instant(row.confirm_from), cutoff_at=instant(row.cutoff_at), final_exam_on=spec.exam_date,
+        policy=spec.policy,
         reminders=[instant(i) for i in spec.schedule.reminder_instants(spec.policy)],
         started_at=instant(row.started_at) if row.started_at else None,
         schools=session.exec(select(func.count()).select_from(School)).one(), schools_started=started)
@@ -49,15 +54,49 @@ def school_round_view(session: Session, round_id: str, school: School, now: date
     confirmed = Decision(by=row.confirmed_by, at=row.confirmed_at) if row.confirmed_at else None
     certified = Decision(by=row.certified_by, at=row.certified_at) if row.certified_at else None
     stage = stage_at(now, schedule, confirmed, certified)
+    gate = GateProgress.model_validate(row.gate)
+    confirmed_out = _person(session, row.confirmed_by, row.confirmed_at)
+    if confirmed_out is not None:
+        counts = ExistenceCounts.model_validate(row.confirmed_counts) if row.confirmed_counts else None
+        confirmed_out = ConfirmedOut(**confirmed_out.model_dump(),
+                                     existence=existence_counts_out(counts) if counts else None)
+    excused = set(gate.excused_cases)
     return SchoolRoundOut(
         round_id=round_id, school_code=school.code, school_name=school.name, area=row.area, stage=stage.value,
         stage_th=STAGE_TH[stage], opens_at=instant(row.opens_at), confirm_from=instant(row.confirm_from),
         cutoff_at=instant(row.cutoff_at), seconds_to_cutoff=max(0, int((row.cutoff_at - now).total_seconds())),
-        gate=GateProgress.model_validate(row.gate).summary(),
-        confirmed=_person(session, row.confirmed_by, row.confirmed_at),
+        gate=gate.summary(), existence=existence_counts_out(gate.existence), confirmed=confirmed_out,
         certified=_person(session, row.certified_by, row.certified_at),
-        blocking_cases=[blocking_case(session, c, school.code) for c in row.blocking],
+        blocking_cases=[_excused(blocking_case(session, c, school.code), excused) for c in row.blocking],
+        warnings=_warnings(row.blocking, stage, row.cutoff_at, now, set(getattr(gate, "excused_cases", ()))),
         workflow_id=school_round_id(round_id, school.code))
+
+
+def _warnings(blocking: list[dict], stage, cutoff_at: datetime, now: datetime, excused: set[str]) -> list[WarningOut]:
+    """Issue 16: open cases still blocking the school hours before its cutoff (domain.monitoring.BLOCKING_WARNING)."""
+    w = blocking_warning([BlockingCase.model_validate(c) for c in blocking], stage, cutoff_at, now, excused)
+    return [WarningOut(code=w.code, th=w.th, en=w.en)] if w else []
+
+
+def existence_counts_out(c: ExistenceCounts) -> ExistenceCountsOut:
+    """R11's counts as the director reads them before certifying (R12)."""
+    kinds_th = ", ".join(f"{EXCEPTION_TH[ExceptionKind(k)]} {n}" for k, n in sorted(c.exception_kinds.items()) if n)
+    kinds_en = ", ".join(f"{k} {n}" for k, n in sorted(c.exception_kinds.items()) if n)
+    return ExistenceCountsOut(
+        students=c.students, present=c.present, exceptions=c.exceptions, unmarked=c.unmarked,
+        exception_kinds=c.exception_kinds, complete=c.complete,
+        summary_th=(f"นักเรียน {c.students} คน มีตัวตนอยู่จริง {c.present} คน ข้อยกเว้น {c.exceptions} คน"
+                    + (f" ({kinds_th})" if kinds_th else "") + f" ยังไม่ได้ยืนยัน {c.unmarked} คน"),
+        summary_en=(f"{c.students} students: {c.present} present, {c.exceptions} exception(s)"
+                    + (f" ({kinds_en})" if kinds_en else "") + f", {c.unmarked} not yet confirmed"))
+
+
+def _excused(case: BlockingCaseOut, excused: set[str]) -> BlockingCaseOut:
+    if case.kind == "dropout" and case.ref in excused:
+        case.blocks_confirmation = False
+        case.title_th += " — บันทึกเป็นข้อยกเว้นแล้ว (ข้อ 11) ไม่ขวางการยืนยัน รอเขตพื้นที่พิจารณา"
+        case.title_en += " — recorded as an exception (R11): no longer holds the confirmation back"
+    return case
 
 
 def _student_name(session: Session, student_pk: int) -> str:

@@ -17,8 +17,9 @@ def refusal_from_update_failure(exc: WorkflowUpdateFailedError) -> Refusal:
     while cause is not None and not isinstance(cause, ApplicationError):
         cause = cause.__cause__
     if isinstance(cause, ApplicationError) and cause.details and isinstance(cause.details[0], dict):
-        d = cause.details[0]
-        return Refusal(d["code"], d["message_th"], d["message_en"], int(d.get("status", 409)))
+        d = dict(cause.details[0])
+        code, th, en, status = d.pop("code"), d.pop("message_th"), d.pop("message_en"), int(d.pop("status", 409))
+        return Refusal(code, th, en, status, details=d)
     return refusal("refused", "ระบบปฏิเสธคำขอนี้", f"Refused: {cause or exc}")
 
 

@@ -51,7 +51,8 @@ def create_user(session: Session, *, role: str, display_name: str, email: str | 
     if role in ("staff", "director"):
         area = session.get(School, school_code).area
     token = token or secrets.token_urlsafe(24)
-    user = User(id=f"u-{secrets.token_hex(4)}", display_name=display_name, email=email, role=role,
+    # 48 random bits: an import of a whole country's 60,000 accounts must not draw the same id twice (32 bits would)
+    user = User(id=f"u-{secrets.token_hex(6)}", display_name=display_name, email=email, role=role,
                 school_code=school_code if role in ("staff", "director") else None,
                 area=area if role != "admin" else None, token_hash=hash_token(token),
                 token_expires_at=utcnow() + timedelta(days=lifetime_days))
@@ -111,11 +112,13 @@ def create_round(session: Session, spec: RoundSpec) -> Round:
     if session.get(Round, spec.id) is not None:
         raise refusal("round_exists", f"มีรอบ {spec.id} อยู่แล้ว", f"Round {spec.id} already exists")
     row = Round(id=spec.id, academic_year=spec.academic_year, opens_at=spec.opens_at,
-                confirm_from=spec.confirm_from, cutoff_at=spec.cutoff_at, policy=spec.policy.model_dump(mode="json"))
+                confirm_from=spec.confirm_from, cutoff_at=spec.cutoff_at, final_exam_on=spec.final_exam_on,
+                policy=spec.policy.model_dump(mode="json"))
     session.add(row)
     return row
 
 
 def round_spec(row: Round) -> RoundSpec:
     return RoundSpec(id=row.id, academic_year=row.academic_year, opens_at=row.opens_at,
-                     confirm_from=row.confirm_from, cutoff_at=row.cutoff_at, policy=row.policy)
+                     confirm_from=row.confirm_from, cutoff_at=row.cutoff_at, final_exam_on=row.final_exam_on,
+                     policy=row.policy)

@@ -117,17 +117,18 @@ def post_message(session: Session, request_id: str, message_id: int, kind: str, 
 
 def settle(session: Session, request_id: str, outcome: str, by: str | None, at: datetime,
            message_id: int | None) -> str:
-    """approve | reject | expire. Only an approval changes the student, and only while still on the roster."""
+    """approve | reject | expire | withdraw (the school's own). Only an approval changes the student, and only
+    while still on the roster."""
     row = session.get(DropoutRequest, request_id)
     if row.status not in OPEN_STATUSES:
         return row.status
     if message_id is not None:
         message = session.get(DropoutMessage, message_id)
-        message.kind, message.posted, message.at = outcome, True, at
+        message.kind, message.posted, message.at = "withdrawn" if outcome == "withdraw" else outcome, True, at
         session.add(message)
     else:
         session.add(DropoutMessage(request_id=request_id, kind="expired", side="system", text="", posted=True, at=at))
-    status = {"approve": "approved", "reject": "rejected", "expire": "expired"}[outcome]
+    status = {"approve": "approved", "reject": "rejected", "expire": "expired", "withdraw": "withdrawn"}[outcome]
     if outcome == "approve":
         student = session.get(Student, row.student_pk)
         if student is None or student.status != ACTIVE or student.school_code != row.school_code:
@@ -140,7 +141,7 @@ def settle(session: Session, request_id: str, outcome: str, by: str | None, at: 
                                    round_id=row.round_id, school_code=row.school_code, area=row.area, before=before,
                                    after={"status": "dropped_out", "reason": row.reason, "request": request_id}))
     row.status, row.closed_at = status, at
-    if outcome != "expire":
+    if outcome in ("approve", "reject"):  # the district's decision; an expiry or a withdrawal is none
         row.decided_by, row.decided_at = by, at
     session.add(row)
     session.add(AuditEvent(key=f"{request_id}/settled", at=at, actor=by or "system", action=f"dropout_{status}",

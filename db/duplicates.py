@@ -7,8 +7,9 @@ from datetime import date, datetime
 
 from sqlmodel import Session, select
 
+from db.deferred_changes import defer, roster_is_certified
 from db.engine import get_for_update
-from db.models import AuditEvent, DuplicateCase, School, Student
+from db.models import AuditEvent, DuplicateCase, School, SchoolRound, Student
 from domain.duplicates import ClaimLimits, DuplicateCaseInput
 
 ACTIVE = "studying"
@@ -24,6 +25,9 @@ def _areas(session: Session, schools: list[str]) -> list[str]:
 
 
 CLAIMED = "claimed"  # a school's claim, waiting for the district of the holder's area
+# waiting for the district's decision: both schools claim the student, or the case was open at the cutoff
+AT_DISTRICT = "at_district"
+OPEN_STATUSES = ("open", AT_DISTRICT)  # a case (not a bare claim) still without its outcome
 CLAIM_ACTION = "duplicate_claimed"
 
 
@@ -94,7 +98,35 @@ def record_declarations(session: Session, cid: str, declarations: dict, decision
     row = get_for_update(session, DuplicateCase, cid)
     row.declarations = {**row.declarations, **declarations}
     row.decision = decision or row.decision
+    parties = [p for p in (row.holder_school, row.claimant_school) if p]
+    if (row.status == "open" and row.kind == "obec" and row.decision is None
+            and all(row.declarations.get(p, {}).get("claim") == "present" for p in parties)):
+        row.status = AT_DISTRICT  # the district's list shows what waits for it
     session.add(row)
+
+
+def party_cutoffs(session: Session, cid: str) -> list[datetime]:
+    """The parties' cutoffs as they stand now (extensions included); a party without a started round has none."""
+    case = session.get(DuplicateCase, cid)
+    rounds = (session.get(SchoolRound, (case.round_id, p)) for p in (case.holder_school, case.claimant_school) if p)
+    return [r.cutoff_at for r in rounds if r is not None]
+
+
+def hand_to_district(session: Session, cid: str, at: datetime) -> bool:
+    """The case was still open at the first party's cutoff: it is the district's now (idempotent). Answers
+    whether it is (a case resolved meanwhile is not)."""
+    row = get_for_update(session, DuplicateCase, cid)
+    if row.status not in OPEN_STATUSES:
+        return False
+    if row.status != AT_DISTRICT:
+        row.status = AT_DISTRICT
+        session.add(row)
+    for school in (p for p in (row.holder_school, row.claimant_school) if p):
+        key = f"{cid}/to_district/{school}"
+        if session.exec(select(AuditEvent.id).where(AuditEvent.key == key)).first() is None:  # a retry writes once
+            session.add(AuditEvent(key=key, at=at, actor="system", action="duplicate_to_district",
+                                   round_id=row.round_id, school_code=school, after={"case": cid}))
+    return True
 
 
 def _leave(session: Session, student: Student, case: DuplicateCase, at: datetime) -> None:
@@ -106,6 +138,17 @@ def _leave(session: Session, student: Student, case: DuplicateCase, at: datetime
                            after={"status": student.status, "case": case.id}))
 
 
+def _deferred(session: Session, case: DuplicateCase, school: str, side: str, student_pk: int | None, change: dict,
+              at: datetime) -> bool:
+    """A school that certified keeps its certified roster: its side of the outcome waits for the next round."""
+    if not roster_is_certified(session, case.round_id, school):
+        return False
+    defer(session, key=f"dup/{case.id}/{side}", round_id=case.round_id, school_code=school,
+          area=session.get(School, school).area, kind=f"duplicate_{side}", source=case.id, student_pk=student_pk,
+          change=change, at=at)
+    return True
+
+
 def apply_outcome(session: Session, cid: str, outcome: str, at: datetime) -> DuplicateCase:
     """Idempotent: a resolved case is left as it is."""
     case = session.get(DuplicateCase, cid)
@@ -113,8 +156,10 @@ def apply_outcome(session: Session, cid: str, outcome: str, at: datetime) -> Dup
         return case
     holder = session.get(Student, case.student_pk)
     if outcome != case.holder_school and holder is not None and holder.status == ACTIVE:
-        _leave(session, holder, case, at)
-    if case.kind == "obec" and outcome == case.claimant_school and case.pending:
+        if not _deferred(session, case, holder.school_code, "leave", holder.id, {"status": "transferred_out"}, at):
+            _leave(session, holder, case, at)
+    if case.kind == "obec" and outcome == case.claimant_school and case.pending and not _deferred(
+            session, case, case.claimant_school, "add", None, {**case.pending, "student_id": case.student_id}, at):
         fields = dict(case.pending)
         if fields.get("birth_date"):
             fields["birth_date"] = date.fromisoformat(fields["birth_date"])

@@ -9,9 +9,10 @@ from email.parser import BytesHeaderParser
 
 from sqlmodel import Session, select
 
+from db.deferred_changes import defer, roster_is_certified
 from db.evidence import store_evidence
 from db.models import AuditEvent, IdCorrection, InboundMessage, School, SchoolEmail, SchoolRound, Student, utcnow
-from domain.id_corrections import IdCorrectionInput, reference
+from domain.id_corrections import Flag, IdCorrectionInput, flags_for, reference
 from domain.refusals import Refusal, refusal
 from domain.thai_time import english_datetime, thai_datetime
 from intake.email_parser import ParsedMessage
@@ -191,11 +192,33 @@ def follow_up(rows: list[IdCorrection]) -> list[IdCorrectionInput]:
                               cutoff_at=r.cutoff_at) for r in rows if r.status == "pending"]
 
 
+def flags_of(session: Session, rows: list[IdCorrection]) -> dict[str, list[Flag]]:
+    """Each accepted request's flags for the deciding officer (domain.id_corrections.flags_for), read now: another
+    request for the same new ID may have come in (or been settled) since this one was accepted."""
+    accepted = [r for r in rows if r.status != "refused"]
+    if not accepted:
+        return {}
+    students = {s.id: s for s in session.exec(select(Student).where(
+        Student.id.in_({r.student_pk for r in accepted if r.student_pk})))}
+    pending: dict[str, list[str]] = {}
+    for ref, new_id in session.exec(select(IdCorrection.id, IdCorrection.new_id).where(
+            IdCorrection.status == "pending", IdCorrection.new_id.in_({r.new_id for r in accepted if r.new_id}))):
+        pending.setdefault(new_id, []).append(ref)
+    out = {}
+    for r in accepted:
+        student = students.get(r.student_pk)
+        out[r.id] = flags_for(r.student_name, (student.prefix, student.first_name, student.last_name) if student
+                              else None, [ref for ref in pending.get(r.new_id, []) if ref != r.id])
+    return out
+
+
 def apply_correction(session: Session, ref: str, actor: str, at: datetime) -> IdCorrection:
     """Approval: the student's ID changes, once; uniqueness is checked again at this moment."""
     row = session.get(IdCorrection, ref)
     if row.status != "pending":
-        return row  # a retried activity: already applied (or found impossible)
+        return row  # a retried activity: already applied, deferred (or found impossible)
+    certified = roster_is_certified(session, row.round_id, row.school_code)  # locks the school's row
+    flags = [f.code for f in flags_of(session, [row]).get(ref, [])]  # approved with these shown: the audit says so
     row.decided_by, row.decided_at = actor, at
     student = session.get(Student, row.student_pk)
     taken = session.exec(select(Student.id).where(Student.student_id == row.new_id, Student.id != row.student_pk)).first()
@@ -204,15 +227,31 @@ def apply_correction(session: Session, ref: str, actor: str, at: datetime) -> Id
         row.refusal_code = "new_id_taken" if taken else "student_changed"
         row.refusal_th = "เลขใหม่นี้เป็นของนักเรียนคนอื่นแล้ว" if taken else "ข้อมูลนักเรียนเปลี่ยนไประหว่างรอพิจารณา"
         row.refusal_en = "The new ID belongs to another student now" if taken else "The student's record changed meanwhile"
+    elif certified:  # the certified roster stays as certified: the next round's start applies it
+        defer(session, key=f"idc/{ref}", round_id=row.round_id, school_code=row.school_code, area=row.area,
+              kind="id_correction", source=ref, student_pk=student.id,
+              change={"old_id": row.old_id, "new_id": row.new_id, "flags": flags}, at=at, actor=actor)
+        row.status = "deferred"
     else:
         session.add(AuditEvent(key=f"idc/{ref}", at=at, actor=actor, action="id_correction", round_id=row.round_id,
                                school_code=row.school_code, area=row.area, before={"student_id": student.student_id},
-                               after={"student_id": row.new_id, "ref": ref}))
+                               after={"student_id": row.new_id, "ref": ref, "flags": flags}))
         student.student_id, student.updated_at = row.new_id, at
         session.add(student)
         row.status = "approved"
     session.add(row)
     return row
+
+
+def follow_cutoff(session: Session, ref: str) -> datetime:
+    """R4 follows the school's current cutoff: an extension of the school moves its open requests' cutoff too (only
+    later: an extension never shortens). Answers the request's cutoff, updated."""
+    row = session.get(IdCorrection, ref)
+    school = session.get(SchoolRound, (row.round_id, row.school_code))
+    if row.status == "pending" and school is not None and school.cutoff_at > row.cutoff_at:
+        row.cutoff_at = school.cutoff_at
+        session.add(row)
+    return row.cutoff_at
 
 
 def settle(session: Session, ref: str, status: str, by: str | None, at: datetime, reason: str | None) -> IdCorrection:

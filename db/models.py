@@ -44,7 +44,7 @@ class User(SQLModel, table=True):
     __tablename__ = "users"
     id: str = Field(primary_key=True, max_length=40)
     display_name: str = Field(max_length=200)
-    email: str | None = Field(default=None, max_length=254)
+    email: str | None = Field(default=None, index=True, max_length=254)  # the registered address: links go only here
     role: str = Field(index=True, max_length=20)
     school_code: str | None = Field(default=None, foreign_key="schools.code", index=True, max_length=10)
     area: str | None = Field(default=None, foreign_key="areas.name", index=True, max_length=120)
@@ -53,6 +53,26 @@ class User(SQLModel, table=True):
     token_expires_at: datetime = Field(sa_column=Column(AwareDateTime(), nullable=False))
     active: bool = True  # `dmcflow users disable`: the token and every web session stop working at once
     created_at: datetime = Field(default_factory=utcnow, sa_column=Column(AwareDateTime(), nullable=False))
+    # the login page's user name (lower case; None: a token-only user) and its Argon2id hash (None: no password
+    # set yet, the one-time link of db/accounts.py sets it)
+    username: str | None = Field(default=None, unique=True, index=True, max_length=64)
+    password_hash: str | None = Field(default=None, max_length=255)
+    password_changed_at: datetime | None = Field(default=None, sa_column=Column(AwareDateTime(), nullable=True))
+
+
+class PasswordLink(SQLModel, table=True):
+    """A one-time link to set a password (a new account, or "forgot password"), mailed to the registered email.
+
+    Only the SHA-256 of the link's random token is kept; a link works once, until `expires_at`, and a newer
+    link of the same user supersedes it."""
+
+    __tablename__ = "password_links"
+    token_hash: str = Field(primary_key=True, max_length=64)
+    user_id: str = Field(foreign_key="users.id", index=True, max_length=40)
+    purpose: str = Field(max_length=10)  # welcome | reset
+    created_at: datetime = Field(sa_column=Column(AwareDateTime(), nullable=False))
+    expires_at: datetime = Field(sa_column=Column(AwareDateTime(), nullable=False))
+    used_at: datetime | None = Field(default=None, sa_column=Column(AwareDateTime(), nullable=True))
 
 
 class WebSession(SQLModel, table=True):
@@ -78,6 +98,8 @@ class Round(SQLModel, table=True):
     opens_at: datetime = Field(sa_column=Column(AwareDateTime(), nullable=False))
     confirm_from: datetime = Field(sa_column=Column(AwareDateTime(), nullable=False))
     cutoff_at: datetime = Field(sa_column=Column(AwareDateTime(), nullable=False))
+    # R7: the final exam's date; None: the round's opening day (domain.rounds.RoundSpec.exam_date)
+    final_exam_on: date | None = None
     policy: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     created_at: datetime = Field(default_factory=utcnow, sa_column=Column(AwareDateTime(), nullable=False))
     started_at: datetime | None = Field(default=None, sa_column=Column(AwareDateTime(), nullable=True))
@@ -99,6 +121,8 @@ class SchoolRound(SQLModel, table=True):
     confirmed_at: datetime | None = Field(default=None, sa_column=Column(AwareDateTime(), nullable=True))
     certified_by: str | None = Field(default=None, max_length=40)
     certified_at: datetime | None = Field(default=None, sa_column=Column(AwareDateTime(), nullable=True))
+    # R11: the existence counts the staff's confirmation confirmed (students, present, exceptions by kind)
+    confirmed_counts: dict | None = Field(default=None, sa_column=Column(JSON(none_as_null=True), nullable=True))
     gate: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     blocking: list = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     escalated_at: datetime | None = Field(default=None, sa_column=Column(AwareDateTime(), nullable=True))
@@ -121,6 +145,7 @@ class Student(SQLModel, table=True):
     classroom: str = Field(default="", max_length=10)
     birth_date: date | None = None
     sat_final_exam: bool = True
+    left_on: date | None = None  # R7: the day a student who left before the final exam left (transferred out)
     status: str = Field(default="studying", index=True, max_length=20)
     status_reason: str | None = Field(default=None, max_length=40)  # e.g. the dropout category (R8)
     updated_at: datetime = Field(default_factory=utcnow, sa_column=Column(AwareDateTime(), nullable=False))
@@ -137,6 +162,22 @@ class EndOfYearRecord(SQLModel, table=True):
     note: str | None = Field(default=None, max_length=500)
     updated_by: str = Field(max_length=40)
     updated_at: datetime = Field(default_factory=utcnow, sa_column=Column(AwareDateTime(), nullable=False))
+
+
+class ExistenceMark(SQLModel, table=True):
+    """R11: one student's existence at the school in one round, as the school's staff confirmed it.
+
+    Part of the roster: written only through the school's workflow (a roster batch), so frozen with it."""
+
+    __tablename__ = "existence_marks"
+    round_id: str = Field(foreign_key="rounds.id", primary_key=True, max_length=40)
+    student_pk: int = Field(foreign_key="students.id", primary_key=True)
+    mark: str = Field(max_length=20)  # present | exception (domain.existence.Mark)
+    exception_kind: str | None = Field(default=None, max_length=30)  # domain.existence.ExceptionKind
+    case_ref: str | None = Field(default=None, max_length=40)  # the dropout request or duplicate case it stands on
+    note: str | None = Field(default=None, max_length=500)
+    marked_by: str = Field(max_length=40)
+    marked_at: datetime = Field(sa_column=Column(AwareDateTime(), nullable=False))
 
 
 class RosterBatch(SQLModel, table=True):
@@ -280,6 +321,26 @@ class IdCorrection(SQLModel, table=True):
     decided_at: datetime | None = Field(default=None, sa_column=Column(AwareDateTime(), nullable=True))
     decision_reason: str | None = Field(default=None, max_length=1000)
     created_at: datetime = Field(default_factory=utcnow, sa_column=Column(AwareDateTime(), nullable=False))
+
+
+class DeferredRosterChange(SQLModel, table=True):
+    """An outcome decided after the school certified its roster (an approved ID correction, a duplicate case's
+    outcome): the certified roster stays as certified; the next round's start applies it (db/deferred_changes.py)."""
+
+    __tablename__ = "deferred_roster_changes"
+    key: str = Field(primary_key=True, max_length=80)  # idc/<ref>, dup/<case>/leave, dup/<case>/add
+    round_id: str = Field(foreign_key="rounds.id", index=True, max_length=40)  # the round the school certified
+    school_code: str = Field(foreign_key="schools.code", index=True, max_length=10)
+    area: str = Field(max_length=120)
+    kind: str = Field(max_length=30)  # id_correction | duplicate_leave | duplicate_add
+    source: str = Field(index=True, max_length=40)  # the request's reference, or the duplicate case's id
+    student_pk: int | None = Field(default=None, foreign_key="students.id")
+    change: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    status: str = Field(default="pending", index=True, max_length=20)  # pending | applied | failed
+    note: str | None = Field(default=None, max_length=60)  # why it could not be applied (a refusal code)
+    decided_at: datetime = Field(sa_column=Column(AwareDateTime(), nullable=False))
+    applied_round_id: str | None = Field(default=None, max_length=40)
+    applied_at: datetime | None = Field(default=None, sa_column=Column(AwareDateTime(), nullable=True))
 
 
 class DropoutRequest(SQLModel, table=True):

@@ -25,8 +25,8 @@ from domain.school_round import BlockingCase, GateProgress
 
 OPEN_ID_CORRECTION = ("pending",)
 OPEN_DROPOUT = ("waiting_district", "waiting_school")
-DECIDED_DROPOUT = ("approved", "rejected", "expired")
-OPEN_DUPLICATE = "open"
+DECIDED_DROPOUT = ("approved", "rejected", "expired", "withdrawn")
+OPEN_DUPLICATE = ("open", "at_district")  # db.duplicates.OPEN_STATUSES: a case without its outcome
 
 
 def area_exists(session: Session, area: str) -> bool:
@@ -51,7 +51,7 @@ def open_case_counts(session: Session, round_id: str, area: str) -> tuple[dict[s
     def dup(column):
         return (select(literal("dup").label("kind"), column.label("school"), func.count().label("n"))
                 .join(School, School.code == column)
-                .where(DuplicateCase.round_id == round_id, DuplicateCase.status == OPEN_DUPLICATE, School.area == area)
+                .where(DuplicateCase.round_id == round_id, DuplicateCase.status.in_(OPEN_DUPLICATE), School.area == area)
                 .group_by(column))
 
     parts = union_all(
@@ -230,7 +230,7 @@ def area_open_duplicates(session: Session, round_id: str, area: str) -> int:
     return session.execute(select(func.count(func.distinct(DuplicateCase.id)))
                            .join(School, or_(School.code == DuplicateCase.holder_school,
                                              School.code == DuplicateCase.claimant_school))
-                           .where(DuplicateCase.round_id == round_id, DuplicateCase.status == OPEN_DUPLICATE,
+                           .where(DuplicateCase.round_id == round_id, DuplicateCase.status.in_(OPEN_DUPLICATE),
                                   School.area == area)).scalar_one()
 
 
@@ -248,13 +248,13 @@ def round_open_cases(session: Session, round_id: str) -> dict[str, dict[str, int
         DropoutRequest.round_id == round_id, DropoutRequest.status.in_(OPEN_DROPOUT)).group_by(DropoutRequest.area))
     add("duplicates", select(School.area, func.count(func.distinct(DuplicateCase.id)))
         .join(School, or_(School.code == DuplicateCase.holder_school, School.code == DuplicateCase.claimant_school))
-        .where(DuplicateCase.round_id == round_id, DuplicateCase.status == OPEN_DUPLICATE).group_by(School.area))
+        .where(DuplicateCase.round_id == round_id, DuplicateCase.status.in_(OPEN_DUPLICATE)).group_by(School.area))
     return out
 
 
 def open_duplicates(session: Session, round_id: str) -> int:
     return session.execute(select(func.count()).select_from(DuplicateCase).where(
-        DuplicateCase.round_id == round_id, DuplicateCase.status == OPEN_DUPLICATE)).scalar_one()
+        DuplicateCase.round_id == round_id, DuplicateCase.status.in_(OPEN_DUPLICATE))).scalar_one()
 
 
 def user_names(session: Session, ids: set[str]) -> dict[str, str]:

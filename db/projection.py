@@ -22,6 +22,7 @@ def write_transition(session: Session, t: Transition) -> None:
                   confirm_from=s.schedule.confirm_from, cutoff_at=s.schedule.cutoff_at,
                   confirmed_by=s.confirmed.by if s.confirmed else None,
                   confirmed_at=s.confirmed.at if s.confirmed else None,
+                  confirmed_counts=s.confirmed.counts.model_dump() if s.confirmed and s.confirmed.counts else None,
                   certified_by=s.certified.by if s.certified else None,
                   certified_at=s.certified.at if s.certified else None,
                   gate=s.gate.model_dump(), blocking=[c.model_dump() for c in s.blocking],

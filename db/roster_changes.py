@@ -12,7 +12,7 @@ from sqlmodel import Session, select
 
 from pydantic import ValidationError
 
-from db.directory import upsert_school
+from db.directory import round_spec, upsert_school
 from db.duplicates import claims_left, open_obec_case
 from db.models import AuditEvent, EndOfYearRecord, Round, RosterBatch, School, Student
 from domain.duplicates import ClaimLimits, too_many_claims, too_many_claims_in_file
@@ -20,9 +20,11 @@ from domain.end_of_year import EndOfYearEntry, check_entry
 from domain.ids import normalise_name, normalise_student_id
 from domain.refusals import Refusal, refusal
 from domain.roster_rules import (
-    SchoolProfileIn, StatusIn, StudentIn, StudentUpdateIn, TransferOutIn, check_admission, check_entry_year,
-    check_grade_edit, check_status_change, check_transfer_out, check_update,
+    RemovalIn, SchoolProfileIn, StatusIn, StudentIn, StudentUpdateIn, TransferOutIn, check_admission,
+    check_entry_year, check_grade_edit, check_removal, check_return, check_status_change, check_transfer_out,
+    check_update,
 )
+from domain.thai_time import to_bangkok
 
 ACTIVE = "studying"
 STUDENT_FIELDS = ("student_no", "prefix", "first_name", "last_name", "gender", "grade", "classroom",
@@ -50,10 +52,12 @@ def apply_import(session: Session, batch: RosterBatch, actor: str, at: datetime,
     the school's limits allow): once it has, every later row of a student new to the school is refused, claim or
     not, so that a file cannot be used to learn which IDs are on some roster."""
     rows = batch.payload["rows"]
-    columns = [Student.id, Student.student_id, Student.status, *(getattr(Student, f) for f in STUDENT_FIELDS)]
+    columns = [Student.id, Student.student_id, Student.status, Student.left_on,
+               *(getattr(Student, f) for f in STUDENT_FIELDS)]
     existing = {row.student_id: row for row in session.execute(
         select(*columns).where(Student.school_code == batch.school_code))}
-    ids = [r["student_id"] for r in rows if r["student_id"] not in existing]
+    # a student not studying here comes back as an admission does: the same search for them on another roster
+    ids = [r["student_id"] for r in rows if r["student_id"] not in existing or existing[r["student_id"]].status != ACTIVE]
     elsewhere: set[str] = set()
     cases: list[dict] = []
     for start in range(0, len(ids), 500):
@@ -89,12 +93,21 @@ def apply_import(session: Session, batch: RosterBatch, actor: str, at: datetime,
                             "updated_at": at})
             audits.append((None, {"student_id": sid, **_jsonable_all(values)}))
             continue
-        if current.status == "dropped_out":
-            # the district approved it (R8): an old export must not put the student back on the roster
-            issues.append(_issue(r["row"], "เลขประจำตัวประชาชน", sid, refusal(
-                "r8_dropped_out", "นักเรียนคนนี้ถูกบันทึกออกกลางคันตามการพิจารณาของเขตพื้นที่แล้ว นำกลับเข้าทะเบียนด้วยการนำเข้าไม่ได้",
-                "This student was recorded as dropped out on the district's decision; an import cannot put them back")))
-            continue
+        if current.status != ACTIVE:
+            # a way back onto the roster: the admission's rules (R3's claim, R8 and the other records that say
+            # no), never a bare status flip; an old export must not undo a decision
+            try:
+                check_return(current.status, current.left_on, by_import=True)
+            except Refusal as refused:
+                issues.append(_issue(r["row"], "เลขประจำตัวประชาชน", sid, refused))
+                continue
+            if claims[0] >= budget:
+                issues.append(_issue(r["row"], "เลขประจำตัวประชาชน", sid, exhausted) | {"status": exhausted.status})
+                continue
+            if sid in elsewhere:
+                case = _open_case(session, batch, sid, values, cases, actor, at, claims)
+                issues.append(_issue(r["row"], "เลขประจำตัวประชาชน", sid, _elsewhere(case)))
+                continue
         changed = {k: v for k, v in values.items() if getattr(current, k) != v}
         if not changed and current.status == ACTIVE:
             unchanged += 1
@@ -128,7 +141,7 @@ def _jsonable_all(values: dict) -> dict:
 def _elsewhere(case_id: str) -> Refusal:
     # nothing of the student or of the school that has them: the claimant learns only that the district was asked
     return refusal("active_elsewhere",
-                   f"เลขประจำตัวนี้มีอยู่ในทะเบียนของโรงเรียนอื่น จึงยังไม่เพิ่ม ได้แจ้งเขตพื้นที่ให้พิจารณาเรื่องนักเรียนซ้ำซ้อน "
+                   f"เลขประจำตัวประชาชน/รหัส G นี้มีอยู่ในทะเบียนของโรงเรียนอื่น จึงยังไม่เพิ่ม ได้แจ้งเขตพื้นที่ให้พิจารณาเรื่องนักเรียนซ้ำซ้อน "
                    f"{case_id} แล้ว (ข้อ 3)",
                    f"This ID is on another school's roster, so the student was not added; the district has been asked "
                    f"to review duplicate case {case_id} (R3)", 409)
@@ -175,6 +188,8 @@ def apply_student_op(session: Session, batch: RosterBatch, actor: str, at: datet
             if current is not None and current.status == ACTIVE:
                 raise refusal("already_on_roster", "นักเรียนคนนี้อยู่ในทะเบียนของโรงเรียนแล้ว",
                               "This student is already on the school's roster")
+            if current is not None:  # back onto the roster: what the records say first, then R3 as for anyone new
+                check_return(current.status, current.left_on, by_import=False)
             left, retry_after = claims_left(session, batch.round_id, batch.school_code, actor, at, limits)
             if left <= 0:  # every add could be a claim: refusing only the claims would answer which IDs exist
                 raise too_many_claims(retry_after)
@@ -185,7 +200,7 @@ def apply_student_op(session: Session, batch: RosterBatch, actor: str, at: datet
             student = current or Student(school_code=batch.school_code, student_id=sid, **fields)
             for k, v in fields.items():
                 setattr(student, k, v)
-            student.status, student.updated_at = ACTIVE, at
+            student.status, student.status_reason, student.left_on, student.updated_at = ACTIVE, None, None, at
             session.add(student)
             after = {**_student_view(student), "from_school": data.get("from_school")}
             _audit(session, batch, actor, at, op, before, after)
@@ -201,20 +216,26 @@ def apply_student_op(session: Session, batch: RosterBatch, actor: str, at: datet
             _audit(session, batch, actor, at, op, before, _student_view(student), reason)
         elif op == "transfer_out_student":
             student = _find(session, batch.school_code, data["student"])
-            check_transfer_out(student.sat_final_exam)
             details = TransferOutIn.model_validate(data.get("details") or {})
+            exam_date = round_spec(session.get(Round, batch.round_id)).exam_date
+            check_transfer_out(student.status, details.left_on, exam_date, to_bangkok(at).date())
             before = _student_view(student) | {"status": student.status}
-            student.status, student.updated_at = "transferred_out", at
+            # R7: the record now says the student left before the final exam, and when
+            student.status, student.sat_final_exam, student.left_on = "transferred_out", False, details.left_on
+            student.updated_at = at
             session.add(student)
             _audit(session, batch, actor, at, op, before, {"status": student.status, **details.model_dump(mode="json")})
         elif op == "set_student_status":
             status = StatusIn.model_validate(data["status"])
-            check_status_change(status.status)
+            note = check_status_change(status.status, status.note)
             student = _find(session, batch.school_code, data["student"])
+            if student.status != ACTIVE:
+                raise refusal("not_studying", "เปลี่ยนสถานะได้เฉพาะนักเรียนที่กำลังศึกษาอยู่ในทะเบียนของโรงเรียน",
+                              "Only a student who is studying at the school can have their status changed")
             before = {"student_id": student.student_id, "status": student.status}
             student.status, student.updated_at = status.status, at
             session.add(student)
-            _audit(session, batch, actor, at, op, before, {"status": status.status, "note": status.note})
+            _audit(session, batch, actor, at, op, before, {"status": status.status, "note": note}, note)
         elif op == "update_school_profile":
             profile = SchoolProfileIn.model_validate(data)
             school = session.get(School, batch.school_code)
@@ -239,6 +260,29 @@ def apply_student_op(session: Session, batch: RosterBatch, actor: str, at: datet
             issue["retry_after"] = r.headers["Retry-After"]
         return {"applied": 0, "unchanged": 0, "refused": 1, "cases": cases, "issues": [issue]}
     return {"applied": 1, "unchanged": 0, "refused": 0, "issues": [], "cases": cases}
+
+
+def apply_removal(session: Session, batch: RosterBatch, actor: str, at: datetime, _: ClaimLimits) -> dict:
+    """The district removes a record from a school's roster, with its reason, audited. The school's workflow lets
+    only the district of the school's area, or an admin, send this kind of batch."""
+    data = batch.payload["data"]
+    try:
+        if batch.payload.get("op") != "remove_student":
+            raise refusal("unknown_operation", "ไม่รู้จักรายการนี้", "Unknown operation", 422)
+        body = RemovalIn.model_validate({"reason": data.get("reason")})
+        student = _find(session, batch.school_code, data["student"])
+        reason = check_removal(student.status, body.reason)
+        before = _student_view(student) | {"status": student.status}
+        student.status, student.updated_at = "removed", at
+        session.add(student)
+        _audit(session, batch, actor, at, "remove_student", before, {"student_id": student.student_id,
+                                                                      "status": student.status}, reason)
+    except (Refusal, ValidationError) as exc:
+        r = exc if isinstance(exc, Refusal) else refusal(
+            "removal_reason_required", "ต้องระบุเหตุผลที่ลบนักเรียนออกจากทะเบียน",
+            "Give the reason for removing the student from the roster", 422)
+        return {"applied": 0, "unchanged": 0, "refused": 1, "cases": [], "issues": [_issue(None, "", "", r) | {"status": r.status}]}
+    return {"applied": 1, "unchanged": 0, "refused": 0, "issues": [], "cases": []}
 
 
 def apply_end_of_year(session: Session, batch: RosterBatch, actor: str, at: datetime, _: ClaimLimits) -> dict:
@@ -298,7 +342,8 @@ def apply_batch(session: Session, batch_id: str, actor: str, at: datetime,
         raise refusal("batch_missing", "ไม่พบชุดข้อมูลที่ส่งมา", "The staged batch does not exist", 404)
     if batch.status == "applied":
         return batch  # a retried activity: already done
-    apply = {"import": apply_import, "end_of_year": apply_end_of_year, "student": apply_student_op}[batch.kind]
+    apply = {"import": apply_import, "end_of_year": apply_end_of_year, "student": apply_student_op,
+             "removal": apply_removal}[batch.kind]
     batch.report = apply(session, batch, actor, at, limits)
     batch.status, batch.applied_at = "applied", at
     batch.payload = {"step": batch.payload.get("step")} if batch.kind == "end_of_year" else {}  # no PII kept

@@ -8,6 +8,7 @@ import logging
 import os
 import signal
 import sys
+from datetime import date
 
 from db.directory import create_round, create_user, disable_user, list_users, rotate_token, round_spec
 from db.engine import make_engine, session_scope
@@ -19,7 +20,7 @@ from dmcflow.settings import get_settings
 from dmcflow.temporal_client import connect
 from domain.refusals import Refusal
 from domain.rounds import SHIPPED_ROUNDS, RoundSpec
-from domain.thai_time import parse_local
+from domain.thai_time import BE_OFFSET, parse_local
 
 
 def _engine():
@@ -43,6 +44,15 @@ def cmd_users_add(a: argparse.Namespace) -> None:
     print(token)  # the last line, for scripts
 
 
+def _exam_day(value: str) -> date:
+    """A day as --opens takes it: ISO, in the Buddhist or the Christian era (2567-03-29 or 2024-03-29)."""
+    try:
+        day = date.fromisoformat(value.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError("a date YYYY-MM-DD, e.g. 2567-03-29") from None
+    return day.replace(year=day.year - BE_OFFSET) if day.year > 2400 else day
+
+
 def _days(value: str) -> int:
     if not value.isdigit() or int(value) < 1:
         raise argparse.ArgumentTypeError("a whole number of days, 1 or more")
@@ -52,10 +62,10 @@ def _days(value: str) -> int:
 def cmd_users_list(_: argparse.Namespace) -> None:
     with session_scope(_engine()) as s:
         users = list_users(s)
-    print(f"{'id':<12} {'role':<9} {'scope':<30} {'state':<9} {'token expires (UTC)':<17} name")
+    print(f"{'id':<14} {'role':<9} {'scope':<30} {'state':<9} {'token expires (UTC)':<17} name")
     for u in users:
         state = "active" if u.active else "disabled"
-        print(f"{u.id:<12} {u.role:<9} {(u.school_code or u.area or '-'):<30} {state:<9} "
+        print(f"{u.id:<14} {u.role:<9} {(u.school_code or u.area or '-'):<30} {state:<9} "
               f"{u.token_expires_at:%Y-%m-%d %H:%M} {u.display_name}")
 
 
@@ -73,6 +83,49 @@ def cmd_users_rotate_token(a: argparse.Namespace) -> None:
     print(token)  # the last line, for scripts
 
 
+async def _deliver_all(keys: list[str], settings) -> int:
+    """Sends the outbox mails, a few at a time; answers how many could not go now (they stay in the outbox)."""
+    from mailer import outbox
+
+    engine, gate, failed = make_engine(settings.database_url), asyncio.Semaphore(8), 0
+
+    async def one(key: str) -> None:
+        nonlocal failed
+        async with gate:
+            try:
+                await outbox.deliver(engine, settings, key)
+            except Exception:  # noqa: BLE001  reported below; the link can be sent again from /users
+                failed += 1
+
+    try:
+        await asyncio.gather(*(one(k) for k in keys))
+    finally:
+        engine.dispose()
+    return failed
+
+
+def cmd_users_import(a: argparse.Namespace) -> None:
+    from db import accounts
+    from db.models import utcnow
+
+    settings = get_settings()
+    rows = accounts.read_import_file(a.file.read())
+    with session_scope(_engine()) as s:
+        report = accounts.import_accounts(s, settings, rows, utcnow())
+    for name in report.created:
+        print(f"created   {name}")
+    for name, fields in report.updated:
+        print(f"updated   {name}: {', '.join(fields)}")
+    for line, name, why in report.refused:
+        print(f"refused   line {line} {name}: {why.code}: {why.message_th} / {why.message_en}")
+    failed = asyncio.run(_deliver_all(report.mails, settings)) if report.mails else 0
+    print(f"{len(report.created)} created, {len(report.updated)} updated, {len(report.unchanged)} unchanged, "
+          f"{len(report.refused)} refused; {len(report.mails) - failed} password links mailed"
+          + (f", {failed} not sent now (the mail server did not take them: resend them from /users)" if failed else ""))
+    if report.refused:
+        raise SystemExit(2)
+
+
 def cmd_demo_load(_: argparse.Namespace) -> None:
     settings = get_settings()
     demo_data.check_demo_database(settings.database_url, settings.var_dir)  # before migrating anything
@@ -87,8 +140,12 @@ def cmd_rounds_create(a: argparse.Namespace) -> None:
         if not (a.year and a.opens and a.confirm_from and a.cutoff):
             raise SystemExit("give --year --opens --confirm-from --cutoff (Thai local time), or a shipped round id: "
                              + ", ".join(SHIPPED_ROUNDS))
-        spec = RoundSpec(id=a.id, academic_year=a.year, opens_at=parse_local(a.opens),
-                         confirm_from=parse_local(a.confirm_from), cutoff_at=parse_local(a.cutoff))
+        try:
+            spec = RoundSpec(id=a.id, academic_year=a.year, opens_at=parse_local(a.opens),
+                             confirm_from=parse_local(a.confirm_from), cutoff_at=parse_local(a.cutoff),
+                             final_exam_on=a.final_exam_on)
+        except ValueError as exc:
+            raise SystemExit(f"invalid round: {exc}") from None
     with session_scope(_engine()) as s:
         create_round(s, spec)
     print(f"round {spec.id}: " + ", ".join(f"{k} {v}" for k, v in spec.display().items()))
@@ -205,6 +262,10 @@ def parser() -> argparse.ArgumentParser:
     rotate.add_argument("id")
     rotate.add_argument("--days", type=_days, help="the token's lifetime (default DMCFLOW_TOKEN_LIFETIME_DAYS)")
     rotate.set_defaults(fn=cmd_users_rotate_token)
+    imp = users.add_parser("import", help="create or update accounts from a CSV (username, role, school_or_area, "
+                                          "name, email); each new account is mailed a link to set its password")
+    imp.add_argument("file", type=argparse.FileType("rb"), help="UTF-8 CSV with a header row")
+    imp.set_defaults(fn=cmd_users_import)
 
     sub.add_parser("demo", help="demo data").add_subparsers(dest="sub", required=True) \
         .add_parser("load", help="load the demo area, users and rounds (idempotent)").set_defaults(fn=cmd_demo_load)
@@ -216,6 +277,9 @@ def parser() -> argparse.ArgumentParser:
     create.add_argument("--opens")
     create.add_argument("--confirm-from")
     create.add_argument("--cutoff")
+    create.add_argument("--final-exam-on", type=_exam_day, metavar="YYYY-MM-DD",
+                        help="R7: the final exam's date (e.g. 2567-03-29); a student who left on or before it may be "
+                             "transferred out (default: the round's opening day)")
     create.set_defaults(fn=cmd_rounds_create)
     show = rounds.add_parser("show", help="show a round's instants")
     show.add_argument("id")

@@ -1,4 +1,4 @@
-"""Demo data for one area (สพม.มหาสารคาม): schools, students, users with well-known tokens, rounds.
+"""Demo data for one area (สพม.มหาสารคาม): schools, students, users with well-known tokens and passwords, rounds.
 
 Loading is idempotent: run it as often as you like. The tokens below are for a local demo only.
 """
@@ -13,6 +13,7 @@ from pathlib import Path
 from sqlalchemy.engine import Engine, make_url
 from sqlmodel import select
 
+from db.accounts import HASHER
 from db.directory import create_round, create_user, hash_token, upsert_school
 from db.engine import session_scope
 from db.models import Round, Student, User
@@ -104,9 +105,15 @@ def load(engine: Engine, *, var_dir: Path, now: datetime | None = None) -> list[
                                   grade=rng.choice(GRADES), classroom=str(rng.randint(1, 4))))
             done.append(f"{len(roster.rows) + 40 * len(EXTRA_SCHOOLS)} students")
         for token, role, name, school, area, email in DEMO_USERS:
-            if s.exec(select(User).where(User.token_hash == hash_token(token))).first() is None:
-                create_user(s, role=role, display_name=name, school_code=school, area=area, email=email, token=token)
-        done.append("users: " + ", ".join(f"{role} → {token}" for token, role, *_ in DEMO_USERS))
+            user = s.exec(select(User).where(User.token_hash == hash_token(token))).first()
+            if user is None:
+                user, _ = create_user(s, role=role, display_name=name, school_code=school, area=area, email=email,
+                                      token=token)
+            if user.username is None:  # the login page's demo account: user name = token = password (local only)
+                user.username, user.password_hash = token, HASHER.hash(token)
+                s.add(user)
+        done.append("users (user name = password = token): "
+                    + ", ".join(f"{role} → {token}" for token, role, *_ in DEMO_USERS))
         for spec in (ROUND_2566_3, demo_round(now)):
             if s.get(Round, spec.id) is None:
                 create_round(s, spec)

@@ -182,6 +182,8 @@ dmcflow is running ({datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC)
   mail caught  {settings.var_dir / 'mail'}  (read: dmcflow mail list)
   payload keys {settings.payload_keys_file or 'DMCFLOW_PAYLOAD_KEYS'}  (Temporal payloads are encrypted with them)
   ID intake    smtp://{settings.intake_smtp_host}:{settings.intake_smtp_port}  (schools' ID-correction emails, R4)
-  demo tokens  demo-admin, demo-staff, demo-director, demo-district (school 1044449001, สพม.มหาสารคาม)
+  log in       {settings.public_url}/login  as demo-staff, demo-director (school 1044449001), demo-district
+               (สพม.มหาสารคาม) or demo-admin: each one's password is its user name
+  demo tokens  demo-admin, demo-staff, demo-director, demo-district (bearer tokens for the API, as before)
   round `demo` is started; see README.md for a first session with curl.  Ctrl-C stops everything.
 """, flush=True)

@@ -109,6 +109,10 @@ class Settings(BaseSettings):
     session_absolute_hours: int = Field(12, ge=1)
     # the session cookie is sent over HTTPS only; `dmcflow dev` turns it off when it serves plain http on loopback
     session_cookie_secure: bool = True
+    # the one-time link that sets a password (a new account, "forgot password") works once, for this long
+    password_link_hours: int = Field(72, ge=1)
+    # a password set through the link: at least this long, and not the user name (NIST SP 800-63B)
+    password_min_length: int = Field(10, ge=8)
     # request bodies above these are refused (413) before they are read: uploads, and everything else (JSON)
     max_upload_bytes: int = 50 * 1024 * 1024
     max_json_bytes: int = 1024 * 1024

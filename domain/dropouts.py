@@ -4,7 +4,8 @@ A school's staff asks; the district officer of its area may ask questions, the s
 officer approves or rejects with a reason. The clock: a side waiting two working days for the other is
 reminded once per wait; five working days after the request without a decision, the area's
 administrator is told; still undecided at the school's cutoff, the request expires and the student
-stays on the roster.
+stays on the roster. The school may withdraw its own request while it is open (issue 16: a slow decision
+must not keep the school from confirming); the student stays on the roster.
 
 The workflow state holds no free text and no personal data: the thread's text lives in the database,
 the state keeps each entry's id, kind, side, author id and instant.
@@ -45,12 +46,12 @@ REMIND_AFTER_WORKING_DAYS = 2
 ESCALATE_AFTER_WORKING_DAYS = 5
 MAX_THREAD = 60  # entries per request: keeps the workflow's history bounded
 
-Status = Literal["waiting_district", "waiting_school", "approved", "rejected", "expired", "failed"]
+Status = Literal["waiting_district", "waiting_school", "approved", "rejected", "expired", "failed", "withdrawn"]
 OPEN_STATUSES = ("starting", "waiting_district", "waiting_school")
 STATUS_TH = {
     "starting": "กำลังเปิดเรื่อง", "waiting_district": "รอเขตพื้นที่พิจารณา", "waiting_school": "รอโรงเรียนตอบ",
     "approved": "อนุมัติให้ออกกลางคัน", "rejected": "ไม่อนุมัติ", "expired": "หมดเวลา ไม่ได้พิจารณา",
-    "failed": "ดำเนินการไม่สำเร็จ",
+    "failed": "ดำเนินการไม่สำเร็จ", "withdrawn": "โรงเรียนถอนคำขอ",
 }
 
 
@@ -79,7 +80,7 @@ class DropoutCalendar(BaseModel):
 
 class ThreadEntry(BaseModel):
     message_id: int
-    kind: Literal["request", "question", "answer", "note", "approve", "reject", "expired"]
+    kind: Literal["request", "question", "answer", "note", "approve", "reject", "expired", "withdrawn"]
     side: Literal["school", "district", "system"]
     by: str | None = None
     at: datetime
@@ -113,6 +114,13 @@ class DecideDropout(BaseModel):
     approve: bool
     actor: Actor
     area: str | None = None
+
+
+class WithdrawDropout(BaseModel):
+    """The school takes its own request back: the staged entry holds its reason."""
+
+    message_id: int
+    actor: Actor
 
 
 def _side(inp: DropoutInput, actor: Actor, area: str | None, school_code: str | None) -> str:
@@ -150,6 +158,15 @@ def check_decide(inp: DropoutInput, state: DropoutState, d: DecideDropout, now: 
     if d.actor.role != "district" or d.area != inp.area:
         raise refusal("forbidden", "เฉพาะเจ้าหน้าที่เขตพื้นที่ของโรงเรียนนี้พิจารณาได้",
                       "Only a district officer of the school's area may decide", 403)
+    _check_open(inp, state, now, cutoff_at)
+
+
+def check_withdraw(inp: DropoutInput, state: DropoutState, w: WithdrawDropout, now: datetime,
+                   cutoff_at: datetime) -> None:
+    """Staff of the requesting school, while the request is open and before the cutoff."""
+    if w.actor.role != "staff" or w.actor.school_code != inp.school_code:
+        raise refusal("forbidden", "เฉพาะเจ้าหน้าที่ของโรงเรียนที่ยื่นคำขอถอนคำขอได้",
+                      "Only staff of the requesting school may withdraw its request", 403)
     _check_open(inp, state, now, cutoff_at)
 
 

@@ -3,6 +3,13 @@
 A case has parties (schools). Each declares the student present (with evidence) or absent; an absent
 declaration settles it; two present claims go to a district officer. Pure rules, used by the
 DuplicateCaseWorkflow and the API alike.
+
+A school must never be made late by someone else (issue 16): a school that has declared the student present
+with evidence is no longer blocked by the case (the case stays open for the district), a claimant may do so
+while its claim still waits for the holder's district, and a case still open at the first of the parties'
+cutoffs goes to the district with whatever the schools declared: from then on the district may decide on
+its own. The first cutoff, not the last, is dmcflow's choice: it is the first moment a party can no longer
+act, and the letter leaves the case's end open.
 """
 
 from __future__ import annotations
@@ -81,6 +88,8 @@ class CaseState(BaseModel):
     # a claim on a student held elsewhere waits for the holder area's district before it is a case: until
     # then the holder school is neither blocked nor told (issue 15, finding 3)
     awaiting_district: bool = False
+    # the case was still open at the first party's cutoff and went to the district (issue 16)
+    at_district_since: datetime | None = None
 
     @property
     def resolved(self) -> bool:
@@ -104,14 +113,33 @@ class CaseState(BaseModel):
         return None
 
     def needs_district(self) -> bool:
+        """The district decides: both schools claim the student, or the case was open at the cutoff."""
+        return self.both_claim() or (self.decision is None and self.at_district_since is not None)
+
+    def both_claim(self) -> bool:
         return (self.inp.kind == "obec" and self.decision is None
                 and all(self.declarations.get(s) and self.declarations[s].claim == "present" for s in self.inp.parties))
+
+    def blocks(self, school: str) -> bool:
+        """Whether the case still keeps this party from confirming: until it is resolved, or until the school has
+        declared the student present with evidence (its part is done; the rest is the district's)."""
+        if self.resolved:
+            return False
+        declared = self.declarations.get(school)
+        return not (declared is not None and unblocks(declared))
+
+
+def unblocks(d: Declaration | DeclareIn) -> bool:
+    """A present declaration with its evidence: the declaring school's part of the case is done."""
+    return d.claim == "present" and bool(d.evidence)
 
 
 def check_declare(state: CaseState, d: DeclareIn) -> None:
     if state.resolved:
         raise refusal("case_resolved", "เรื่องนี้ได้ข้อยุติแล้ว", "This case is already resolved")
-    if state.awaiting_district:
+    if state.awaiting_district and not (d.claim == "present" and d.school in state.inp.parties[1:]):
+        # the claimant may say the student is present while the holder's district has not opened the claim yet,
+        # so that a slow district does not keep it blocked; the holder knows nothing yet, and nothing settles
         raise awaiting_district()
     if d.school not in state.inp.parties:
         raise refusal("not_a_party", "โรงเรียนนี้ไม่ใช่คู่กรณีของเรื่องนี้", "This school is not a party to the case", 403)
@@ -131,8 +159,10 @@ def check_decide(state: CaseState, d: DecideIn) -> None:
     if d.actor.role != "district":
         raise refusal("forbidden", "เฉพาะเจ้าหน้าที่เขตพื้นที่", "Only a district officer may decide", 403)
     if not state.needs_district():
-        raise refusal("not_for_district", "เขตตัดสินได้เมื่อทั้งสองโรงเรียนยืนยันว่านักเรียนเรียนอยู่ที่ตน",
-                      "The district decides only when both schools claim the student", 409)
+        raise refusal("not_for_district", "เขตตัดสินได้เมื่อทั้งสองโรงเรียนยืนยันว่านักเรียนเรียนอยู่ที่ตน "
+                      "หรือเมื่อพ้นกำหนดส่งแล้วเรื่องยังไม่ได้ข้อยุติ",
+                      "The district decides only when both schools claim the student, or once the case is still "
+                      "open at the cutoff", 409)
     if d.keep_school not in state.inp.parties:
         raise refusal("not_a_party", "โรงเรียนที่เลือกไม่ใช่คู่กรณี", "The chosen school is not a party to the case", 422)
 

@@ -64,6 +64,16 @@ def is_gcode(value: str) -> bool:
     return bool(_GCODE.match(value))
 
 
+# What a clerk calls the identifier: "เลขประจำตัวนักเรียน" is the school's own student number, never this.
+NATIONAL_ID_TERM = ("เลขประจำตัวประชาชน", "national ID")
+GCODE_TERM = ("รหัส G", "G-code")
+
+
+def id_term(student_id: str) -> tuple[str, str]:
+    """(Thai, English) name of a roster identifier: a national ID, or a G-code for a student without one."""
+    return GCODE_TERM if str(student_id).upper().startswith("G") else NATIONAL_ID_TERM
+
+
 def normalise_school_code(raw: str) -> str:
     value = _compact(raw)
     if not _SCHOOL.match(value):
@@ -85,6 +95,7 @@ def masked(student_id: str) -> str:
 
 
 __all__ = [
-    "Refusal", "is_gcode", "is_national_id", "masked", "national_id_check_digit", "normalise_gcode",
-    "normalise_name", "normalise_national_id", "normalise_school_code", "normalise_student_id",
+    "GCODE_TERM", "NATIONAL_ID_TERM", "Refusal", "id_term", "is_gcode", "is_national_id", "masked",
+    "national_id_check_digit", "normalise_gcode", "normalise_name", "normalise_national_id",
+    "normalise_school_code", "normalise_student_id",
 ]

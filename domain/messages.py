@@ -37,7 +37,7 @@ class ExtendDeadline(BaseModel):
 
 class ApplyRosterBatch(BaseModel):
     batch_id: str
-    kind: Literal["import", "end_of_year", "student"]
+    kind: Literal["import", "end_of_year", "student", "existence", "removal"]
     step: Step | None = None
     actor: Actor
 

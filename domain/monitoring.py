@@ -23,6 +23,10 @@ The attention horizon is `min(ATTENTION_HORIZON, half the school's round)`: thre
 letter's two-month round, proportionally less for a short (demo) round, so that a school is not
 flagged the minute a short round opens.
 
+**Warning hours ahead.** Apart from the at-risk estimate, the school's own view and the district's
+dashboard warn when an open case still blocks a school's confirmation less than `BLOCKING_WARNING`
+before its cutoff (`blocking_warning`): someone must act now, or the school declares its part.
+
 **Timeline.** A school's round as one list, oldest first: the audit trail (decisions, roster
 changes, grouped per batch) merged with its workflow's history (start, timers set and fired,
 updates accepted, cases opened and closed, reminders). An accepted update that the audit trail
@@ -46,6 +50,9 @@ ATTENTION_HORIZON = timedelta(days=3)
 DECISION_TIME = timedelta(minutes=30)  # staff confirmation and the director's certification, on the day
 LAST_CALL = timedelta(hours=1)  # dmcflow's last reminder (15.30 น. for a 16.30 น. cutoff); the letter sets none
 MIN_OBSERVED = timedelta(minutes=1)
+# dmcflow's choice, not the letter's (issue 16): six hours is the morning of a 16.30 cutoff, time enough for a
+# district officer to decide or for the school to declare its part of a case
+BLOCKING_WARNING = timedelta(hours=6)
 
 
 class Bucket(str, Enum):
@@ -75,7 +82,8 @@ STAGE_EN = {
     Stage.confirmed: "Confirmed", Stage.certified: "Certified", Stage.late: "Late",
 }
 
-CASE_KINDS = {"duplicate": ("นักเรียนซ้ำซ้อน", "duplicate"), "id_correction": ("แก้ไขเลขประจำตัว", "ID correction"),
+CASE_KINDS = {"duplicate": ("นักเรียนซ้ำซ้อน", "duplicate"),
+              "id_correction": ("แก้ไขเลขประจำตัวประชาชน", "national ID correction"),
               "dropout": ("ออกกลางคัน", "dropout")}
 
 
@@ -214,6 +222,22 @@ def assess(s: SchoolSnapshot, now: datetime) -> Risk | None:
     return None
 
 
+def blocking_warning(blocking: tuple[BlockingCase, ...] | list[BlockingCase], stage: Stage, cutoff_at: datetime,
+                     now: datetime, excused: set[str] | frozenset[str] = frozenset()) -> Risk | None:
+    """Open cases still block confirmation and the cutoff is less than `BLOCKING_WARNING` away (not earlier).
+    `excused`: refs of cases that wait for the district without blocking (R11's exception marks)."""
+    blocking = [c for c in blocking if c.ref not in excused]
+    left = cutoff_at - now
+    if not blocking or stage not in (Stage.open, Stage.confirmation_window) or not timedelta(0) < left <= BLOCKING_WARNING:
+        return None
+    th, en = _cases_text(tuple(blocking))
+    return Risk("blocking_near_cutoff",
+                f"อีก {thai_duration(left)} จะถึงกำหนดส่ง แต่ยังมีเรื่องค้างที่ทำให้ยืนยันข้อมูลไม่ได้ ({th}): "
+                "ขอให้ผู้เกี่ยวข้องดำเนินการก่อนปิดระบบ",
+                f"The cutoff is {english_duration(left)} away and open cases still block confirmation ({en}): "
+                "whoever must act should do so before the cutoff")
+
+
 # --- an area at a glance ------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -223,6 +247,7 @@ class SchoolStatus:
     bucket: Bucket
     risk: Risk | None
     seconds_left: int
+    warning: Risk | None = None  # `blocking_warning`
 
 
 @dataclass(frozen=True)
@@ -238,6 +263,12 @@ class AreaFigures:
         return sorted(risky, key=lambda s: (s.snapshot.cutoff_at, s.snapshot.school_code))
 
     @property
+    def warned(self) -> list[SchoolStatus]:
+        """Schools an open case still blocks within `BLOCKING_WARNING` of their cutoff, soonest first."""
+        return sorted((s for s in self.schools if s.warning is not None),
+                      key=lambda s: (s.snapshot.cutoff_at, s.snapshot.school_code))
+
+    @property
     def total(self) -> int:
         return len(self.schools)
 
@@ -245,7 +276,9 @@ class AreaFigures:
 def school_status(s: SchoolSnapshot, now: datetime) -> SchoolStatus:
     stage = s.stage(now)
     return SchoolStatus(snapshot=s, stage=stage, bucket=bucket_of(stage, s.gate), risk=assess(s, now),
-                        seconds_left=max(0, int((s.cutoff_at - now).total_seconds())))
+                        seconds_left=max(0, int((s.cutoff_at - now).total_seconds())),
+                        warning=blocking_warning(s.blocking, stage, s.cutoff_at, now,
+                                                 set(getattr(s.gate, "excused_cases", ()))))
 
 
 def area_figures(snapshots: list[SchoolSnapshot], now: datetime) -> AreaFigures:
@@ -310,7 +343,7 @@ ACTION_LABELS: dict[str, tuple[str, str]] = {
     "import_student": ("นำเข้าทะเบียนนักเรียน", "Roster import"),
     "duplicate_removed": ("จำหน่ายนักเรียนซ้ำซ้อนออกจากโรงเรียน", "Duplicate student removed from the school"),
     "duplicate_added": ("เพิ่มนักเรียนตามผลเรื่องซ้ำซ้อน", "Student added after a duplicate case"),
-    "id_correction": ("แก้ไขเลขประจำตัวนักเรียนตามคำขอ (อนุมัติ)", "Student ID corrected (approved request)"),
+    "id_correction": ("แก้ไขเลขประจำตัวประชาชนตามคำขอ (อนุมัติ)", "National ID corrected (approved request)"),
     "dropout_approved": ("อนุมัติออกกลางคัน", "Dropout approved"),
     "dropout_rejected": ("ไม่อนุมัติออกกลางคัน", "Dropout rejected"),
 }
@@ -321,16 +354,24 @@ _STUDENT_OPS = {
     "update_student": ("แก้ไขข้อมูลนักเรียน", "Student record edited"),
     "transfer_out_student": ("ย้ายออก", "Student transferred out"),
     "set_student_status": ("เปลี่ยนสถานะนักเรียน", "Student status changed"),
+    "remove_student": ("เขตพื้นที่ลบนักเรียนออกจากทะเบียน", "Student removed from the roster by the district"),
     "update_school_profile": ("แก้ไขข้อมูลพื้นฐานโรงเรียน", "School profile updated"),
 }
 ACTION_LABELS.update(_STUDENT_OPS)
+# R11, every record: one audit event per batch of existence marks (db/existence.py)
+_EXISTENCE_OPS = {
+    "existence_present": ("ยืนยันนักเรียนมีตัวตนอยู่จริง (ข้อ 11)", "Students confirmed present (R11)"),
+    "existence_exception": ("บันทึกข้อยกเว้นการมีตัวตน (ข้อ 11)", "Existence exception recorded (R11)"),
+    "existence_clear": ("ล้างการยืนยันการมีตัวตน (ข้อ 11)", "Existence marks cleared (R11)"),
+}
+ACTION_LABELS.update(_EXISTENCE_OPS)
 COUNTED = {"import_student", "end_of_year_3.2.2", "end_of_year_3.2.2.1", "end_of_year_3.2.2.2",
            *(set(_STUDENT_OPS) - {"update_school_profile"})}
 # Updates whose effect the audit trail records itself (with who): their history line merges into it.
 UPDATE_AUDITED = {"confirm": {"confirm"}, "withdraw_confirmation": {"withdraw_confirmation"},
                   "certify": {"certify"}, "extend_deadline": {"extend_deadline"},
                   "apply_roster_batch": {"import_student", "end_of_year_3.2.2", "end_of_year_3.2.2.1",
-                                         "end_of_year_3.2.2.2", *_STUDENT_OPS}}
+                                         "end_of_year_3.2.2.2", *_STUDENT_OPS, *_EXISTENCE_OPS}}
 UPDATE_LABELS = {
     "confirm": ("ระบบรับคำสั่งยืนยันข้อมูล", "Confirmation accepted by the workflow"),
     "withdraw_confirmation": ("ระบบรับคำสั่งยกเลิกการยืนยัน", "Withdrawal accepted by the workflow"),

@@ -10,9 +10,12 @@ from __future__ import annotations
 class Refusal(Exception):
     """A rule said no. `status` is the HTTP status the API answers with."""
 
-    def __init__(self, code: str, message_th: str, message_en: str, status: int = 409) -> None:
+    def __init__(self, code: str, message_th: str, message_en: str, status: int = 409,
+                 details: dict | None = None) -> None:
         super().__init__(code, message_th, message_en, status)
         self.code, self.message_th, self.message_en, self.status = code, message_th, message_en, status
+        # machine-readable extras beside the texts (e.g. the open cases' references): no personal data
+        self.details = details or {}
 
     def __repr__(self) -> str:
         return f"Refusal({self.code!r}, {self.message_en!r}, status={self.status})"
@@ -20,8 +23,8 @@ class Refusal(Exception):
     def __str__(self) -> str:  # shows in logs and Temporal failures: never personal data
         return f"{self.code}: {self.message_en}"
 
-    def as_dict(self) -> dict[str, str]:
-        return {"code": self.code, "message_th": self.message_th, "message_en": self.message_en}
+    def as_dict(self) -> dict:
+        return {**self.details, "code": self.code, "message_th": self.message_th, "message_en": self.message_en}
 
 
 def refusal(code: str, th: str, en: str, status: int = 409) -> Refusal:

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
-from domain.thai_time import as_bangkok_input, bangkok, thai_datetime
+from domain.thai_time import BANGKOK, as_bangkok_input, bangkok, thai_date, thai_datetime
 
 ROUND_ID = re.compile(r"^[0-9A-Za-z][0-9A-Za-z._-]{0,39}$")
 
@@ -71,7 +71,25 @@ class Schedule(BaseModel):
 class RoundSpec(Schedule):
     id: str
     academic_year: int = Field(ge=2500, le=2700, description="Buddhist-Era academic year, e.g. 2566")
+    final_exam_on: date | None = Field(
+        None, description="R7: the date of the academic year's final exam (Thai calendar day); a student who left on "
+                          "or before it may be transferred out. Not given: the round's opening day")
     policy: RoundPolicy = Field(default_factory=RoundPolicy)
+
+    @model_validator(mode="after")
+    def _exam_before_cutoff(self) -> "RoundSpec":
+        if self.final_exam_on is not None and self.final_exam_on > self.cutoff_at.astimezone(BANGKOK).date():
+            raise ValueError("final_exam_on must not be after the cutoff's day")
+        return self
+
+    @property
+    def exam_date(self) -> date:
+        """R7's boundary: the final exam's date, or the round's opening day when the round does not say (round
+        3 opens when the year's final exams are over)."""
+        return self.final_exam_on or self.opens_at.astimezone(BANGKOK).date()
+
+    def display(self) -> dict[str, str]:
+        return {**super().display(), "final_exam_on": thai_date(self.exam_date)}
 
     @field_validator("id")
     @classmethod
@@ -87,9 +105,13 @@ class RoundSpec(Schedule):
 
 # The letter of 29 Mar 2567 (ศธ 04327/66616): 1 Mar 2567 00.00 to 30 Apr 2567 16.30 น.,
 # confirmation and certification on 30 Apr from 08.30 น.
+# It gives no final-exam date (R7), but says that on its own date, 29 Mar 2567, the roster must already hold only
+# the students who sat the final exam at the school (ข้อ 2): every school's exam was over by then, so that date is
+# the boundary dmcflow uses; `dmcflow rounds create --final-exam-on` sets a round's own.
 ROUND_2566_3 = RoundSpec(
     id="2566-3",
     academic_year=2566,
+    final_exam_on=date(2024, 3, 29),
     opens_at=bangkok(2024, 3, 1, 0, 0),
     confirm_from=bangkok(2024, 4, 30, 8, 30),
     cutoff_at=bangkok(2024, 4, 30, 16, 30),

@@ -11,6 +11,7 @@ from enum import Enum
 
 from pydantic import BaseModel, Field
 
+from domain.existence import ExistenceCounts, check_existence_complete
 from domain.refusals import Refusal, refusal
 from domain.rounds import RoundPolicy, Schedule
 from domain.thai_time import english_datetime, thai_datetime
@@ -50,6 +51,7 @@ class Actor(BaseModel):
 class Decision(BaseModel):
     by: str
     at: datetime
+    counts: ExistenceCounts | None = None  # R11: what the school's confirmation confirmed
 
 
 class GateProgress(BaseModel):
@@ -61,6 +63,12 @@ class GateProgress(BaseModel):
     repeat_reasons: int = Field(0, description="3.2.2.1 recorded, for repeaters")
     graduates: int = 0
     destinations: int = Field(0, description="3.2.2.2 recorded, for graduates")
+    # R11, every record: active students confirmed present, or given an exception (by kind)
+    present: int = 0
+    exceptions: int = 0
+    exception_kinds: dict[str, int] = Field(default_factory=dict)
+    # open dropout requests whose student the school marked as an exception: they no longer block (R11)
+    excused_cases: list[str] = Field(default_factory=list)
 
     @property
     def step_322_done(self) -> bool:
@@ -84,11 +92,18 @@ class GateProgress(BaseModel):
     def complete(self) -> bool:
         return self.students > 0 and self.step_3222_done
 
+    @property
+    def existence(self) -> ExistenceCounts:
+        return ExistenceCounts(students=self.students, present=self.present, exceptions=self.exceptions,
+                               exception_kinds=self.exception_kinds)
+
     def summary(self) -> dict:
+        e = self.existence
         return {
             **self.model_dump(),
             "steps": {"3.2.2": self.step_322_done, "3.2.2.1": self.step_3221_done, "3.2.2.2": self.menu_3222_done},
             "complete": self.complete,
+            "existence": {**e.model_dump(), "unmarked": e.unmarked, "complete": e.complete},
         }
 
 
@@ -97,6 +112,57 @@ class BlockingCase(BaseModel):
 
     kind: str  # duplicate | id_correction | dropout
     ref: str  # the case's own reference, never a personal identifier
+
+
+# --- naming an open case for the school's staff -----------------------------------------------------
+
+CASE_KIND_NAMES = {
+    "dropout": ("คำขอออกกลางคัน", "dropout request"),
+    "duplicate": ("เรื่องนักเรียนซ้ำซ้อน", "duplicate student case"),
+    "id_correction": ("คำขอแก้ไขเลขประจำตัวประชาชน", "national ID correction request"),
+}
+# Who must act before the case stops blocking.
+WAITING_ON = {
+    "district": ("รอเขตพื้นที่พิจารณา", "waiting for the district's decision"),
+    "holder_district": ("รอเขตพื้นที่ของโรงเรียนที่มีชื่อนักเรียนอยู่พิจารณาเปิดเรื่อง",
+                        "waiting for the district of the school holding the student to open the case"),
+    "school_answer": ("รอโรงเรียนตอบคำถามของเขตพื้นที่", "waiting for this school to answer the district's question"),
+    "school_declare": ("รอโรงเรียนแจ้งว่านักเรียนยังเรียนอยู่ที่โรงเรียน (แนบหลักฐาน) หรือไม่ได้เรียนอยู่แล้ว",
+                       "waiting for this school to declare the student present (with evidence) or absent"),
+    "schools_or_district": ("รอโรงเรียนแจ้งข้อมูลนักเรียน หรือเขตพื้นที่พิจารณา",
+                            "waiting for the schools' declarations or the district's decision"),
+}
+DEFAULT_WAITING_ON = {"dropout": "district", "duplicate": "schools_or_district", "id_correction": "district"}
+
+
+class NamedCase(BaseModel):
+    """An open case as the school's own staff read it: kind, reference, their student, who must act.
+
+    `student` is the name as the school's own records hold it (never another school's record), or None."""
+
+    kind: str
+    ref: str
+    student: str | None = None
+    waiting_on: str | None = None  # a WAITING_ON key; None: the usual one for the kind
+
+    def texts(self) -> tuple[str, str]:
+        kind_th, kind_en = CASE_KIND_NAMES.get(self.kind, ("เรื่องค้าง", f"open {self.kind} case"))
+        wait_th, wait_en = WAITING_ON[self.waiting_on or DEFAULT_WAITING_ON.get(self.kind, "district")]
+        of = f" ของ {self.student}" if self.student else ""
+        # the English line stays free of names: it is what logs and Temporal failures show (domain/refusals.py)
+        return f"{kind_th} {self.ref}{of} ({wait_th})", f"{kind_en} {self.ref} ({wait_en})"
+
+
+def blocking_cases_refusal(cases: list[NamedCase]) -> Refusal:
+    """R11 waits for open cases: each named in Thai, with who must act. `cases` rides along for the API."""
+    th = "; ".join(c.texts()[0] for c in cases)
+    en = "; ".join(c.texts()[1] for c in cases)
+    return Refusal(
+        "blocking_cases",
+        f"ยังยืนยันข้อมูลไม่ได้ มีเรื่องค้าง {len(cases)} เรื่องที่ต้องได้ข้อยุติก่อน: {th}",
+        f"Cannot confirm yet: {len(cases)} open case(s) must be settled first: {en}",
+        details={"cases": [{"kind": c.kind, "ref": c.ref} for c in cases]},
+    )
 
 
 class SchoolRoundState(BaseModel):
@@ -181,7 +247,8 @@ def check_roster_editable(state: SchoolRoundState, now: datetime) -> None:
         )
 
 
-def check_can_confirm(state: SchoolRoundState, now: datetime) -> None:
+def check_can_confirm(state: SchoolRoundState, now: datetime, *, existence: bool = True) -> None:
+    """`existence=False` only for replaying confirmations accepted before R11's marks (workflow.patched)."""
     if _refused_in(state, now, Stage.not_open, Stage.open, Stage.late, Stage.certified) is Stage.confirmed:
         raise refusal("already_confirmed", "ยืนยันข้อมูลไปแล้ว", "Already confirmed")
     gate = state.gate
@@ -200,10 +267,18 @@ def check_can_confirm(state: SchoolRoundState, now: datetime) -> None:
         missing = gate.graduates - gate.destinations
         raise refusal("gate_3_2_2_2", f"ยังบันทึกการศึกษาต่อของผู้จบ (เมนู 3.2.2.2) ไม่ครบ ขาดอีก {missing} คน",
                       f"Further-study destinations (menu 3.2.2.2) missing for {missing} graduate(s)")
-    if state.blocking:
-        refs = ", ".join(f"{c.kind}:{c.ref}" for c in state.blocking)
-        raise refusal("blocking_cases", f"ยังมีเรื่องค้างที่ต้องปิดก่อนยืนยัน: {refs}",
-                      f"Open cases must be closed before confirming: {refs}")
+    if existence:
+        check_existence_complete(gate.existence)
+    if blocking := (still_blocking(state) if existence else state.blocking):
+        # the workflow knows no names: the API names each case for the school's staff (api/blocking_cases.py)
+        raise blocking_cases_refusal([NamedCase(kind=c.kind, ref=c.ref) for c in blocking])
+
+
+def still_blocking(state: SchoolRoundState) -> list[BlockingCase]:
+    """The open cases that block confirmation: a dropout request stops blocking once the school has marked its
+    student as an exception under R11 (the student stays on the roster until the district decides)."""
+    excused = set(state.gate.excused_cases)
+    return [c for c in state.blocking if not (c.kind == "dropout" and c.ref in excused)]
 
 
 def check_can_withdraw(state: SchoolRoundState, now: datetime) -> None:

@@ -199,7 +199,8 @@ def same_id() -> Refusal:
 def _about(fld: Field, problem: Refusal) -> Refusal:
     """A domain refusal (same stable code) saying which field it is about: a request has two IDs."""
     th, en = FIELD_NAMES[fld]
-    return refusal(problem.code, f"{th}: {problem.message_th}", f"{en.capitalize()}: {problem.message_en}",
+    # en[0].upper(), not capitalize(): that would write "New id" for "new ID"
+    return refusal(problem.code, f"{th}: {problem.message_th}", f"{en[:1].upper()}{en[1:]}: {problem.message_en}",
                    problem.status)
 
 

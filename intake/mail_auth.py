@@ -85,7 +85,10 @@ def header_values(raw: bytes) -> list[tuple[str, str]]:
 
 
 def from_sender(headers: list[tuple[str, str]]) -> str | None:
-    return sender_address([value for name, value in headers if name == "from"])
+    sender = sender_address([value for name, value in headers if name == "from"])
+    # undecodable bytes in a From header arrive as lone surrogates (and control characters prove nothing either):
+    # no school is registered under such an address, and the database cannot even store it
+    return sender if sender is not None and sender.isprintable() else None
 
 
 def aligned(signer: str, from_domain: str) -> bool:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
+from domain.ids import id_term
 from domain.thai_time import english_datetime, thai_datetime, thai_duration
 
 
@@ -17,6 +18,9 @@ def _env() -> Environment:
     env.filters["thai"] = thai_datetime
     env.filters["english"] = english_datetime
     env.filters["thai_duration"] = thai_duration
+    # `{{ student_id | id_term }} {{ student_id }}`: "เลขประจำตัวประชาชน 1…" or "รหัส G G…" (and `id_term_en`)
+    env.filters["id_term"] = lambda student_id: id_term(student_id)[0]
+    env.filters["id_term_en"] = lambda student_id: id_term(student_id)[1]
     return env
 
 

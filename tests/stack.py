@@ -121,8 +121,16 @@ READY_IDS = {SCHOOL: "1449900000018", SCHOOL_2: "1449910000096", OTHER_SCHOOL: "
 STAFF_OF = {SCHOOL: "staff", SCHOOL_2: "staff2", OTHER_SCHOOL: "other_staff"}
 
 
+async def mark_all_present(stack: Stack, round_id: str, school: str, who: str | None = None) -> dict:
+    """R11: the school's staff confirm every student not yet marked present (exceptions stay). Answers the gate."""
+    r = await stack.http.post(f"/rounds/{round_id}/schools/{school}/existence/present",
+                              headers=stack.auth(who or STAFF_OF[school]), json={"all": True})
+    assert r.status_code == 200, r.text
+    return r.json()["gate"]
+
+
 async def make_ready(stack: Stack, round_id: str, school: str) -> None:
-    """One promoted ม.1 student with 3.2.2 recorded: the school meets every R10 gate."""
+    """One promoted ม.1 student with 3.2.2 recorded and confirmed present: the school meets R10's and R11's gates."""
     sid = READY_IDS[school]
     csv = HEADER + f"{school},โรงเรียน,{sid},ม.1,1,1,ช,เด็กชาย,ทดสอบ,ระบบ,01/01/2555,ใช่\n"
     who = STAFF_OF[school]
@@ -132,6 +140,7 @@ async def make_ready(stack: Stack, round_id: str, school: str) -> None:
     r = await stack.http.post(f"/rounds/{round_id}/schools/{school}/end-of-year", headers=stack.auth(who),
                               json={"step": "3.2.2", "records": [{"student": sid, "result": "promoted"}]})
     assert r.status_code == 200 and r.json()["gate"]["complete"], r.text
+    assert (await mark_all_present(stack, round_id, school))["existence"]["complete"]
 
 
 HISTORIES = Path(__file__).parent / "histories"

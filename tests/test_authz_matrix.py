@@ -17,7 +17,8 @@ refused as `other_school` while the call itself succeeds.
 The dashboard's pages answer a browser: the caller holds a web session of its user (the cookie carries
 the session's id, never the token; a form POST carries the session's CSRF token) or, to log in, puts the
 token in the form; a refusal is an HTML page showing the refusal's code and messages; a browser without a
-valid session (`bad_token`: a made-up session id) is shown the login form (200), with nothing of the round in it.
+valid session (`bad_token`: a made-up session id) is shown the login form (200), or sent to it (303, the
+workbench's pages, web/), with nothing of the round in it.
 
 Order of checks: the token is checked before anything in the body is (401 first), but roles and scope
 are checked in the handlers, after FastAPI has validated the body: a signed-in caller of the wrong role
@@ -41,6 +42,7 @@ from fastapi.routing import APIRoute
 from api.app import create_app
 from api.routers import dashboard
 from api.viewer import COOKIE, CSRF_FIELD
+from db import accounts
 from db.directory import user_by_token
 from db.engine import session_scope
 from db.models import utcnow
@@ -68,7 +70,8 @@ class Op:
     sees: set[str] = field(default_factory=set)  # list operations: who finds the world's record in the answer
     rows_for: set[str] | None = None  # the roster import: whose rows are applied (the others' are refused)
     credential: str = "header"  # where the caller's token goes: "header" (bearer), "cookie" (the dashboard's
-    # session, as a browser sends it), "form" (the login form's `token`)
+    # session, as a browser sends it), "form" (the login form's `token`), "password" (the login page's user name
+    # and password: the token's user is given them, as `dmcflow users import` and its link would)
     page: bool = False  # a page for the browser: refusals are HTML (see `refusal_of`)
 
 
@@ -101,6 +104,23 @@ def extension(w: World) -> dict:
     return {"cutoff_at": (w.now + timedelta(hours=9)).isoformat(), "reason": "ทดสอบสิทธิ์", "school_code": SCHOOL}
 
 
+def new_account(_: World) -> dict:
+    """The users page's form for a new staff account of SCHOOL (a user name of its own for each caller)."""
+    return {"method": "POST", "url": "/users", "files": {}, "data": {
+        "username": f"m-{uuid.uuid4().hex[:10]}", "role": "staff", "scope": SCHOOL, "name": "ทดสอบสิทธิ์",
+        "email": "matrix@example.org"}}
+
+
+def managed_account(w: World, action: str) -> dict:
+    """A fresh account of SCHOOL (AREA's district and the admin manage it), for each caller to disable or mail."""
+    with session_scope(w.stack.engine) as s:
+        user, _ = accounts.create_account(s, w.settings, accounts.AccountRow(
+            username=f"m-{uuid.uuid4().hex[:10]}", role="staff", scope=SCHOOL, name="ทดสอบสิทธิ์",
+            email="matrix@example.org"), utcnow())
+        user_id = user.id
+    return {"method": "POST", "url": f"/users/{user_id}/{action}", "files": {}, "data": {}}
+
+
 ROSTER_ROW = f"{SCHOOL},ก,1449900000077,ม.1,1,9,ช,เด็กชาย,สิทธิ์,ทดสอบ,02/02/2555,ใช่\n"
 R = "/rounds/{w.round_id}"
 S = R + "/schools/{school}"
@@ -111,7 +131,8 @@ WATCHED = R + "/areas/" + quote(AREA)
 DROPOUT_FORM = {"student": DROPOUT_PUPIL, "reason": "low_income", "details": "ทดสอบสิทธิ์"}
 
 # The matrix. Order matters a little: the rows that change the world come after those that read it, and
-# decide_dropout (it closes the world's dropout request) comes last.
+# withdraw_dropout and decide_dropout (each closes the world's dropout request: the other then answers 409,
+# past the door) come last.
 OPS: dict[str, Op] = {
     "health": Op(get("/health"), set(ACTORS)),
     "whoami": Op(get("/me"), SIGNED_IN),
@@ -120,6 +141,7 @@ OPS: dict[str, Op] = {
     "get_round_operation": Op(get(R + "/operations/round-start/{w.round_id}"), {"admin"}),
     "get_school_round": Op(get(S), AREA_SIDE),
     "list_school_audit": Op(get(S + "/audit"), AREA_SIDE),
+    "list_existence_marks": Op(get(S + "/existence?mark=present"), AREA_SIDE),
     "list_duplicates": Op(get(R + "/duplicates"), SIGNED_IN, sees=CASE_PARTIES | {"district", "admin"}),
     "get_duplicate_evidence": Op(get(CASE + f"/evidence/{EVIDENCE_SHA}"), CASE_PARTIES | {"district", "admin"}),
     "list_id_corrections": Op(get("/id-corrections"), SIGNED_IN, sees={"district", "admin", "staff", "director"}),
@@ -157,6 +179,11 @@ OPS: dict[str, Op] = {
         rows_for={"admin", "staff"}),
     "record_end_of_year": Op(post(S + "/end-of-year", {"step": "3.2.2", "records": [
         {"student": READY_IDS[SCHOOL], "result": "promoted"}]}), {"staff"}),
+    # R11's marks: the school's own staff only (the letter's เจ้าหน้าที่/บุคลากร ระดับโรงเรียน)
+    "mark_student_exception": Op(post(S + "/existence/exceptions", {
+        "student": READY_IDS[SCHOOL], "kind": "transferred_out", "note": "ทดสอบสิทธิ์"}), {"staff"}),
+    "mark_students_present": Op(post(S + "/existence/present", {"students": [READY_IDS[SCHOOL]]}), {"staff"}),
+    "clear_existence_marks": Op(post(S + "/existence/cleared", {"students": ["1449900000085"]}), {"staff"}),
     "update_school_profile": Op(post(S + "/profile", {"phone": "043-000000"}, method="PUT"), {"staff"}),
     "add_student": Op(post(S + "/students", student("1449900000085")), {"staff"}),
     "transfer_in_student": Op(post(S + "/students/transfer-in", student("1449900000093")), {"staff"}),
@@ -167,6 +194,9 @@ OPS: dict[str, Op] = {
                              {"staff"}),
     "transfer_out_student": Op(post(S + "/students/transfer-out", {"student": "1449900000085", "reason": "ย้าย"}),
                                {"staff"}),
+    # removal is the district's (its own area's schools) or the admin's; a student not on the roster: 404 past the door
+    "remove_student": Op(post(S + "/students/remove", {"student": "1449900000085", "reason": "ทดสอบสิทธิ์"}),
+                         {"district", "admin"}),
     "resolve_duplicate": Op(upload(CASE + "/resolution", lambda w: {
         "evidence": ("e.pdf", b"%PDF-1.4\n%%EOF\n", "application/pdf")}, {"action": "present"}), CASE_PARTIES),
     "decide_id_correction": Op(post(IDC + "/decision", {"approve": False, "reason": "หลักฐานไม่ชัด"}), {"district"}),
@@ -178,12 +208,45 @@ OPS: dict[str, Op] = {
     "confirm_school_round": Op(post(S + "/confirmation"), {"staff"}),
     "withdraw_confirmation": Op(post(S + "/confirmation", method="DELETE"), {"staff"}),
     "certify_school_round": Op(post(S + "/certification"), {"director"}),
+    # the workbench (web/): the home of every signed-in user, and its forms, which send the API's own updates
+    "workbench_home": Op(get("/?round={w.round_id}"), SIGNED_IN, credential="cookie", page=True),
+    "workbench_static": Op(get("/static/workbench.css"), set(ACTORS)),
+    "workbench_confirm": Op(post("/school/{school}/rounds/{w.round_id}/confirm"), {"staff"}, credential="cookie",
+                            page=True),
+    "workbench_withdraw": Op(post("/school/{school}/rounds/{w.round_id}/withdraw"), {"staff"}, credential="cookie",
+                             page=True),
+    "workbench_certify": Op(post("/school/{school}/rounds/{w.round_id}/certify"), {"director"}, credential="cookie",
+                            page=True),
+    # accounts (web/auth.py, web/users.py): the login page takes a user name and password from anyone who has
+    # one; the password pages need none (their link's token is the credential: a made-up one is 410, past the door)
+    "login_page": Op(get("/login"), set(ACTORS), page=True),
+    "login": Op(upload("/login", lambda w: {}, {"next": "/"}), SIGNED_IN, credential="password", page=True),
+    "logout": Op(post("/logout"), set(ACTORS), credential="cookie", page=True),
+    "password_set_page": Op(get("/password/set?token=not-a-link"), set(ACTORS), page=True),
+    "password_set": Op(upload("/password/set", lambda w: {}, {"token": "not-a-link", "password": "x" * 12,
+                                                              "password_repeat": "x" * 12}), set(ACTORS), page=True),
+    "password_forgot_page": Op(get("/password/forgot"), set(ACTORS), page=True),
+    "password_forgot": Op(upload("/password/forgot", lambda w: {}, {"identifier": "nobody-at-all"}), set(ACTORS),
+                          page=True),
+    # the users page: administrators, and district officers for their own area (another area's account: 404)
+    "users_page": Op(get("/users"), WATCHERS | {"other_district"}, credential="cookie", page=True),
+    "create_user_page": Op(new_account, {"district", "admin"}, credential="cookie", page=True),
+    "disable_user_page": Op(lambda w: managed_account(w, "disable"), {"district", "admin"}, credential="cookie",
+                            page=True),
+    "resend_password_link_page": Op(lambda w: managed_account(w, "link"), {"district", "admin"},
+                                    credential="cookie", page=True),
+    "withdraw_dropout": Op(post(DROPOUT + "/withdrawal", {"reason": "ทดสอบสิทธิ์"}), {"staff"}),
     "decide_dropout": Op(post(DROPOUT + "/decision", {"approve": False, "reason": "ทดสอบสิทธิ์"}), {"district"}),
 }
 # Open to anyone, with or without a token: nothing in them is data, and logging out ends only the caller's session.
-OPEN = {"health", "dashboard_static", "dashboard_logout"}
-# Routes outside /openapi.json (they still have rows): the dashboard page's script and style sheet.
-UNDOCUMENTED = {"dashboard_static"}
+OPEN = {"health", "dashboard_static", "dashboard_logout", "workbench_static", "login_page", "logout",
+        "password_set_page", "password_set", "password_forgot_page", "password_forgot"}
+# Routes outside /openapi.json (they still have rows): the pages' scripts and style sheets, and the workbench's
+# pages (HTML for a browser with a session: the API's clients have the operations they send).
+UNDOCUMENTED = {"dashboard_static", "workbench_static",
+                "workbench_home", "workbench_confirm", "workbench_withdraw", "workbench_certify",
+                "login_page", "login", "logout", "password_set_page", "password_set", "password_forgot_page",
+                "password_forgot", "users_page", "create_user_page", "disable_user_page", "resend_password_link_page"}
 # Routes of FastAPI itself, open to anyone: the API's description (nothing in it is data).
 PUBLIC_DOCS = {"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
 
@@ -256,7 +319,23 @@ def with_credentials(world: World, request: dict, how: str, token: str | None) -
         if request["method"] == "POST":  # the dashboard's forms carry the session's CSRF token
             request = {**request, "data": {**request.get("data", {}), CSRF_FIELD: csrf}}
         return {**request, "headers": {"Cookie": f"{COOKIE}={session_id}"}}
+    if how == "password":
+        return {**request, "data": {**request.get("data", {}), **password_form(world, token)}}
     return {**request, "data": {**request.get("data", {}), "token": token}}
+
+
+MATRIX_PASSWORD = "matrix-password-ทดสอบ"
+
+
+def password_form(world: World, token: str) -> dict:
+    """The login page's fields for the token's user, who is given a user name and password the first time."""
+    with session_scope(world.stack.engine) as s:
+        user = user_by_token(s, token)
+        if user is None:
+            return {"username": "not-a-user-of-anyone", "password": MATRIX_PASSWORD}
+        if user.username is None:
+            user.username, user.password_hash = f"matrix-{user.id}", accounts.HASHER.hash(MATRIX_PASSWORD)
+        return {"username": user.username, "password": MATRIX_PASSWORD}
 
 
 LISTED = {"list_duplicates": ("id", "case_id"), "list_id_corrections": ("ref", "correction"),
@@ -270,7 +349,7 @@ def finds(op: str, response, world: World) -> bool:
 
 
 LOGIN_FORM = 'action="/dashboard/login"'
-PAGE_PROBLEM = re.compile(r'data-code="(\w+)">([^<]*)<br><small>([^<]*)</small>')  # templates/error.html, login.html
+PAGE_PROBLEM = re.compile(r'data-code="(\w+)">([^<]*)<br><small[^>]*>([^<]*)</small>')  # error.html, login.html, web/
 
 
 def page_refusal(html: str) -> dict:
@@ -303,8 +382,11 @@ async def test_only_the_allowed_cells_get_past_access_control(world, op, monkeyp
         code = body.get("code")
         if actor not in row.allowed:
             if row.page and row.credential == "cookie" and actor in ("anonymous", "bad_token"):
-                # a browser without a valid session is shown the login form (200), nothing of the round
-                if not (r.status_code == 200 and LOGIN_FORM in r.text and "initial-data" not in r.text):
+                # a browser without a valid session is shown the login form (200), or sent to it (303: the
+                # workbench's pages), nothing of the round
+                shown = r.status_code == 200 and LOGIN_FORM in r.text and "initial-data" not in r.text
+                sent = r.status_code == 303 and r.headers.get("location", "").startswith("/login?")
+                if not (shown or sent):
                     wrong.append(f"{actor}: expected the login form, got {r.status_code} {r.text[:160]}")
             elif r.status_code not in DENIAL_CODES or code not in DENIAL_CODES[r.status_code] \
                     or not (body.get("message_th") and body.get("message_en")):

@@ -52,7 +52,15 @@ def test_rounds_create_show_the_letters_dates(tmp_path):
     done = run(["rounds", "create", "2567-1", "--year", "2567", "--opens", "2567-05-16T00:00",
                 "--confirm-from", "2567-06-10T08:30", "--cutoff", "2567-06-10T16:30"], env)
     assert done.returncode == 0 and "10 มิ.ย. 2567 16.30 น." in done.stdout, done.stderr
+    assert "final_exam_on 16 พ.ค. 2567" in done.stdout  # not given: the opening day
     assert run(["rounds", "create", "2566-3"], env).returncode == 2  # exists: a refusal, not a traceback
+    assert "final_exam_on 29 มี.ค. 2567" in run(["rounds", "show", "2566-3"], env).stdout  # R7's boundary
+    window = ["--year", "2567", "--opens", "2567-05-16T00:00", "--confirm-from", "2567-06-10T08:30",
+              "--cutoff", "2567-06-10T16:30"]
+    done = run(["rounds", "create", "2567-2", *window, "--final-exam-on", "2567-06-01"], env)
+    assert done.returncode == 0 and "final_exam_on 1 มิ.ย. 2567" in done.stdout, done.stderr
+    done = run(["rounds", "create", "2567-3", *window, "--final-exam-on", "2567-06-11"], env)  # after the cutoff
+    assert done.returncode == 1 and "final_exam_on" in done.stderr and "Traceback" not in done.stderr
 
 
 def test_openapi_carries_the_operation_ids():

@@ -272,10 +272,12 @@ async def test_timeline_reports_and_evidence_pack(time_env, engine, settings):
         assert [c for c in codes if c in ("confirm", "certify")] == ["confirm", "certify"]
         assert next(a for a in audit if a["รหัสการดำเนินการ"] == "certify")["ผู้ดำเนินการ"] == "ผอ.โรงเรียน"
         corrections = list(csv.DictReader(io.StringIO(files["id-corrections.csv"].decode("utf-8-sig"))))
-        assert [(c["เลขอ้างอิง"], c["สถานะ"], c["เลขประจำตัวใหม่"]) for c in corrections] == [
+        assert [(c["เลขอ้างอิง"], c["สถานะ"], c["เลขประจำตัวประชาชนใหม่"]) for c in corrections] == [
             ("IDC-DONE0001", "อนุมัติ", "1449900000042")]
         dropouts = list(csv.DictReader(io.StringIO(files["dropouts.csv"].decode("utf-8-sig"))))
-        assert [(d["เลขคำขอ"], d["สถานะ"]) for d in dropouts] == [("dro-done-1", "ไม่อนุมัติ")]
+        # the dropout reason in the ministry's Thai words, the national ID under its own name (issue 16)
+        assert [(d["เลขคำขอ"], d["สถานะ"], d["สาเหตุ"]) for d in dropouts] == [("dro-done-1", "ไม่อนุมัติ", "ย้ายที่อยู่")]
+        assert dropouts[0]["เลขประจำตัวประชาชน/รหัส G"] == "1449900000042"
         timeline_rows = list(csv.DictReader(io.StringIO(files["timeline.csv"].decode("utf-8-sig"))))
         assert len(timeline_rows) == len(lines)
         sums = dict(reversed(line.split("  ")) for line in files["SHA256SUMS.txt"].decode().splitlines())

@@ -326,3 +326,89 @@ async def test_no_request_once_the_school_has_confirmed(time_env, engine, settin
         assert r.status_code == 200, r.text
         r = await request(stack, rid)
         assert r.status_code == 409 and r.json()["code"] == "roster_frozen"
+
+
+# --- issue 16: a school is never made late by someone else ---------------------------------------------
+
+async def withdraw(stack, rid, request_id, who, reason):
+    return await stack.http.post(f"/rounds/{rid}/dropouts/{request_id}/withdrawal", headers=stack.auth(who),
+                                 json={"reason": reason})
+
+
+async def test_the_school_withdraws_its_own_request_and_may_confirm(time_env, engine, settings, smtp):
+    async with running_stack(time_env, engine, settings) as stack:
+        now = await stack.now()
+        rid = await open_round(stack, engine, cutoff=now + timedelta(hours=10), confirm_from=now + timedelta(hours=1))
+        rid_ = (await request(stack, rid)).json()["id"]
+        await skip_to(stack, now + timedelta(hours=1, minutes=1))
+        r = await stack.http.post(f"/rounds/{rid}/schools/{SCHOOL}/confirmation", headers=stack.auth("staff"))
+        assert r.status_code == 409 and r.json()["code"] == "blocking_cases"
+
+        # only the requesting school's staff, with a reason
+        for who, status in (("director", 403), ("district", 403), ("other_staff", 404)):
+            assert (await withdraw(stack, rid, rid_, who, "ไม่ใช่เรา")).status_code == status, who
+        r = await withdraw(stack, rid, rid_, "staff", "  ")
+        assert r.status_code == 422 and r.json()["code"] == "reason_required"
+        r = await withdraw(stack, rid, rid_, "staff", "นักเรียนกลับมาเรียนแล้ว")
+        assert r.status_code == 200, r.text
+        view = r.json()
+        assert view["status"] == "withdrawn" and view["status_th"] == "โรงเรียนถอนคำขอ"
+        assert view["thread"][-1]["kind"] == "withdrawn" and view["thread"][-1]["text"] == "นักเรียนกลับมาเรียนแล้ว"
+        assert view["decided_by"] is None and view["closed_at"]
+        assert student_status(engine) == ("studying", None)
+        assert await stack.client.get_workflow_handle(dropout_id(rid_)).result() == "withdrawn"
+
+        # the school's block is gone: it confirms; the trail and the district say so
+        await eventually(lambda: not blocking_sync(engine, rid))
+        r = await stack.http.post(f"/rounds/{rid}/schools/{SCHOOL}/confirmation", headers=stack.auth("staff"))
+        assert r.status_code == 200, r.text
+        audit = (await stack.http.get(f"/rounds/{rid}/schools/{SCHOOL}/audit", headers=stack.auth("district"))).json()
+        [entry] = [a for a in audit if a["action"] == "dropout_withdrawn"]
+        assert entry["actor_name"] and entry["after"]["status"] == "withdrawn"
+        await eventually(lambda: [m for m in mails(smtp, rid_, DISTRICT_MAIL) if "ถอนคำขอ" in m["Subject"]])
+        told = [m for m in mails(smtp, rid_, DISTRICT_MAIL) if "ถอนคำขอ" in m["Subject"]][0]
+        assert "นักเรียนกลับมาเรียนแล้ว" in told.get_content()
+        listed = (await stack.http.get(f"/rounds/{rid}/dropouts?status=closed", headers=stack.auth("district"))).json()
+        assert [d["id"] for d in listed] == [rid_]
+
+        # settled: neither a second withdrawal nor a decision
+        assert (await withdraw(stack, rid, rid_, "staff", "อีกครั้ง")).json()["code"] == "dropout_closed"
+        assert (await decide(stack, rid, rid_, "district", True, "ช้าไป")).json()["code"] == "dropout_closed"
+        await keep_history(stack, dropout_id(rid_), "v6-dropout_withdrawn")
+
+
+def blocking_sync(engine, rid) -> list:
+    from db.models import SchoolRound
+
+    with session_scope(engine) as s:
+        return s.get(SchoolRound, (rid, SCHOOL)).blocking
+
+
+async def test_the_round_view_and_dashboard_warn_six_hours_before_the_cutoff_and_not_earlier(
+        time_env, engine, settings, smtp):
+    async with running_stack(time_env, engine, settings) as stack:
+        now = await stack.now()
+        cutoff = now + timedelta(hours=10)
+        rid = await open_round(stack, engine, cutoff=cutoff, confirm_from=now + timedelta(hours=1))
+        rid_ = (await request(stack, rid)).json()["id"]
+        await eventually(lambda: blocking_sync(engine, rid))
+
+        async def warnings() -> tuple[list, list, dict | None]:
+            view = (await stack.http.get(f"/rounds/{rid}/schools/{SCHOOL}", headers=stack.auth("staff"))).json()
+            board = (await stack.http.get(f"/rounds/{rid}/areas/{AREA}/dashboard",
+                                          headers=stack.auth("district"))).json()
+            [row] = [s for s in board["schools"] if s["school_code"] == SCHOOL]
+            return view["warnings"], [w["school_code"] for w in board["warnings"]], row["warning"]
+
+        await skip_to(stack, cutoff - timedelta(hours=6, minutes=1))
+        assert await warnings() == ([], [], None)
+        await skip_to(stack, cutoff - timedelta(hours=5, minutes=59))
+        view_warnings, board_schools, row_warning = await warnings()
+        [w] = view_warnings
+        assert w["code"] == "blocking_near_cutoff" and "ออกกลางคัน 1" in w["th"] and "1 dropout" in w["en"]
+        assert board_schools == [SCHOOL] and row_warning["code"] == "blocking_near_cutoff"
+
+        # once the block is gone, so is the warning
+        assert (await withdraw(stack, rid, rid_, "staff", "นักเรียนกลับมาเรียนแล้ว")).status_code == 200
+        await eventually(lambda: not blocking_sync(engine, rid))
+        assert await warnings() == ([], [], None)

@@ -208,10 +208,10 @@ async def test_the_holders_district_dismisses_a_claim_and_the_holder_never_knew(
         rid, _ = await setup(stack, engine)
         case_id = await claim(stack, rid, open_it=False)
         await eventually(lambda: [c for c in school_view_sync(engine, rid, SCHOOL) if c["ref"] == case_id])
-        # waiting for the district: the holder sees nothing and is not blocked; nobody can declare yet
+        # waiting for the district: the holder sees nothing and is not blocked; nothing can settle it yet
         assert (await stack.http.get(f"/rounds/{rid}/duplicates", headers=stack.auth("staff2"))).json() == []
         assert not school_view_sync(engine, rid, SCHOOL_2)
-        r = await declare(stack, rid, case_id, "staff", "present")
+        r = await declare(stack, rid, case_id, "staff", "absent")
         assert r.status_code == 409 and r.json()["code"] == "case_awaiting_district", r.text
         [waiting] = (await stack.http.get(f"/rounds/{rid}/duplicates?status=claimed",
                                           headers=stack.auth("district"))).json()
@@ -233,3 +233,86 @@ async def test_the_holders_district_dismisses_a_claim_and_the_holder_never_knew(
         assert not holder_mail
         assert (await stack.http.get(f"/rounds/{rid}/duplicates", headers=stack.auth("staff2"))).json() == []
         await keep_history(stack, f"duplicate/{case_id}", "v5-duplicate_case_claim_dismissed")
+
+
+# --- issue 16: a school is never made late by someone else ---------------------------------------------
+
+def district_mails(smtp, case_id: str) -> list:
+    return [m for m in smtp.messages if "officer@sesao26.example" in m["X-Envelope-To"] and case_id in m["Subject"]]
+
+
+async def test_a_present_declaration_with_evidence_unblocks_the_declaring_school_only(time_env, engine, settings, smtp):
+    async with running_stack(time_env, engine, settings) as stack:
+        rid, now = await setup(stack, engine)
+        case_id = await claim(stack, rid, open_it=False)
+        await eventually(lambda: [c for c in school_view_sync(engine, rid, SCHOOL) if c["ref"] == case_id])
+        # a slow district keeps no one blocked: the claimant declares its part while the claim waits
+        r = await declare(stack, rid, case_id, "staff", "present", note="เรียนอยู่ ม.1/1")
+        assert r.status_code == 200 and r.json()["status"] == "claimed", r.text
+        await eventually(lambda: not school_view_sync(engine, rid, SCHOOL))
+        assert (await stack.http.get(f"/rounds/{rid}/duplicates", headers=stack.auth("staff2"))).json() == []
+        r = await review(stack, rid, case_id, "open")
+        assert r.status_code == 200 and r.json()["status"] == "open", r.text
+        # the holder is blocked now, and the claimant, whose part is done, is not blocked again
+        await eventually(lambda: [c for c in school_view_sync(engine, rid, SCHOOL_2) if c["ref"] == case_id])
+        assert not school_view_sync(engine, rid, SCHOOL)
+        await skip_to(stack, now + timedelta(hours=2, minutes=1))
+        r = await stack.http.post(f"/rounds/{rid}/schools/{SCHOOL}/confirmation", headers=stack.auth("staff"))
+        assert r.status_code == 200, r.text
+        r = await stack.http.post(f"/rounds/{rid}/schools/{SCHOOL_2}/confirmation", headers=stack.auth("staff2"))
+        assert r.status_code == 409 and r.json()["code"] == "blocking_cases"
+        # a present declaration needs its evidence to count as the school's part
+        r = await stack.http.post(f"/rounds/{rid}/duplicates/{case_id}/resolution", headers=stack.auth("staff2"),
+                                  data={"action": "present"})
+        assert r.status_code == 422 and r.json()["code"] == "evidence_required"
+        assert (await declare(stack, rid, case_id, "director2", "present")).status_code == 200
+        await eventually(lambda: not school_view_sync(engine, rid, SCHOOL_2))
+        r = await stack.http.post(f"/rounds/{rid}/schools/{SCHOOL_2}/confirmation", headers=stack.auth("staff2"))
+        assert r.status_code == 200, r.text
+        # both claim the student: the case is the district's, still open, and the rosters are as they were
+        [case] = (await stack.http.get(f"/rounds/{rid}/duplicates?status=at_district",
+                                       headers=stack.auth("district"))).json()
+        assert case["id"] == case_id and case["outcome"] is None
+        assert gate_students(engine, rid, SCHOOL) == 1 and gate_students(engine, rid, SCHOOL_2) == 1
+        await keep_history(stack, f"duplicate/{case_id}", "v6-duplicate_case_present_unblocks")
+
+
+async def test_a_case_open_at_the_cutoff_goes_to_the_district_and_neither_school_is_late(
+        time_env, engine, settings, smtp):
+    async with running_stack(time_env, engine, settings) as stack:
+        rid, now = await setup(stack, engine)
+        cutoff = now + timedelta(hours=8)
+        case_id = await claim(stack, rid)
+        await eventually(lambda: all([c for c in school_view_sync(engine, rid, s) if c["ref"] == case_id]
+                                     for s in (SCHOOL, SCHOOL_2)))
+        # the claimant declares; the holder does not: only the holder stays blocked
+        assert (await declare(stack, rid, case_id, "staff", "present", note="มีใบสมัครเรียน")).status_code == 200
+        await eventually(lambda: not school_view_sync(engine, rid, SCHOOL))
+        await skip_to(stack, now + timedelta(hours=2, minutes=1))
+        for staff, director, school in (("staff", "director", SCHOOL),):
+            r = await stack.http.post(f"/rounds/{rid}/schools/{school}/confirmation", headers=stack.auth(staff))
+            assert r.status_code == 200, r.text
+            r = await stack.http.post(f"/rounds/{rid}/schools/{school}/certification", headers=stack.auth(director))
+            assert r.status_code == 200, r.text
+        # before the cutoff the district cannot decide on one school's claim, and is not told yet
+        r = await review(stack, rid, case_id, "decide", keep_school=SCHOOL, note="เร็วไป")
+        assert r.status_code == 409 and r.json()["code"] == "not_for_district"
+        assert not [m for m in district_mails(smtp, case_id) if "พ้นกำหนดส่ง" in m["Subject"]]
+
+        await skip_to(stack, cutoff + timedelta(minutes=1))
+        await eventually(lambda: [m for m in district_mails(smtp, case_id) if "พ้นกำหนดส่ง" in m["Subject"]])
+        [mail] = [m for m in district_mails(smtp, case_id) if "พ้นกำหนดส่ง" in m["Subject"]]
+        body = mail.get_content()
+        assert f"({SCHOOL}): ยืนยันว่านักเรียนเรียนอยู่ที่โรงเรียน (แนบหลักฐาน) หมายเหตุ: มีใบสมัครเรียน" in body
+        assert f"({SCHOOL_2}): ไม่ได้แจ้ง" in body
+        [case] = (await stack.http.get(f"/rounds/{rid}/duplicates?status=at_district",
+                                       headers=stack.auth("district"))).json()
+        assert case["id"] == case_id and list(case["declarations"]) == [SCHOOL]
+        audit = (await stack.http.get(f"/rounds/{rid}/schools/{SCHOOL}/audit", headers=stack.auth("district"))).json()
+        assert "duplicate_to_district" in [a["action"] for a in audit]
+        # the claimant certified in time: the case did not make it late
+        assert (await school_view(stack, rid, SCHOOL, "staff"))["stage"] == "certified"
+        # the district decides on what was declared
+        r = await review(stack, rid, case_id, "decide", keep_school=SCHOOL_2, note="โรงเรียนเดิมมีผลสอบปลายภาค")
+        assert r.status_code == 200 and r.json()["status"] == "resolved" and r.json()["outcome"] == SCHOOL_2, r.text
+        await keep_history(stack, f"duplicate/{case_id}", "v6-duplicate_case_cutoff_to_district")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from tests.stack import HEADER, SCHOOL, SCHOOL_2, running_stack, tomorrows_round
+from tests.stack import HEADER, SCHOOL, SCHOOL_2, mark_all_present, running_stack, tomorrows_round
 from tests.timing import skip_to
 
 ROSTER = HEADER + (f"{SCHOOL},ก,1449900000018,ม.1,1,1,ช,เด็กชาย,เลื่อน,ชั้น,01/01/2555,ใช่\n"
@@ -39,6 +39,7 @@ async def test_r10_menu_3222_may_come_before_3221_and_all_three_gate_confirmatio
         r = await stack.http.post(f"{url}/end-of-year", headers=staff, json={
             "step": "3.2.2.1", "records": [{"student": "1449900000034", "reasons": ["attendance"]}]})
         assert r.status_code == 200, r.text
+        await mark_all_present(stack, rid, SCHOOL)
         assert (await stack.http.post(f"{url}/confirmation", headers=staff)).status_code == 200
 
 

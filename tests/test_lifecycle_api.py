@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 
 from tests.db_backends import BOTH_BACKENDS
-from tests.stack import SCHOOL, add_round, keep_history, running_stack, unique_round
+from tests.stack import SCHOOL, add_round, keep_history, mark_all_present, running_stack, unique_round
 from tests.timing import bangkok_on_day as next_day_bangkok
 from tests.timing import skip_to as sleep_until
 
@@ -76,6 +76,9 @@ async def test_open_to_certified_with_gates_and_reminders(time_env, engine, sett
         r = await stack.http.post(f"{url}/certification", headers=stack.auth("director"))
         assert r.status_code == 409 and r.json()["code"] == "not_confirmed"
 
+        r = await stack.http.post(f"{url}/confirmation", headers=stack.auth("staff"))
+        assert r.status_code == 409 and r.json()["code"] == "existence_incomplete", r.text  # R11: every record
+        await mark_all_present(stack, rid, SCHOOL)
         r = await stack.http.post(f"{url}/confirmation", headers=stack.auth("staff"))
         assert r.status_code == 200, r.text
         assert r.json()["stage"] == "confirmed" and r.json()["confirmed"]["by_name"] == "ครูธุรการ"

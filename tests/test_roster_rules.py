@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 
 from tests.db_backends import BOTH_BACKENDS
-from tests.stack import HEADER, SCHOOL, SCHOOL_2, add_round, running_stack, unique_round
+from tests.stack import HEADER, SCHOOL, SCHOOL_2, add_round, mark_all_present, running_stack, unique_round
 from tests.timing import skip_to
 
 pytestmark = pytest.mark.parametrize("backend", BOTH_BACKENDS, indirect=True)
@@ -118,12 +118,12 @@ async def test_edits_transfer_out_status_and_profile_r1_r7_r8_r9(time_env, engin
                                   json={"student": "1449900000018", "status": "deceased", "note": "ใบมรณบัตร"})
         assert r.status_code == 200 and r.json()["gate"]["students"] == 0
 
-        # R7 accepts a student who left before the exam (a record that says so)
+        # R7 accepts a student who left before the exam: the day they left, on or before the round's exam date
         from db.engine import session_scope
         from db.models import Student
         with session_scope(engine) as s:
             s.add(Student(school_code=SCHOOL, student_id="1449900000042", first_name="ออก", last_name="ก่อนสอบ",
-                          grade="ม.4", sat_final_exam=False))
+                          grade="ม.4"))
         r = await stack.http.post(f"{base(rid)}/students/transfer-out", headers=staff,
                                   json={"student": "1449900000042", "left_on": "2024-02-01", "to_school": "ที่อื่น"})
         assert r.status_code == 200, r.text
@@ -154,11 +154,17 @@ async def test_every_operation_refused_when_confirmed_and_after_the_cutoff(time_
             "step": "3.2.2", "records": [{"student": "1449900000018", "result": "promoted"}]})
         assert r.json()["gate"]["complete"]
         await skip_to(stack, now + timedelta(hours=2, minutes=1))
+        await mark_all_present(stack, rid, SCHOOL)
         assert (await stack.http.post(f"{url}/confirmation", headers=staff)).status_code == 200
         for method, path, body in ops:
             r = await getattr(stack.http, method)(f"{url}{path}", headers=staff, json=body)
             assert r.status_code == 409 and r.json()["code"] == "roster_frozen", (path, r.text)
+        removal = {"student": "1449900000018", "reason": "ซ้ำ"}  # the district's removal waits for the school too
+        r = await stack.http.post(f"{url}/students/remove", headers=stack.auth("district"), json=removal)
+        assert r.status_code == 409 and r.json()["code"] == "roster_frozen", r.text
         await skip_to(stack, now + timedelta(hours=8))
         for method, path, body in ops:
             r = await getattr(stack.http, method)(f"{url}{path}", headers=staff, json=body)
             assert r.status_code == 409 and r.json()["code"] == "round_closed", (path, r.text)
+        r = await stack.http.post(f"{url}/students/remove", headers=stack.auth("district"), json=removal)
+        assert r.status_code == 409 and r.json()["code"] == "round_closed", r.text

@@ -2,7 +2,8 @@
 
 It blocks the school's confirmation while open (signals to the school's round workflow), keeps the
 working-day clock (a reminder to whichever side is awaited, once per wait; the area administrator after
-five working days) and closes undecided at the school's cutoff. Only an approval changes the roster.
+five working days) and closes undecided at the school's cutoff, or when the school withdraws its request.
+Only an approval changes the roster.
 The thread's text stays in the database: updates carry the id of an entry the API staged there.
 """
 
@@ -16,8 +17,8 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from domain.actor_scope import SCHOOL_ROLES, check_actor_scope
     from domain.dropouts import (
-        CommentDropout, DecideDropout, DropoutCalendar, DropoutInput, DropoutState, ThreadEntry, apply_comment,
-        check_comment, check_decide, next_due,
+        CommentDropout, DecideDropout, DropoutCalendar, DropoutInput, DropoutState, ThreadEntry, WithdrawDropout,
+        apply_comment, check_comment, check_decide, check_withdraw, next_due,
     )
     from domain.refusals import Refusal, refusal
     from domain.school_round import BlockingCase
@@ -146,6 +147,33 @@ class DropoutConsultationWorkflow:
         try:
             self._check_not_closing()
             check_decide(self.inp, self.state, d, workflow.now(), self._cutoff())
+        except Refusal as r:
+            raise as_application_error(r) from None
+
+    @workflow.update
+    async def withdraw(self, w: WithdrawDropout) -> DropoutState:
+        """Issue 16: the school takes its request back; the run then closes the school's blocking case.
+        A new update: no running consultation's history holds one, so none replays differently."""
+        async with self._lock:
+            self._validate_withdraw(w)
+            self._closing = True
+            now = workflow.now()
+            self.state.thread.append(ThreadEntry(message_id=w.message_id, kind="withdrawn", side="school",
+                                                 by=w.actor.user_id, at=now))
+            self.state.status = await workflow.execute_activity(
+                calls.SETTLE_DROPOUT, args=[self.inp.request_id, "withdraw", w.actor.user_id, now, w.message_id],
+                result_type=str, **calls.DATABASE)
+        return self.state
+
+    @withdraw.validator
+    def _validate_withdraw_update(self, w: WithdrawDropout) -> None:
+        self._validate_withdraw(w)
+        self._check_actor_scope(w.actor, "staff")
+
+    def _validate_withdraw(self, w: WithdrawDropout) -> None:
+        try:
+            self._check_not_closing()
+            check_withdraw(self.inp, self.state, w, workflow.now(), self._cutoff())
         except Refusal as r:
             raise as_application_error(r) from None
 

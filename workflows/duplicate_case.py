@@ -4,9 +4,14 @@ It blocks every party school's confirmation from the moment it opens (a signal t
 round workflow) until its outcome is applied to the rosters. A school's claim on a student held by another
 school (an "obec" case) first waits for the district of the holder's area, which opens it as a case or
 dismisses it: until then only the claimant is blocked, and the holder is neither blocked nor told.
+A school that declares the student present with evidence is unblocked at once; a case still open at the first
+party's cutoff goes to the district, which may then decide on what the schools declared (issue 16).
 """
 
 from __future__ import annotations
+
+import asyncio
+from datetime import datetime
 
 from temporalio import workflow
 
@@ -14,7 +19,7 @@ with workflow.unsafe.imports_passed_through():
     from domain.actor_scope import SCHOOL_ROLES, check_actor_scope, out_of_scope
     from domain.duplicates import (
         CaseState, ClaimReviewIn, DecideIn, Decision, Declaration, DeclareIn, DuplicateCaseInput, check_decide,
-        check_declare, check_review,
+        check_declare, check_review, unblocks,
     )
     from domain.refusals import Refusal
     from domain.school_round import BlockingCase
@@ -28,6 +33,7 @@ class DuplicateCaseWorkflow:
     @workflow.init
     def __init__(self, inp: DuplicateCaseInput) -> None:
         self.state = CaseState(inp=inp)
+        self._unblocked: list[str] = []  # parties told `case_closed` when they declared their part
 
     @workflow.run
     async def run(self, inp: DuplicateCaseInput) -> str:
@@ -47,6 +53,8 @@ class DuplicateCaseWorkflow:
         else:
             await self._tell_schools("case_opened", blocking)
             await workflow.execute_activity(calls.NOTIFY_DUPLICATE, args=[inp.case_id, "opened"], **calls.MAIL)
+        if workflow.patched("duplicate-cutoff-to-district"):
+            await self._wait_for_outcome_or_cutoff()
         await workflow.wait_condition(lambda: self.state.resolved)
         outcome = self.state.outcome()
         await workflow.execute_activity(calls.RESOLVE_DUPLICATE, args=[inp.case_id, outcome, workflow.now()],
@@ -56,9 +64,34 @@ class DuplicateCaseWorkflow:
             await workflow.execute_activity(calls.NOTIFY_DUPLICATE, args=[inp.case_id, "dismissed"], **calls.MAIL)
         else:
             await self._tell_schools("case_closed", inp.case_id)
+            if self._unblocked and workflow.patched("recount-unblocked-parties"):
+                # their block is gone already, so `case_closed` no longer counts their gate: the outcome may have
+                # added or removed a student there
+                await self._tell_schools("roster_changed", inp.case_id, self._unblocked)
             await workflow.execute_activity(calls.NOTIFY_DUPLICATE, args=[inp.case_id, "resolved"], **calls.MAIL)
         await workflow.wait_condition(workflow.all_handlers_finished)
         return outcome
+
+    async def _wait_for_outcome_or_cutoff(self) -> None:
+        """Until resolved, or until the first party's cutoff (read again after each wait: an extension moves it),
+        when the case goes to the district with the schools' declarations."""
+        case_id = self.state.inp.case_id
+        while not self.state.resolved:
+            cutoffs = await workflow.execute_activity(calls.DUPLICATE_CUTOFFS, case_id, result_type=list[datetime],
+                                                      **calls.DATABASE)
+            if not cutoffs:
+                return  # no party's round is running: nothing to hand over at a cutoff
+            delay = min(cutoffs) - workflow.now()
+            if delay.total_seconds() > 0:
+                try:
+                    await workflow.wait_condition(lambda: self.state.resolved, timeout=delay)
+                except asyncio.TimeoutError:
+                    pass
+                continue
+            self.state.at_district_since = workflow.now()
+            await workflow.execute_activity(calls.HAND_DUPLICATE_TO_DISTRICT, args=[case_id, workflow.now()],
+                                            **calls.MAIL)
+            return
 
     async def _tell_schools(self, signal: str, arg, schools: list[str] | None = None) -> None:
         for school in self.state.inp.parties if schools is None else schools:
@@ -81,9 +114,13 @@ class DuplicateCaseWorkflow:
         self.state.declarations[d.school] = Declaration(school=d.school, claim=d.claim, by=d.actor.user_id,
                                                         at=workflow.now(), evidence=d.evidence, note=d.note)
         await self._record()
-        if self.state.needs_district():
+        if self.state.both_claim():
             await workflow.execute_activity(calls.NOTIFY_DUPLICATE, args=[self.state.inp.case_id, "to_district"],
                                             **calls.MAIL)
+        if not self.state.resolved and unblocks(d) and workflow.patched("present-unblocks-declarer"):
+            # its part is done: the case no longer keeps this school from confirming (the others' blocks stay)
+            self._unblocked.append(d.school)
+            await self._tell_schools("case_closed", self.state.inp.case_id, [d.school])
         return self.state
 
     @declare.validator

@@ -1,13 +1,16 @@
 """IdCorrectionWorkflow (R4): one requested national-ID correction, from acknowledged to decided.
 
 It waits for a district officer of the school's area; an approval changes the student's ID (checked
-for uniqueness again at that moment); a request still undecided at the cutoff expires. The school is
-told the outcome by email.
+for uniqueness again at that moment; after the school certified, the change waits for the next round); a
+request still undecided at the school's cutoff expires. The cutoff is the school's current one: when the
+timer fires, the request reads it again, so an extension of the school reaches its open requests. The
+school is told the outcome by email.
 """
 
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime
 
 from temporalio import workflow
 
@@ -26,6 +29,7 @@ class IdCorrectionWorkflow:
         self.inp = inp
         self.state = IdCorrectionState()
         self._decided = False
+        self.cutoff_at = inp.cutoff_at  # moved later when the school's deadline is extended
 
     @workflow.run
     async def run(self, inp: IdCorrectionInput) -> str:
@@ -33,11 +37,21 @@ class IdCorrectionWorkflow:
         # Started after the cutoff (the intake or the worker was down when the request came in on time):
         # nobody may decide it any more, so it expires at once instead of waiting for a decision forever.
         if delay.total_seconds() > 0 or not workflow.patched("expire-when-started-after-cutoff"):
-            try:
-                await workflow.wait_condition(lambda: self._decided,
-                                              timeout=delay if delay.total_seconds() > 0 else None)
-            except asyncio.TimeoutError:
-                pass
+            while True:
+                try:
+                    await workflow.wait_condition(lambda: self._decided,
+                                                  timeout=delay if delay.total_seconds() > 0 else None)
+                except asyncio.TimeoutError:
+                    pass
+                if self._decided or not workflow.patched("id-correction-follows-school-cutoff"):
+                    break
+                # R4 follows the school's current cutoff (issue 16): an extension since the request came in
+                # keeps it open until the new cutoff, as a resent copy would be
+                cutoff = await workflow.execute_activity(calls.ID_CORRECTION_CUTOFF, inp.ref, result_type=datetime,
+                                                         **calls.DATABASE)
+                if self._decided or cutoff <= workflow.now():
+                    break
+                self.cutoff_at, delay = cutoff, cutoff - workflow.now()
         await workflow.wait_condition(workflow.all_handlers_finished)
         if self.state.status == "pending":
             self.state.status = "expired"
@@ -74,7 +88,7 @@ class IdCorrectionWorkflow:
             if self._decided:  # a decision is being applied: the request is no longer open
                 raise refusal("already_decided", f"คำขอ {self.inp.ref} มีผู้พิจารณาแล้ว",
                               f"Request {self.inp.ref} has already been decided")
-            check_decision(self.inp, self.state, d, workflow.now())
+            check_decision(self.inp, self.state, d, workflow.now(), self.cutoff_at)
         except Refusal as r:
             raise as_application_error(r) from None
 

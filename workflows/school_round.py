@@ -43,6 +43,17 @@ def _require_role(actor: Actor, *roles: str) -> None:
         raise as_application_error(role_refused(roles))
 
 
+def _batch_roles(kind: str) -> tuple[str, ...]:
+    """Who may send a roster batch of this kind."""
+    if kind == "existence":  # R11: existence is confirmed by the school's own staff (เจ้าหน้าที่/บุคลากร ระดับโรงเรียน)
+        return ("staff",)
+    # removing a record from the roster is the district's (issue 16): no stored history holds a `removal` batch
+    # (none was ever sent), so every other kind replays as before
+    if kind == "removal":
+        return ("district", "admin")
+    return ("staff", "admin")
+
+
 @workflow.defn
 class SchoolRoundWorkflow:
     @workflow.init
@@ -169,9 +180,14 @@ class SchoolRoundWorkflow:
     @workflow.update
     async def confirm(self, actor: Actor) -> SchoolRoundState:
         async with self._lock:
-            self._check(check_can_confirm, self.state, workflow.now())  # the gate may have moved meanwhile
-            self.state.confirmed = Decision(by=actor.user_id, at=workflow.now())
-            await self._record(self._audit(actor.user_id, "confirm", after={"stage": Stage.confirmed.value}))
+            # R11 "every record": confirmations accepted before existence marks existed replay without them
+            every_record = workflow.patched("r11-existence-marks")
+            # again under the lock: the gate may have moved meanwhile
+            self._check(lambda: check_can_confirm(self.state, workflow.now(), existence=every_record))
+            counts = self.state.gate.existence if every_record else None
+            self.state.confirmed = Decision(by=actor.user_id, at=workflow.now(), counts=counts)
+            after = {"stage": Stage.confirmed.value, **({"existence": counts.model_dump()} if counts else {})}
+            await self._record(self._audit(actor.user_id, "confirm", after=after))
             return self.state
 
     @confirm.validator
@@ -247,11 +263,11 @@ class SchoolRoundWorkflow:
 
     @apply_roster_batch.validator
     def _validate_batch(self, batch: ApplyRosterBatch) -> None:
-        self._require_actor(batch.actor, "staff", "admin")
+        self._require_actor(batch.actor, *_batch_roles(batch.kind))
         self._check_batch(batch)
 
     def _check_batch(self, batch: ApplyRosterBatch) -> None:
-        _require_role(batch.actor, "staff", "admin")
+        _require_role(batch.actor, *_batch_roles(batch.kind))
         self._check(check_roster_editable, self.state, workflow.now())
         if batch.kind == "end_of_year" and batch.step:
             self._check(check_step_order, batch.step, self.state.gate)
@@ -273,6 +289,17 @@ class SchoolRoundWorkflow:
                 self.state.gate = await workflow.execute_activity(
                     calls.LOAD_GATE, args=[self.state.round_id, self.state.school_code],
                     result_type=GateProgress, **calls.DATABASE)
+            await self._record(None)
+
+    @workflow.signal
+    async def roster_changed(self, ref: str) -> None:
+        """A case that no longer blocked this school (it had declared its part, issue 16) changed its roster when
+        it closed: count the gate again, as `case_closed` does for a blocked school. A new signal: no stored
+        history holds one."""
+        gate = await workflow.execute_activity(calls.LOAD_GATE, args=[self.state.round_id, self.state.school_code],
+                                               result_type=GateProgress, **calls.DATABASE)
+        if gate != self.state.gate:
+            self.state.gate = gate
             await self._record(None)
 
     @workflow.query

@@ -26,7 +26,7 @@ from db import dropouts
 from db.engine import session_scope
 from db.evidence import MAX_EVIDENCE_BYTES, store_evidence
 from db.models import DropoutMessage, DropoutRequest, EvidenceFile, School, SchoolRound, Student, User
-from domain.dropouts import REASONS, STATUS_TH, CommentDropout, DecideDropout, reason_code
+from domain.dropouts import REASONS, STATUS_TH, CommentDropout, DecideDropout, WithdrawDropout, reason_code
 from domain.ids import normalise_student_id
 from domain.refusals import invalid, not_found, refusal
 from domain.rounds import Schedule
@@ -72,6 +72,10 @@ class DropoutOut(BaseModel):
     closed_at: Instant | None
     cutoff_at: Instant | None
     thread: list[ThreadEntryOut] = Field(default_factory=list)
+
+
+class WithdrawalIn(BaseModel):
+    reason: str = Field(min_length=1, max_length=2000, description="why the school takes its request back")
 
 
 class DecisionIn(BaseModel):
@@ -213,7 +217,7 @@ def _discard_request(engine, request_id: str) -> None:
 async def list_dropouts(round_id: str, user: UserDep, engine: EngineDep, area: str | None = None,
                         school: str | None = None,
                         status: Literal["open", "closed", "waiting_district", "waiting_school", "approved", "rejected",
-                                        "expired", "failed"] | None = None) -> list[DropoutOut]:
+                                        "expired", "failed", "withdrawn"] | None = None) -> list[DropoutOut]:
     def load() -> list[DropoutOut]:
         with session_scope(engine) as session:
             stmt = select(DropoutRequest).where(DropoutRequest.round_id == round_id,
@@ -225,7 +229,7 @@ async def list_dropouts(round_id: str, user: UserDep, engine: EngineDep, area: s
             if status == "open":
                 stmt = stmt.where(DropoutRequest.status.in_(("waiting_district", "waiting_school")))
             elif status == "closed":
-                stmt = stmt.where(DropoutRequest.status.in_(("approved", "rejected", "expired", "failed")))
+                stmt = stmt.where(DropoutRequest.status.in_(("approved", "rejected", "expired", "failed", "withdrawn")))
             elif status:
                 stmt = stmt.where(DropoutRequest.status == status)
             if user.role == "district":
@@ -330,3 +334,24 @@ async def get_dropout_evidence(round_id: str, request_id: str, sha256: str, user
 
     return evidence_download(await asyncio.to_thread(load))
 
+
+@router.post("/dropouts/{request_id}/withdrawal", operation_id="withdraw_dropout", response_model=DropoutOut,
+             summary="The school's staff withdraw their own open request, with a reason: the student stays on the "
+                     "roster and the request no longer blocks the school's confirmation")
+async def withdraw_dropout(round_id: str, request_id: str, body: WithdrawalIn, user: UserDep, engine: EngineDep,
+                           client: TemporalDep, now: NowDep) -> DropoutOut:
+    require_role(user, "staff", what_th="ถอนคำขอออกกลางคัน (เฉพาะเจ้าหน้าที่โรงเรียน)",
+                 what_en="withdraw a dropout request (school staff only)")
+    if not body.reason.strip():
+        raise invalid("reason_required", "ต้องระบุเหตุผลที่ถอนคำขอ", "Give the reason for withdrawing the request")
+
+    def stage() -> int:
+        with session_scope(engine) as session:
+            row = _load(session, user, round_id, request_id)
+            return dropouts.stage_message(session, request_id=row.id, side="school", author=user.id,
+                                          text=body.reason.strip(), evidence=None, at=now, kind="withdrawn")
+
+    message_id = await asyncio.to_thread(stage)
+    await _send(engine, client, request_id, message_id, DropoutConsultationWorkflow.withdraw, WithdrawDropout(
+        message_id=message_id, actor=actor_of(user)))
+    return await _settled_view(engine, user, round_id, request_id, lambda _, r: r.status not in dropouts.OPEN_STATUSES)

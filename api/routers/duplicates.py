@@ -99,9 +99,11 @@ def _view(session, case: DuplicateCase, user) -> CaseOut:
 
 
 @router.get("/duplicates", operation_id="list_duplicates", response_model=list[CaseOut],
-            summary="Duplicate-student cases the user may see: own school, own area, or all (admin)")
+            summary="Duplicate-student cases the user may see: own school, own area, or all (admin); "
+                    "`at_district`: waiting for the district's decision (both schools claim the student, or the "
+                    "case was still open at the cutoff)")
 async def list_duplicates(round_id: str, user: UserDep, engine: EngineDep,
-                          status: Literal["claimed", "open", "resolved"] | None = None,
+                          status: Literal["claimed", "open", "at_district", "resolved"] | None = None,
                           school: str | None = None) -> list[CaseOut]:
     def load() -> list[CaseOut]:
         with session_scope(engine) as session:

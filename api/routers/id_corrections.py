@@ -18,7 +18,8 @@ from api.views import instant
 from api.workflow_updates import refusal_from_update_failure
 from db.engine import session_scope
 from db.models import EvidenceFile, IdCorrection, InboundMessage, School
-from domain.id_corrections import DecideIdCorrection
+from db.id_corrections import flags_of
+from domain.id_corrections import DecideIdCorrection, Flag
 from domain.refusals import not_found, refusal
 from intake.mail_auth import refusal_reason
 from workflows.id_correction import IdCorrectionWorkflow
@@ -44,6 +45,9 @@ class IdCorrectionOut(BaseModel):
     decided_at: dict | None
     decision_reason: str | None
     received_at: dict
+    flags: list[dict] = Field(default_factory=list, description="for the deciding officer: a name that is not the "
+                              "roster's, a new ID another open request asks for too (code, message_th, message_en); "
+                              "the request may still be approved")
 
 
 class IdCorrectionDetail(IdCorrectionOut):
@@ -56,8 +60,9 @@ class DecisionIn(BaseModel):
     reason: str | None = Field(None, max_length=1000, description="required when rejecting")
 
 
-def _view(session, row: IdCorrection) -> IdCorrectionOut:
+def _view(session, row: IdCorrection, flags: list[Flag] | None = None) -> IdCorrectionOut:
     message = session.get(InboundMessage, row.message_sha)
+    flags = flags_of(session, [row]).get(row.id, []) if flags is None else flags
     school = session.get(School, row.school_code) if row.school_code else None
     return IdCorrectionOut(
         ref=row.id, status=row.status, round_id=row.round_id, school_code=row.school_code,
@@ -67,21 +72,23 @@ def _view(session, row: IdCorrection) -> IdCorrectionOut:
         if row.refusal_code else None,
         cutoff_at=instant(row.cutoff_at).model_dump(mode="json") if row.cutoff_at else None,
         decided_by=row.decided_by, decided_at=instant(row.decided_at).model_dump(mode="json") if row.decided_at else None,
-        decision_reason=row.decision_reason, received_at=instant(message.received_at).model_dump(mode="json"))
+        decision_reason=row.decision_reason, received_at=instant(message.received_at).model_dump(mode="json"),
+        flags=[f.model_dump() for f in flags])
 
 
 def _officer_row(session, user, ref: str) -> IdCorrection:
     """Officers of the request's area (and administrators) only: it holds the original message."""
     row = session.get(IdCorrection, ref)
     if row is None or not (user.role == "admin" or (user.role == "district" and user.area == row.area)):
-        raise not_found("คำขอแก้ไขเลขประจำตัว", "ID correction", ref)
+        raise not_found("คำขอแก้ไขเลขประจำตัวประชาชน", "ID correction", ref)
     return row
 
 
 @router.get("", operation_id="list_id_corrections", response_model=list[IdCorrectionOut],
             summary="ID corrections by area, school and status, as far as the user may see")
 async def list_id_corrections(user: UserDep, engine: EngineDep, area: str | None = None, school: str | None = None,
-                              status: Literal["refused", "pending", "approved", "rejected", "expired", "failed"] | None
+                              status: Literal["refused", "pending", "approved", "deferred", "rejected", "expired",
+                                              "failed"] | None
                               = None) -> list[IdCorrectionOut]:
     def load() -> list[IdCorrectionOut]:
         with session_scope(engine) as session:
@@ -94,7 +101,10 @@ async def list_id_corrections(user: UserDep, engine: EngineDep, area: str | None
                                   (IdCorrection.status, status)):
                 if value:
                     stmt = stmt.where(column == value)
-            return [_view(session, r) for r in session.exec(stmt)]
+            rows = list(session.exec(stmt))
+            # the deciding officer's: a school does not learn of another school's request for the same ID
+            flags = flags_of(session, rows) if user.role in ("district", "admin") else {}
+            return [_view(session, r, flags.get(r.id, [])) for r in rows]
 
     return await asyncio.to_thread(load)
 
@@ -181,7 +191,7 @@ async def get_id_correction_evidence(ref: str, sha256: Sha256, user: UserDep, en
              summary="Approve (the roster's ID changes) or reject with a reason; district officers of the area")
 async def decide_id_correction(ref: str, body: DecisionIn, user: UserDep, engine: EngineDep,
                                client: TemporalDep) -> IdCorrectionOut:
-    require_role(user, "district", what_th="พิจารณาคำขอแก้ไขเลขประจำตัว", what_en="decide ID corrections")
+    require_role(user, "district", what_th="พิจารณาคำขอแก้ไขเลขประจำตัวประชาชน", what_en="decide ID corrections")
 
     def status() -> str:
         with session_scope(engine) as session:

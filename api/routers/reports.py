@@ -25,8 +25,12 @@ from api.routers.dashboard import check_area, school_timeline_data
 from api.viewer import ViewerDep, round_row
 from db import monitoring as reads
 from db.engine import session_scope
+from db.existence import list_marks
+from domain.dropouts import REASONS
+from domain.duplicates import AGENCIES
 from domain.monitoring import ACTION_LABELS, BUCKET_LABELS, school_status, stage_label
 from domain.refusals import refusal
+from domain.existence import EXCEPTION_TH, MARK_TH, ExceptionKind, Mark
 from domain.spreadsheet_cells import csv_cell, xlsx_cell
 from domain.thai_time import thai_datetime
 from workflows.ids import area_key
@@ -39,7 +43,7 @@ REPORT_COLUMNS = [  # (Thai, English)
     ("รหัสโรงเรียน", "School code"), ("ชื่อโรงเรียน", "School"), ("เขตพื้นที่", "Area"), ("สถานะ", "Stage"),
     ("ความคืบหน้า", "Progress"), ("จำนวนนักเรียน", "Students"), ("บันทึกผลสิ้นปี (3.2.2)", "Results (3.2.2)"),
     ("ซ้ำชั้น", "Repeaters"), ("บันทึกสาเหตุซ้ำชั้น (3.2.2.1)", "Reasons (3.2.2.1)"), ("จบการศึกษา", "Graduates"),
-    ("บันทึกการศึกษาต่อ (3.2.2.2)", "Destinations (3.2.2.2)"), ("คำขอแก้ไขเลขประจำตัวค้าง", "Open ID corrections"),
+    ("บันทึกการศึกษาต่อ (3.2.2.2)", "Destinations (3.2.2.2)"), ("คำขอแก้ไขเลขประจำตัวประชาชนค้าง", "Open ID corrections"),
     ("คำขอออกกลางคันค้าง", "Open dropouts"), ("เรื่องนักเรียนซ้ำซ้อนค้าง", "Open duplicates"),
     ("กำหนดส่ง", "Cutoff"), ("ยืนยันโดย", "Confirmed by"), ("ยืนยันเมื่อ", "Confirmed at"),
     ("รับรองโดย", "Certified by"), ("รับรองเมื่อ", "Certified at"), ("ความเสี่ยง", "At risk"),
@@ -136,6 +140,8 @@ IDC_STATUS = {"refused": ("ระบบปฏิเสธคำขอ", "refused
               "failed": ("ดำเนินการไม่สำเร็จ", "could not be applied")}
 DROPOUT_STATUS = {"approved": ("อนุมัติ", "approved"), "rejected": ("ไม่อนุมัติ", "rejected"),
                   "expired": ("หมดเวลา", "expired")}
+DUPLICATE_KINDS = {"obec": ("ซ้ำซ้อนระหว่างโรงเรียนในสังกัด สพฐ.", "two OBEC schools"),
+                   "affiliation": ("ซ้ำซ้อนต่างสังกัด", "another affiliation's list")}
 
 
 def _json(value) -> str:
@@ -174,8 +180,10 @@ def evidence_files(engine, user, round_id: str, school_code: str, now: datetime,
         duplicates = [_duplicate_for(school_code, c, st)
                       for c, st in reads.resolved_duplicates(session, round_id, school_code)
                       if not (c.holder_school == school_code and (c.decision or {}).get("claim_dismissed"))]
+        marks = list_marks(session, round_id, school_code)  # R11: every active student's existence mark
         people = {a.actor for a in audit} | {snap.confirmed_by, snap.certified_by} \
-            | {c.decided_by for c in corrections} | {d.decided_by for d, _ in dropouts}
+            | {c.decided_by for c in corrections} | {d.decided_by for d, _ in dropouts} \
+            | {m.marked_by for _, m in marks if m}
         names = reads.user_names(session, {p for p in people if p})
     status = school_status(snap, now)
 
@@ -193,28 +201,37 @@ def evidence_files(engine, user, round_id: str, school_code: str, now: datetime,
         [[line.at.th, line.at.iso.isoformat(), {"audit": "บันทึกการดำเนินการ", "workflow": "ประวัติเวิร์กโฟลว์"}[line.source],
           line.actor_name or line.actor or "", line.th, line.en] for line in timeline_out.lines])
     files["id-corrections.csv"] = _table(
-        ["เลขอ้างอิง", "สถานะ", "เลขประจำตัวเดิม", "เลขประจำตัวใหม่", "ชื่อนักเรียน", "เหตุผลของคำขอ", "ผู้พิจารณา",
-         "เวลาพิจารณา", "เหตุผลการพิจารณา", "เหตุที่ระบบปฏิเสธ"],
+        ["เลขอ้างอิง", "สถานะ", "เลขประจำตัวประชาชน/รหัส G เดิม", "เลขประจำตัวประชาชนใหม่", "ชื่อนักเรียน",
+         "เหตุผลของคำขอ", "ผู้พิจารณา", "เวลาพิจารณา", "เหตุผลการพิจารณา", "เหตุที่ระบบปฏิเสธ"],
         [[c.id, IDC_STATUS.get(c.status, (c.status,))[0], c.old_id or "", c.new_id or "", c.student_name or "",
           c.reason or "", who(c.decided_by), _when(c.decided_at), c.decision_reason or "", c.refusal_th or ""]
          for c in corrections])
     files["dropouts.csv"] = _table(
-        ["เลขคำขอ", "สถานะ", "เลขประจำตัวนักเรียน", "ชื่อนักเรียน", "สาเหตุ", "ยื่นเมื่อ", "ผู้พิจารณา", "เวลาพิจารณา"],
+        ["เลขคำขอ", "สถานะ", "เลขประจำตัวประชาชน/รหัส G", "ชื่อนักเรียน", "สาเหตุ", "ยื่นเมื่อ", "ผู้พิจารณา", "เวลาพิจารณา"],
         [[d.id, DROPOUT_STATUS.get(d.status, (d.status,))[0], st.student_id if st else "",
-          f"{st.prefix}{st.first_name} {st.last_name}".strip() if st else "", d.reason, _when(d.requested_at),
-          who(d.decided_by), _when(d.decided_at)] for d, st in dropouts])
+          f"{st.prefix}{st.first_name} {st.last_name}".strip() if st else "", REASONS.get(d.reason, (d.reason,))[0],
+          _when(d.requested_at), who(d.decided_by), _when(d.decided_at)] for d, st in dropouts])
     files["duplicates.csv"] = _table(
-        ["เลขเรื่อง", "ประเภท", "เลขประจำตัวนักเรียน", "ชื่อนักเรียน", "โรงเรียนที่มีชื่ออยู่", "โรงเรียนที่ขอรับ/หน่วยงาน",
+        ["เลขเรื่อง", "ประเภท", "เลขประจำตัวประชาชน/รหัส G", "ชื่อนักเรียน", "โรงเรียนที่มีชื่ออยู่", "โรงเรียนที่ขอรับ/หน่วยงาน",
          "ผล: โรงเรียนที่นักเรียนอยู่", "ปิดเรื่องเมื่อ", "คำแจ้งของโรงเรียน", "การตัดสินของเขต"],
-        [[c.id, c.kind, c.student_id, f"{st.prefix}{st.first_name} {st.last_name}".strip() if st else "",
-          c.holder_school, c.claimant_school or c.agency or "", c.outcome or "", _when(c.resolved_at),
+        [[c.id, DUPLICATE_KINDS.get(c.kind, (c.kind,))[0], c.student_id,
+          f"{st.prefix}{st.first_name} {st.last_name}".strip() if st else "", c.holder_school,
+          c.claimant_school or AGENCIES.get(c.agency or "", (c.agency or "",))[0], c.outcome or "", _when(c.resolved_at),
           _json(c.declarations), _json(c.decision)] for c, st in duplicates])
+    files["existence-marks.csv"] = _table(
+        ["เลขประจำตัวประชาชน/รหัส G", "เลขประจำตัวนักเรียน", "ชื่อนักเรียน", "ชั้น", "ห้อง", "การมีตัวตน (ข้อ 11)",
+         "ข้อยกเว้น", "เรื่องที่อ้างถึง", "หมายเหตุ", "ผู้บันทึก", "เวลาบันทึก"],
+        [[st.student_id, st.student_no, f"{st.prefix}{st.first_name} {st.last_name}".strip(), st.grade, st.classroom,
+          MARK_TH[Mark(m.mark)] if m else "ยังไม่ได้ยืนยัน",
+          EXCEPTION_TH[ExceptionKind(m.exception_kind)] if m and m.exception_kind else "",
+          (m.case_ref or "") if m else "", (m.note or "") if m else "", who(m.marked_by) if m else "",
+          _when(m.marked_at) if m else ""] for st, m in marks])
     th, en = stage_label(status.stage)
     files["summary.html"] = render_page(
         "evidence_summary.html", school=school, round=spec, snap=snap, stage_th=th, stage_en=en,
         gate=snap.gate.summary(), confirmed_name=who(snap.confirmed_by), certified_name=who(snap.certified_by),
         counts={"audit": len(audit), "timeline": len(timeline_out.lines), "id_corrections": len(corrections),
-                "dropouts": len(dropouts), "duplicates": len(duplicates)},
+                "dropouts": len(dropouts), "duplicates": len(duplicates), "existence": len(marks)},
         history_available=timeline_out.history_available, now=now, thai=thai_datetime).encode("utf-8")
     files["SHA256SUMS.txt"] = "".join(f"{hashlib.sha256(data).hexdigest()}  {name}\n"
                                       for name, data in sorted(files.items())).encode()

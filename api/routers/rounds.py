@@ -43,9 +43,10 @@ def create_round(body: RoundIn, user: UserDep, session: SessionDep) -> RoundOut:
     require_role(user, "admin", what_th="สร้างรอบ", what_en="create rounds")
     try:
         spec = RoundSpec(id=body.id, academic_year=body.academic_year, opens_at=body.opens_at,
-                         confirm_from=body.confirm_from, cutoff_at=body.cutoff_at, policy=body.policy or RoundPolicy())
+                         confirm_from=body.confirm_from, cutoff_at=body.cutoff_at, final_exam_on=body.final_exam_on,
+                         policy=body.policy or RoundPolicy())
     except ValueError as exc:
-        raise invalid("round_invalid", "ข้อมูลรอบไม่ถูกต้อง: ต้องเป็น เปิด ≤ เริ่มยืนยัน < ปิดระบบ",
+        raise invalid("round_invalid", "ข้อมูลรอบไม่ถูกต้อง: ต้องเป็น เปิด ≤ เริ่มยืนยัน < ปิดระบบ และวันสอบปลายภาคไม่หลังวันปิดระบบ",
                       f"Invalid round: {exc.errors()[0]['msg'] if hasattr(exc, 'errors') else exc}") from None
     row = create(session, spec)
     session.flush()

@@ -10,11 +10,13 @@ from sqlmodel import select
 
 from api.deps import EngineDep, NowDep, TemporalDep, UserDep, actor_of, require_role, school_in_scope
 from api.errors import ERROR_RESPONSES
+from api.blocking_cases import BLOCKING_CASES, name_blocking_refusal
 from api.schemas import AuditOut, SchoolRoundOut
 from api.views import instant, school_round_view
 from api.workflow_updates import school_update
 from db.engine import session_scope
 from db.models import AuditEvent, User
+from domain.refusals import Refusal
 from domain.school_round import Stage, already_certified
 from workflows.school_round import SchoolRoundWorkflow
 
@@ -32,8 +34,19 @@ async def _decide(engine, client, user, round_id, school_code, update, now: date
     view = await asyncio.to_thread(_view, engine, user, round_id, school_code, now)  # scope and existence first
     if view.stage == Stage.certified.value:
         raise already_certified()  # its workflow has ended; answer with the reason, not "not running"
-    await school_update(client, round_id, school_code, update, actor_of(user))
+    try:
+        await school_update(client, round_id, school_code, update, actor_of(user))
+    except Refusal as refused:
+        if refused.code != BLOCKING_CASES:
+            raise
+        # open cases: named for the school's staff, from its own records
+        raise await asyncio.to_thread(_named, engine, refused, school_code) from None
     return await asyncio.to_thread(_view, engine, user, round_id, school_code, now)
+
+
+def _named(engine, refused: Refusal, school_code: str) -> Refusal:
+    with session_scope(engine) as session:
+        return name_blocking_refusal(session, refused, school_code)
 
 
 @router.get("", operation_id="get_school_round", response_model=SchoolRoundOut,

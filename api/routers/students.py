@@ -1,4 +1,5 @@
-"""The roster operations of the letter's rules table (R1, R2, R5–R9), one school at a time.
+"""The roster operations of the letter's rules table (R1, R2, R5–R9), one school at a time, and the district's
+removal of a record.
 
 Students are named in request bodies, never in paths, so national IDs stay out of access logs.
 """
@@ -14,7 +15,7 @@ from api.deps import EngineDep, TemporalDep, UserDep, require_role, school_in_sc
 from api.errors import ERROR_RESPONSES
 from api.roster_batches import apply_one
 from db.engine import session_scope
-from domain.roster_rules import SchoolProfileIn, StatusIn, StudentIn, StudentUpdateIn, TransferOutIn
+from domain.roster_rules import RemovalIn, SchoolProfileIn, StatusIn, StudentIn, StudentUpdateIn, TransferOutIn
 
 router = APIRouter(prefix="/rounds/{round_id}/schools/{school_code}", tags=["roster"], responses=ERROR_RESPONSES)
 
@@ -40,6 +41,10 @@ class TransferOutBody(StudentRef, TransferOutIn):
 
 
 class StatusBody(StudentRef, StatusIn):
+    pass
+
+
+class RemovalBody(StudentRef, RemovalIn):
     pass
 
 
@@ -96,7 +101,8 @@ async def update_student(round_id: str, school_code: str, body: UpdateStudentIn,
 
 
 @router.post("/students/transfer-out", operation_id="transfer_out_student", response_model=OpResult,
-             summary="R7: transfer out a student who left before the final exam")
+             summary="R7: transfer out a student who left before the final exam (the day they left, on or before "
+                     "the round's final-exam date)")
 async def transfer_out_student(round_id: str, school_code: str, body: TransferOutBody, user: UserDep,
                                engine: EngineDep, client: TemporalDep) -> OpResult:
     details = body.model_dump(mode="json", exclude={"student"})
@@ -105,9 +111,28 @@ async def transfer_out_student(round_id: str, school_code: str, body: TransferOu
 
 
 @router.post("/students/status", operation_id="set_student_status", response_model=OpResult,
-             summary="Change a student's status; a dropout needs the district consultation (R8)")
+             summary="Record a student's death (with its evidence); a transfer out is R7's operation, a dropout needs "
+                     "the district consultation (R8), removal is the district's, a return is an admission")
 async def set_student_status(round_id: str, school_code: str, body: StatusBody, user: UserDep, engine: EngineDep,
                              client: TemporalDep) -> OpResult:
     status = body.model_dump(mode="json", exclude={"student"})
     return await _op(engine, client, user, round_id, school_code, "set_student_status",
                      {"student": body.student, "status": status})
+
+
+@router.post("/students/remove", operation_id="remove_student", response_model=OpResult,
+             summary="Remove a record from a school's roster, with the reason (the district of the school's area, or "
+                     "admin; audited)")
+async def remove_student(round_id: str, school_code: str, body: RemovalBody, user: UserDep, engine: EngineDep,
+                         client: TemporalDep) -> OpResult:
+    require_role(user, "district", "admin", what_th="ลบนักเรียนออกจากทะเบียน (เฉพาะเขตพื้นที่)",
+                 what_en="remove a student from the roster (district only)")
+
+    def scope() -> None:
+        with session_scope(engine) as session:
+            school_in_scope(session, user, school_code)  # a district officer: its own area's schools only
+
+    await asyncio.to_thread(scope)
+    outcome = await apply_one(engine, client, user, round_id, school_code, "remove_student",
+                              {"student": body.student, "reason": body.reason}, kind="removal")
+    return OpResult(applied=outcome.applied, gate=outcome.gate.summary())

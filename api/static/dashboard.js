@@ -18,7 +18,8 @@
       connecting: "กำลังเชื่อมต่อ…", live: "อัปเดตสด", lost: "การเชื่อมต่อขาด กำลังลองใหม่…",
       expired: "หมดเวลาเข้าสู่ระบบ โปรดโหลดหน้าใหม่", polling: "อัปเดตทุก 5 วินาที",
       all_areas: "ทุกเขตพื้นที่", funnel: "จำนวนโรงเรียนตามขั้นตอน", total: "ทั้งหมด",
-      open_idc: "คำขอแก้ไขเลขประจำตัวค้าง", open_dropouts: "ออกกลางคันค้าง", open_dups: "นักเรียนซ้ำซ้อนค้าง",
+      open_idc: "คำขอแก้ไขเลขประจำตัวประชาชนค้าง", open_dropouts: "ออกกลางคันค้าง", open_dups: "นักเรียนซ้ำซ้อนค้าง",
+      warnings: "ใกล้กำหนดส่ง แต่ยังมีเรื่องค้างขวางการยืนยัน",
       at_risk: "โรงเรียนที่เสี่ยงไม่ทันกำหนด", no_risk: "ไม่มีโรงเรียนที่เสี่ยงในขณะนี้", schools: "รายชื่อโรงเรียน",
       search: "ค้นหารหัสหรือชื่อโรงเรียน", search_area: "ค้นหาเขตพื้นที่", all_stages: "ทุกขั้นตอน",
       risk_only: "เฉพาะที่เสี่ยง", cases_only: "เฉพาะที่มีเรื่องค้าง", report: "รายงาน",
@@ -37,6 +38,7 @@
       expired: "Your session ended; reload the page", polling: "Updated every 5 seconds",
       all_areas: "All areas", funnel: "Schools by stage", total: "Total",
       open_idc: "Open ID corrections", open_dropouts: "Open dropouts", open_dups: "Open duplicates",
+      warnings: "Cutoff near, open cases still block confirmation",
       at_risk: "Schools at risk of missing the cutoff", no_risk: "No school is at risk now", schools: "Schools",
       search: "Search code or name", search_area: "Search area", all_stages: "All stages",
       risk_only: "At risk only", cases_only: "With open cases only", report: "Report",
@@ -67,6 +69,16 @@
 
   const $ = (sel) => document.querySelector(sel);
   const t = (key) => I18N[state.lang][key] ?? key;
+  // The round's deadlines are Bangkok's: show Bangkok time whatever zone the browser is set to,
+  // as the server writes it in English (domain/thai_time.py english_datetime): "29 Nov 2026 16:30 (Bangkok)".
+  const BANGKOK = new Intl.DateTimeFormat("en-GB", { timeZone: "Asia/Bangkok", day: "2-digit", month: "numeric",
+    year: "numeric", hour: "2-digit", minute: "2-digit", hourCycle: "h23" });
+  const MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+  const bangkokTime = (iso) => {
+    const p = Object.fromEntries(BANGKOK.formatToParts(new Date(iso)).map((x) => [x.type, x.value]));
+    return `${p.day} ${MONTHS[Number(p.month) - 1]} ${p.year} ${p.hour}:${p.minute} (Bangkok)`;
+  };
+  const when = (instant) => (state.lang === "en" ? bangkokTime(instant.iso) : instant.th);
   const el = (tag, attrs = {}, ...children) => {
     const node = document.createElement(tag);
     for (const [k, v] of Object.entries(attrs)) {
@@ -146,7 +158,7 @@
     $("#open-idc").textContent = String(d.open_cases.id_corrections);
     $("#open-dropouts").textContent = String(d.open_cases.dropouts);
     $("#open-dups").textContent = String(d.open_cases.duplicates);
-    $("#as-of").textContent = state.lang === "en" ? new Date(d.now.iso).toLocaleString("en-GB") : d.now.th;
+    $("#as-of").textContent = when(d.now);
   }
 
   // --- an area: at risk, the school list -------------------------------------------------------------
@@ -156,6 +168,16 @@
     $("#risk-count").textContent = String(d.at_risk.length);
     $("#risk-none").hidden = d.at_risk.length > 0;
     $("#risk-list").replaceChildren(...d.at_risk.map((s) => el("li", { "data-school": s.school_code, "data-code": s.risk.code },
+      el("b", { text: `${s.school_name} (${s.school_code})` }), document.createTextNode(": "),
+      el("span", { class: "reason", text: riskText(s.risk) }))));
+  }
+
+  // issue 16: open cases still blocking a school hours before its cutoff (domain.monitoring.BLOCKING_WARNING)
+  function renderWarnings(d) {
+    const warned = d.warnings || [];
+    $("#warnings").hidden = warned.length === 0;
+    $("#warn-count").textContent = String(warned.length);
+    $("#warn-list").replaceChildren(...warned.map((s) => el("li", { "data-school": s.school_code, "data-code": s.risk.code },
       el("b", { text: `${s.school_name} (${s.school_code})` }), document.createTextNode(": "),
       el("span", { class: "reason", text: riskText(s.risk) }))));
   }
@@ -263,6 +285,7 @@
     renderTotals(d);
     if (mode === "area") {
       renderRisk(d);
+      renderWarnings(d);
       fillBucketFilter();
       renderTable();
       state.previous = new Map(d.schools.map((s) => [s.school_code, s.bucket]));
@@ -331,7 +354,7 @@
       if (!r.ok) { list.replaceChildren(el("li", { text: state.lang === "en" ? body.message_en : body.message_th })); return; }
       $("#timeline-note").hidden = body.history_available;
       list.replaceChildren(...body.lines.map((line) => el("li", { class: line.source, "data-code": line.code },
-        el("span", { class: "when", text: state.lang === "en" ? new Date(line.at.iso).toLocaleString("en-GB") : line.at.th }),
+        el("span", { class: "when", text: when(line.at) }),
         document.createTextNode(" "), el("span", { class: "what", text: state.lang === "en" ? line.en : line.th }),
         line.actor && line.actor !== "system" ? el("small", { text: ` · ${line.actor_name || line.actor}` }) : "")));
       panel.dataset.loaded = code;

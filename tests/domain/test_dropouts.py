@@ -7,8 +7,8 @@ from datetime import date, timedelta
 import pytest
 
 from domain.dropouts import (
-    REASONS, CommentDropout, DecideDropout, DropoutCalendar, DropoutInput, DropoutState, ThreadEntry, apply_comment,
-    check_comment, check_decide, next_due, reason_code,
+    REASONS, STATUS_TH, CommentDropout, DecideDropout, DropoutCalendar, DropoutInput, DropoutState, ThreadEntry,
+    WithdrawDropout, apply_comment, check_comment, check_decide, check_withdraw, next_due, reason_code,
 )
 from domain.refusals import Refusal
 from domain.school_round import Actor
@@ -102,3 +102,20 @@ def test_the_thread_is_bounded():
     for n in range(60):
         apply_comment(state, ThreadEntry(message_id=n, kind="note", side="school", by="u-s", at=FRIDAY))
     assert code_of(check_comment, INP, state, STAFF, FRIDAY, CAL.cutoff_at) == "dropout_thread_full"
+
+
+def test_the_requesting_schools_staff_may_withdraw_an_open_request_before_the_cutoff():
+    own = WithdrawDropout(message_id=9, actor=Actor(user_id="u-s", role="staff", school_code=SCHOOL))
+    check_withdraw(INP, fresh(), own, FRIDAY, CAL.cutoff_at)
+    for actor in (Actor(user_id="u-x", role="staff", school_code="1044449002"),
+                  Actor(user_id="u-r", role="director", school_code=SCHOOL),
+                  Actor(user_id="u-d", role="district", area=AREA)):
+        assert code_of(check_withdraw, INP, fresh(), WithdrawDropout(message_id=9, actor=actor), FRIDAY,
+                       CAL.cutoff_at) == "forbidden"
+    settled = fresh()
+    settled.status = "rejected"
+    assert code_of(check_withdraw, INP, settled, own, FRIDAY, CAL.cutoff_at) == "dropout_closed"
+    assert code_of(check_withdraw, INP, fresh(), own, CAL.cutoff_at, CAL.cutoff_at) == "dropout_cutoff_passed"
+    withdrawn = fresh()
+    withdrawn.status = "withdrawn"
+    assert not withdrawn.open and STATUS_TH["withdrawn"] == "โรงเรียนถอนคำขอ"

@@ -84,3 +84,41 @@ def test_affiliation_outcomes(claim, outcome):
     assert state.outcome() is None
     state.declarations[HOLDER] = Declaration(school=HOLDER, claim=claim, by="u", at=AT, evidence="e")
     assert state.outcome() == outcome
+
+
+# --- issue 16: a school is never made late by someone else ---------------------------------------------
+
+def test_a_present_declaration_with_evidence_unblocks_the_declaring_school_only():
+    state = obec(claimant="present")
+    assert not state.blocks(CLAIMANT) and state.blocks(HOLDER) and not state.resolved
+    absent_only = obec()
+    absent_only.declarations[HOLDER] = Declaration(school=HOLDER, claim="present", by="u", at=AT, evidence=None)
+    assert absent_only.blocks(HOLDER)  # without its evidence the declaration is not the school's part done
+    settled = obec(holder="absent")
+    assert not settled.blocks(HOLDER) and not settled.blocks(CLAIMANT)
+
+
+def test_the_claimant_may_declare_present_while_its_claim_waits_for_the_district_and_nothing_else():
+    staff = Actor(user_id="s", role="staff")
+    state = obec()
+    state.awaiting_district = True
+    check_declare(state, DeclareIn(school=CLAIMANT, claim="present", actor=staff, evidence="e"))
+    for declare in (DeclareIn(school=CLAIMANT, claim="absent", actor=staff),
+                    DeclareIn(school=HOLDER, claim="present", actor=staff, evidence="e")):
+        with pytest.raises(Refusal) as refused:
+            check_declare(state, declare)
+        assert refused.value.code == "case_awaiting_district"
+    with pytest.raises(Refusal) as no_evidence:
+        check_declare(state, DeclareIn(school=CLAIMANT, claim="present", actor=staff))
+    assert no_evidence.value.code == "evidence_required"
+
+
+def test_a_case_open_at_the_cutoff_is_the_districts_to_decide_on_what_was_declared():
+    district = Actor(user_id="d", role="district")
+    state = obec(claimant="present")
+    assert not state.needs_district()
+    state.at_district_since = AT
+    assert state.needs_district() and not state.both_claim()
+    check_decide(state, DecideIn(keep_school=HOLDER, actor=district, reason="ไม่มีหลักฐานจากโรงเรียนเดิม"))
+    state.decision = Decision(keep_school=HOLDER, by="d", at=AT)
+    assert state.outcome() == HOLDER and not state.needs_district()

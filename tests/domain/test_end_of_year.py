@@ -72,6 +72,7 @@ def test_r10_confirmation_still_needs_all_three_menus():
         check_can_confirm(state, bangkok(2024, 4, 30, 9))
     assert exc.value.code == "gate_3_2_2_2"
     state.gate.destinations = 2
+    state.gate.present = 5  # R11: and every record confirmed present
     check_can_confirm(state, bangkok(2024, 4, 30, 9))
 
 

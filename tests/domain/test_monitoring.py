@@ -169,3 +169,23 @@ def test_timeline_merges_audit_and_history_in_thai_without_personal_data():
     certify = next(line for line in lines if line.code == "update_certify")  # not in the audit: the history says it
     assert certify.actor == "u-director" and certify.en == "Certification accepted by the workflow"
     assert not any("14499" in line.th or "14499" in line.en or "14499" in str(line.extra) for line in lines)
+
+
+def test_an_open_case_still_blocking_is_warned_six_hours_before_the_cutoff_and_not_earlier():
+    from domain.monitoring import BLOCKING_WARNING, blocking_warning
+
+    assert BLOCKING_WARNING == timedelta(hours=6)
+    cases = (BlockingCase(kind="dropout", ref="DO-1"),)
+    blocked = school(blocking=cases)
+    six_before = T_1630 - BLOCKING_WARNING
+    assert area_figures([blocked], six_before - timedelta(minutes=1)).warned == []
+    [warned] = area_figures([blocked], six_before).warned
+    assert warned.warning.code == "blocking_near_cutoff"
+    assert warned.warning.th.startswith("อีก 6 ชั่วโมง จะถึงกำหนดส่ง") and "ออกกลางคัน 1" in warned.warning.th
+    assert "1 dropout" in warned.warning.en
+    assert blocking_warning(cases, Stage.confirmation_window, T_1630, T_1630 - timedelta(minutes=5)) is not None
+    # no warning without a blocking case, for a case that no longer blocks, once confirmed, or after the cutoff
+    assert area_figures([school()], T_1545).warned == []
+    assert blocking_warning(cases, Stage.confirmation_window, T_1630, T_1545, excused={"DO-1"}) is None
+    assert blocking_warning(cases, Stage.confirmed, T_1630, T_1545) is None
+    assert blocking_warning(cases, Stage.late, T_1630, T_1630) is None

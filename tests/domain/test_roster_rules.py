@@ -2,21 +2,23 @@
 
 from __future__ import annotations
 
+from datetime import date, timedelta
+
 import pytest
 
 from domain.refusals import Refusal
 from domain.roster_file import HEADERS, parse_roster
 from domain.roster_rules import (
-    StudentIn, StudentUpdateIn, check_admission, check_entry_year, check_grade_edit, check_status_change,
-    check_transfer_out, check_update,
+    StudentIn, StudentUpdateIn, check_admission, check_entry_year, check_grade_edit, check_removal, check_return,
+    check_status_change, check_transfer_out, check_update,
 )
 
 BASE = dict(student="๑-๔๔๙๙-๐๐๐๐๐-๐๑-๘", first_name=" ปวีณา ", last_name="พลอยงาม", grade="ม 1", sat_final_exam_here=True)
 
 
-def code_of(fn, *args) -> str:
+def code_of(fn, *args, **kwargs) -> str:
     with pytest.raises(Refusal) as refused:
-        fn(*args)
+        fn(*args, **kwargs)
     assert refused.value.message_th and refused.value.message_en
     return refused.value.code
 
@@ -109,9 +111,65 @@ def test_update_normalises_names_and_refuses_nothing_to_change():
     assert code_of(check_update, "ม.2", StudentUpdateIn()) == "nothing_to_change"
 
 
-def test_r7_and_r8():
-    assert code_of(check_transfer_out, True) == "r7_sat_final_exam"
-    check_transfer_out(False)
+EXAM = date(2024, 3, 29)  # the round's final-exam date
+TODAY = date(2024, 4, 10)
+
+
+def test_r7_a_student_who_left_on_or_before_the_exam_is_transferred_out():
+    check_transfer_out("studying", date(2024, 2, 1), EXAM, TODAY)
+    check_transfer_out("studying", EXAM, EXAM, TODAY)  # left on the exam's day: did not sit it here
+
+
+def test_r7_a_student_who_sat_the_exam_here_stays_with_the_rules_reason():
+    # no day given: the roster says the student sat the exam here (every student on it did)
+    assert code_of(check_transfer_out, "studying", None, EXAM, TODAY) == "r7_sat_final_exam"
+    with pytest.raises(Refusal) as refused:
+        check_transfer_out("studying", EXAM + timedelta(days=1), EXAM, TODAY)  # the day after the exam
+    r = refused.value
+    assert (r.code, r.status) == ("r7_sat_final_exam", 422)
+    assert r.message_th.startswith("ย้ายออกไม่ได้") and "(ข้อ 7)" in r.message_th and "29 มี.ค. 2567" in r.message_th
+    assert "(R7)" in r.message_en
+
+
+def test_r7_the_day_a_student_left_is_not_in_the_future():
+    check_transfer_out("studying", TODAY, date(2024, 4, 30), TODAY)
+    assert code_of(check_transfer_out, "studying", TODAY + timedelta(days=1), date(2024, 4, 30), TODAY) \
+        == "left_on_in_future"
+
+
+def test_r7_only_a_studying_student_is_transferred_out():
+    for status in ("transferred_out", "dropped_out", "removed", "deceased"):
+        assert code_of(check_transfer_out, status, date(2024, 2, 1), EXAM, TODAY) == "not_studying"
+
+
+def test_staff_set_only_a_death_with_its_evidence():
     assert code_of(check_status_change, "dropped_out") == "r8_dropout_needs_consultation"
     assert code_of(check_status_change, "transferred_out") == "use_transfer_out"
-    check_status_change("deceased")
+    with pytest.raises(Refusal) as refused:  # R4, R7, R8 are not to be gone round by removing
+        check_status_change("removed", "ผิด")
+    assert (refused.value.code, refused.value.status) == ("removal_is_district", 403)
+    assert refused.value.message_th.startswith("การลบนักเรียนออกจากทะเบียนเป็นอำนาจของเขตพื้นที่")
+    assert code_of(check_status_change, "studying", "กลับมา") == "reactivate_by_admission"
+    assert code_of(check_status_change, "deceased", "  ") == "status_note_required"
+    assert check_status_change("deceased", " ใบมรณบัตร ") == "ใบมรณบัตร"
+
+
+def test_removal_is_always_with_a_reason():
+    assert check_removal("studying", "  เลขประจำตัวประชาชนซ้ำกับนักเรียนอีกคน ") == "เลขประจำตัวประชาชนซ้ำกับนักเรียนอีกคน"
+    assert code_of(check_removal, "studying", "   ") == "removal_reason_required"
+    assert code_of(check_removal, "studying", None) == "removal_reason_required"
+    assert code_of(check_removal, "removed", "อีกครั้ง") == "already_removed"
+
+
+@pytest.mark.parametrize("by_import", [True, False])
+def test_a_return_to_the_roster_never_undoes_a_decision(by_import):
+    """R8's dropout, the district's removal and a death stay, whichever way the student is added again."""
+    assert code_of(check_return, "dropped_out", None, by_import=by_import) == "r8_dropped_out"
+    assert code_of(check_return, "removed", None, by_import=by_import) == "removed_by_district"
+    assert code_of(check_return, "deceased", None, by_import=by_import) == "student_deceased"
+    check_return("transferred_out", None, by_import=by_import)  # e.g. a lost duplicate case: R3 decides, as for anyone
+
+
+def test_a_student_who_left_before_the_exam_comes_back_by_transfer_in_not_by_an_old_export():
+    assert code_of(check_return, "transferred_out", date(2024, 2, 1), by_import=True) == "r7_left_before_exam"
+    check_return("transferred_out", date(2024, 2, 1), by_import=False)  # transfer in: "sat the exam here" (R6)

@@ -27,7 +27,21 @@ def test_round_2566_3_displays_in_thai(process_tz):
         "opens_at": "1 มี.ค. 2567 00.00 น.",
         "confirm_from": "30 เม.ย. 2567 08.30 น.",
         "cutoff_at": "30 เม.ย. 2567 16.30 น.",
+        "final_exam_on": "29 มี.ค. 2567",
     }
+
+
+def test_r7_final_exam_date_is_round_data():
+    """The letter gives no exam date; on its own date (29 Mar 2567) it says the roster holds only students who
+    sat the final exam (ข้อ 2), so that is 2566-3's boundary. A round that does not say uses its opening day;
+    an exam after the cutoff's day is refused."""
+    from datetime import date
+    assert ROUND_2566_3.exam_date == date(2024, 3, 29)
+    unsaid = RoundSpec(id="r1", academic_year=2566, **ROUND_2566_3.schedule.model_dump())
+    assert unsaid.final_exam_on is None and unsaid.exam_date == date(2024, 3, 1)  # 1 Mar 00.00 Bangkok, not 29 Feb UTC
+    RoundSpec(id="r1", academic_year=2566, final_exam_on=date(2024, 4, 30), **ROUND_2566_3.schedule.model_dump())
+    with pytest.raises(ValidationError):
+        RoundSpec(id="r1", academic_year=2566, final_exam_on=date(2024, 5, 1), **ROUND_2566_3.schedule.model_dump())
 
 
 def test_default_reminders_are_noon_and_half_past_three_on_cutoff_day(process_tz):

@@ -35,7 +35,8 @@ T_1629_59 = bangkok(2024, 4, 30, 16, 29, 59)
 T_1630 = bangkok(2024, 4, 30, 16, 30)
 NEXT_DAY = bangkok(2024, 5, 1, 9, 0)
 
-COMPLETE = GateProgress(students=10, results=10, repeaters=2, repeat_reasons=2, graduates=3, destinations=3)
+COMPLETE = GateProgress(students=10, results=10, repeaters=2, repeat_reasons=2, graduates=3, destinations=3,
+                        present=9, exceptions=1)  # R11: every record confirmed present or an exception
 
 
 def state(*, gate: GateProgress = COMPLETE, confirmed: datetime | None = None, certified: datetime | None = None,
@@ -154,11 +155,12 @@ def test_confirm_missing_3222():
     assert "2 คน" in r.message_th
 
 
-def test_confirm_with_open_cases_names_them_by_reference():
+def test_confirm_with_open_cases_names_each_in_thai_by_reference():
     cases = [BlockingCase(kind="duplicate", ref="dup-17"), BlockingCase(kind="dropout", ref="drop-3")]
     r = refused(check_can_confirm, state(blocking=cases), T_1000)
     assert r.code == "blocking_cases"
-    assert "duplicate:dup-17" in r.message_en and "dropout:drop-3" in r.message_th
+    assert "เรื่องนักเรียนซ้ำซ้อน dup-17" in r.message_th and "คำขอออกกลางคัน drop-3" in r.message_th
+    assert "dropout:drop-3" not in r.message_th  # tests/domain/test_blocking_case_names.py: the wording
 
 
 def test_confirm_twice():
@@ -198,6 +200,8 @@ def test_confirm_refusals_in_order_as_a_school_fixes_things():
     s.gate.repeat_reasons = 1
     attempt(T_0830)                       # 3.2.2.2 destination missing for the graduate
     s.gate.destinations = 1
+    attempt(T_0830)                       # R11: nobody confirmed present yet
+    s.gate.present, s.gate.exceptions = 2, 1
     attempt(T_0830)                       # the ID correction is still open
     s.blocking = []
     attempt(T_1000)                       # now it can
@@ -205,7 +209,7 @@ def test_confirm_refusals_in_order_as_a_school_fixes_things():
     attempt(T_1000)                       # and not twice
     attempt(T_1630)                       # and nothing after 16.30
     assert codes == ["window_not_open", "roster_empty", "gate_3_2_2", "gate_3_2_2_1", "gate_3_2_2_2",
-                     "blocking_cases", "ok", "already_confirmed", "round_closed"]
+                     "existence_incomplete", "blocking_cases", "ok", "already_confirmed", "round_closed"]
 
 
 def test_gate_problems_are_reported_first_step_first():

@@ -37,8 +37,8 @@ from api.app import create_app
 from db.directory import create_user
 from db.engine import session_scope
 from db.models import (
-    Area, AuditEvent, DropoutMessage, DropoutRequest, EndOfYearRecord, IdCorrection, InboundMessage, OutboxMail,
-    School, SchoolEmail, SchoolRound, Student,
+    Area, AuditEvent, DropoutMessage, DropoutRequest, EndOfYearRecord, ExistenceMark, IdCorrection, InboundMessage,
+    OutboxMail, School, SchoolEmail, SchoolRound, Student,
 )
 from dmcflow.settings import Settings
 from domain.dropouts import OPEN_STATUSES
@@ -165,6 +165,9 @@ def seed_end_of_year(engine, round_id: str) -> None:
         s.execute(insert(EndOfYearRecord), [{"round_id": round_id, "student_pk": pk, "result": "promoted",
                                              "years_studied": 1, "updated_by": "seed", "updated_at": utcnow()}
                                             for pk in pks])
+        # R11: and every student confirmed present (before the round starts: its gate is counted then)
+        s.execute(insert(ExistenceMark), [{"round_id": round_id, "student_pk": pk, "mark": "present",
+                                           "marked_by": "seed", "marked_at": utcnow()} for pk in pks])
 
 
 # --- what each user will do, and what they were answered ------------------------------------------

@@ -92,4 +92,4 @@ async def test_email_supplied_text_is_inert_in_the_evidence_pack(time_env, engin
             row = by_id[f"IDC-FORMULA{i}"]
             assert_inert_csv(row["ชื่อนักเรียน"], start + "ด.ช. " + PAYLOAD)
             assert_inert_csv(row["เหตุผลของคำขอ"], start + PAYLOAD)
-            assert row["เลขประจำตัวใหม่"] == "1449900000042"  # ordinary cells are unchanged
+            assert row["เลขประจำตัวประชาชนใหม่"] == "1449900000042"  # ordinary cells are unchanged

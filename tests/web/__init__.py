@@ -13,7 +13,7 @@ import uvicorn
 from api.app import create_app
 from tests.conftest import free_port
 
-ARTIFACTS = Path(os.environ.get("DMCFLOW_TEST_ARTIFACTS") or Path(__file__).parent / "artifacts")
+ARTIFACTS = Path(os.environ.get("DMCFLOW_TEST_ARTIFACTS") or Path(__file__).parent.parent / "artifacts")
 
 
 @asynccontextmanager
