@@ -69,7 +69,7 @@ def build_worker(client: Client, settings: Settings, *, engine=None, executor: T
                   intake.apply_id_correction, intake.settle_id_correction, intake.notify_id_correction,
                   intake.id_correction_cutoff,
                   intake.deliver_mail, dropout.open_dropout, dropout.dropout_calendar, dropout.post_dropout_message,
-                  dropout.settle_dropout, dropout.notify_dropout]
+                  dropout.settle_dropout, dropout.notify_dropout, dropout.hold_dropout_past_cutoff]
     executor = executor or ThreadPoolExecutor(max_workers=64)
     return Workers(
         # Few workflow tasks at once: on a small machine a thousand new schools' first tasks at a time

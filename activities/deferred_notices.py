@@ -17,6 +17,7 @@ WHAT = {
                         "The duplicate case's outcome (the student leaves the school's roster)"),
     "duplicate_add": ("เรื่องนักเรียนซ้ำซ้อน: นักเรียนเข้าทะเบียนของโรงเรียน",
                       "The duplicate case's outcome (the student joins the school's roster)"),
+    "dropout": ("อนุมัติคำขอออกกลางคัน", "The approved dropout request"),
 }
 
 

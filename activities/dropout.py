@@ -9,8 +9,9 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 from temporalio import activity
 
+from activities.deferred_notices import enqueue_deferral_notices
 from activities.school_round import school_emails
-from db import dropouts
+from db import deferred_changes, dropouts
 from db.engine import session_scope
 from db.models import DropoutMessage, DropoutRequest, School, SchoolRound, Student, User
 from dmcflow.settings import Settings
@@ -28,6 +29,7 @@ _MAIL = {
     "remind_school": ("dropout_remind_school.txt.j2", "school"),
     "escalate": ("dropout_escalate.txt.j2", "administrators"),
     "withdrawn": ("dropout_withdrawn.txt.j2", "district"),  # nothing left for the district to decide
+    "held": ("dropout_held.txt.j2", "district"),  # the school's cutoff passed; the district still decides
 }
 _OUTCOMES = ("approved", "rejected", "expired", "failed")
 
@@ -69,15 +71,19 @@ class DropoutActivities:
         with session_scope(self.engine) as session:
             return dropouts.settle(session, request_id, outcome, by, at, message_id)
 
+    @activity.defn(name=calls.HOLD_DROPOUT_PAST_CUTOFF)
+    def hold_dropout_past_cutoff(self, request_id: str, at: datetime) -> datetime | None:
+        with session_scope(self.engine) as session:
+            return dropouts.hold_past_cutoff(session, request_id, at)
+
     @activity.defn(name=calls.NOTIFY_DROPOUT)
     async def notify_dropout(self, request_id: str, event: str, ref: str) -> int:
-        key = await asyncio.to_thread(self._enqueue, request_id, event, ref)
-        if key is None:
-            return 0
-        await outbox.deliver(self.engine, self.settings, key)
-        return 1
+        keys = await asyncio.to_thread(self._enqueue, request_id, event, ref)
+        for key in keys:
+            await outbox.deliver(self.engine, self.settings, key)
+        return len(keys)
 
-    def _enqueue(self, request_id: str, event: str, ref: str) -> str | None:
+    def _enqueue(self, request_id: str, event: str, ref: str) -> list[str]:
         with session_scope(self.engine) as session:
             req = session.get(DropoutRequest, request_id)
             school = session.get(School, req.school_code)
@@ -90,7 +96,8 @@ class DropoutActivities:
                 "req": req, "school": school, "student": student,
                 "student_name": f"{student.prefix}{student.first_name} {student.last_name}".strip(),
                 "reason_th": REASONS[req.reason][0], "reason_en": REASONS[req.reason][1],
-                "status_th": STATUS_TH[req.status], "cutoff_at": school_round.cutoff_at,
+                # the instant the request closes: the school's cutoff, or the end of a hold past it
+                "status_th": STATUS_TH[req.status], "cutoff_at": dropouts.closes_at(session, req),
                 "waiting_since": next((m.at for m in reversed(messages) if m.kind in ("request", "question", "answer")),
                                       req.requested_at),
                 "link": f"{self.settings.public_url}/rounds/{req.round_id}/dropouts/{req.id}",
@@ -103,6 +110,12 @@ class DropoutActivities:
                 template, audience = "dropout_outcome.txt.j2", "school"
                 decision = next((m for m in reversed(messages) if m.kind in ("approve", "reject")), None)
                 context["decision_text"] = decision.text if decision else ""
+                context["after_cutoff"] = event in ("approved", "rejected") and dropouts.after_cutoff(session, req)
+                # approved after the school certified: recorded for the next round (db/deferred_changes.py)
+                context["deferred"] = bool(deferred_changes.pending_for(session, request_id))
+            elif event == "held":
+                template, audience = _MAIL[event]
+                context["school_cutoff_at"] = school_round.cutoff_at
             else:
                 template, audience = _MAIL[event]
             if event in ("question", "answer"):
@@ -113,4 +126,6 @@ class DropoutActivities:
             subject, body = render(template, **context)
             key = f"dropout/{request_id}/{event}" + (f"/{ref}" if ref else "")
             outbox.enqueue(session, self.settings, key=key, kind="dropout", to=to, subject=subject, body=body)
-            return key
+            if event == "approved":  # a deferred approval: the school and its district are told it waits
+                return [key, *enqueue_deferral_notices(session, self.settings, request_id)]
+            return [key]

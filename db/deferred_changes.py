@@ -1,6 +1,7 @@
 """Outcomes decided after a school certified its roster (issue 16): the certified roster stays as certified.
 
-An approved ID correction or a duplicate case's outcome that reaches a certified school is recorded here instead
+An approved ID correction, a duplicate case's outcome or an approved dropout request (R8, decided after the school
+certified with the request marked as an R11 exception) that reaches a certified school is recorded here instead
 of changing the roster, and the start of the school's next round applies it (`apply_deferred`, called where the
 round's start counts the schools' gates, so the new round begins from the certified roster plus what was
 decided after it). The school and the district are told at once by mail (activities/deferred_notices.py).
@@ -132,4 +133,20 @@ def _duplicate_add(session: Session, row: DeferredRosterChange, at: datetime) ->
     return None
 
 
-_APPLY = {"id_correction": _id_correction, "duplicate_leave": _duplicate_leave, "duplicate_add": _duplicate_add}
+def _dropout(session: Session, row: DeferredRosterChange, at: datetime) -> str | None:
+    """The district's approval of a dropout request (db.dropouts.settle), if the student is still on the school's roster."""
+    student = session.get(Student, row.student_pk) if row.student_pk else None
+    if student is None or student.status != ACTIVE or student.school_code != row.school_code:
+        return "student_not_active"  # left the roster meanwhile (a transfer, a duplicate case): nothing to drop out
+    before = {"status": student.status}
+    student.status, student.status_reason, student.updated_at = "dropped_out", row.change["reason"], at
+    session.add(student)
+    session.add(AuditEvent(key=f"{row.source}/student", at=at, actor="system", action="student_dropped_out",
+                           round_id=row.round_id, school_code=row.school_code, area=row.area, before=before,
+                           after={"status": "dropped_out", "reason": row.change["reason"], "request": row.source,
+                                  "deferred": True}))
+    return None
+
+
+_APPLY = {"id_correction": _id_correction, "duplicate_leave": _duplicate_leave, "duplicate_add": _duplicate_add,
+          "dropout": _dropout}

@@ -281,7 +281,8 @@ def apply_removal(session: Session, batch: RosterBatch, actor: str, at: datetime
         r = exc if isinstance(exc, Refusal) else refusal(
             "removal_reason_required", "ต้องระบุเหตุผลที่ลบนักเรียนออกจากทะเบียน",
             "Give the reason for removing the student from the roster", 422)
-        return {"applied": 0, "unchanged": 0, "refused": 1, "cases": [], "issues": [_issue(None, "", "", r) | {"status": r.status}]}
+        return {"applied": 0, "unchanged": 0, "refused": 1, "cases": [],
+                "issues": [_issue(None, "", "", r) | {"status": r.status}]}
     return {"applied": 1, "unchanged": 0, "refused": 0, "issues": [], "cases": []}
 
 

@@ -63,6 +63,8 @@ class Settings(BaseSettings):
     mail_from: str = "DMC Flow <dmcflow@localhost>"
 
     # the ID-correction intake (R4): an SMTP listener for the district's mailbox address
+    # the address schools mail their requests to, shown on the staff's ID-correction page (unset: not shown)
+    intake_address: str | None = Field(None, max_length=254)
     intake_smtp_host: str = "127.0.0.1"
     intake_smtp_port: int = 2526
     intake_max_bytes: int = Field(25 * 1024 * 1024, description="messages above this are refused with the limit")

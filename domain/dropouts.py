@@ -7,6 +7,13 @@ administrator is told; still undecided at the school's cutoff, the request expir
 stays on the roster. The school may withdraw its own request while it is open (issue 16: a slow decision
 must not keep the school from confirming); the student stays on the roster.
 
+Issue 16: a request the school has excused under R11 (its student marked as a "dropout request" exception) when
+the cutoff passes does not expire: the school confirmed without waiting, so the district still decides, and its
+decision is applied after the cutoff (the audit trail says so). The request stays open, with its reminders and
+escalation, for as long as the round keeps a late school's workflow open (the round's policy `late_grace`,
+30 days by default): the district gets the time the round gives a late school and no more, the bound is
+per-round data already, and the request then expires as before. A request not excused at the cutoff expires there.
+
 The workflow state holds no free text and no personal data: the thread's text lives in the database,
 the state keeps each entry's id, kind, side, author id and instant.
 """
@@ -19,6 +26,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from domain.refusals import refusal
+from domain.rounds import RoundPolicy
 from domain.school_round import Actor
 from domain.working_days import working_deadline
 
@@ -96,6 +104,8 @@ class DropoutState(BaseModel):
     thread: list[ThreadEntry] = Field(default_factory=list)
     decided_by: str | None = None
     decided_at: datetime | None = None
+    # set when the cutoff passed with the request excused under R11: it stays open for the district until then
+    held_until: datetime | None = None
 
     @property
     def open(self) -> bool:
@@ -132,11 +142,25 @@ def _side(inp: DropoutInput, actor: Actor, area: str | None, school_code: str | 
                   "Only the school and a district officer of its area take part in the consultation", 403)
 
 
+def hold_until(cutoff_at: datetime, policy: RoundPolicy) -> datetime:
+    """Until when a request excused under R11 at the school's cutoff stays open for the district (module docstring)."""
+    return cutoff_at + policy.late_grace
+
+
+def closes_at(state: DropoutState, cutoff_at: datetime) -> datetime:
+    """The instant the request stops taking entries and decisions: the school's cutoff, or the end of its hold."""
+    return max(cutoff_at, state.held_until) if state.held_until is not None else cutoff_at
+
+
 def _check_open(inp: DropoutInput, state: DropoutState, now: datetime, cutoff_at: datetime) -> None:
     if not state.open:
         raise refusal("dropout_closed", f"คำขอ {inp.request_id} ได้ข้อยุติแล้ว ({STATUS_TH[state.status]})",
                       f"Request {inp.request_id} is already settled ({state.status})")
-    if now >= cutoff_at:
+    if now >= closes_at(state, cutoff_at):
+        if state.held_until is not None:
+            raise refusal("dropout_cutoff_passed", "พ้นระยะที่คำขอเปิดไว้ให้เขตพื้นที่พิจารณาหลังกำหนดของรอบแล้ว "
+                          "คำขอนี้ปิดโดยไม่ได้พิจารณา",
+                          "The time the request stayed open after the round's cutoff has passed: it closes undecided")
         raise refusal("dropout_cutoff_passed", "พ้นกำหนดของรอบแล้ว คำขอนี้ปิดโดยไม่ได้พิจารณา",
                       "The round's cutoff has passed: this request closes undecided")
 
@@ -155,6 +179,8 @@ def check_comment(inp: DropoutInput, state: DropoutState, c: CommentDropout, now
 
 
 def check_decide(inp: DropoutInput, state: DropoutState, d: DecideDropout, now: datetime, cutoff_at: datetime) -> None:
+    """The district of the school's area, while the request is open: before the cutoff, or after it while a request
+    the school excused under R11 is held open (`state.held_until`)."""
     if d.actor.role != "district" or d.area != inp.area:
         raise refusal("forbidden", "เฉพาะเจ้าหน้าที่เขตพื้นที่ของโรงเรียนนี้พิจารณาได้",
                       "Only a district officer of the school's area may decide", 403)
@@ -163,7 +189,7 @@ def check_decide(inp: DropoutInput, state: DropoutState, d: DecideDropout, now: 
 
 def check_withdraw(inp: DropoutInput, state: DropoutState, w: WithdrawDropout, now: datetime,
                    cutoff_at: datetime) -> None:
-    """Staff of the requesting school, while the request is open and before the cutoff."""
+    """Staff of the requesting school, while the request is open (before the cutoff, or while held past it)."""
     if w.actor.role != "staff" or w.actor.school_code != inp.school_code:
         raise refusal("forbidden", "เฉพาะเจ้าหน้าที่ของโรงเรียนที่ยื่นคำขอถอนคำขอได้",
                       "Only staff of the requesting school may withdraw its request", 403)
@@ -183,8 +209,9 @@ Due = Literal["remind_district", "remind_school", "escalate", "cutoff"]
 
 
 def next_due(state: DropoutState, calendar: DropoutCalendar) -> tuple[datetime, Due]:
-    """The next instant the consultation's clock must act on, and what it does then."""
-    due: list[tuple[datetime, Due]] = [(calendar.cutoff_at, "cutoff")]
+    """The next instant the consultation's clock must act on, and what it does then. "cutoff" is the school's cutoff,
+    or the end of the hold of a request excused at it."""
+    due: list[tuple[datetime, Due]] = [(closes_at(state, calendar.cutoff_at), "cutoff")]
     if state.reminded_wait < state.waits:
         due.append((working_deadline(state.waiting_since, REMIND_AFTER_WORKING_DAYS, calendar.holidays),
                     "remind_district" if state.status == "waiting_district" else "remind_school"))

@@ -904,8 +904,21 @@ def _parse(raw: bytes) -> ParsedMessage:
                          defects=tuple(dict.fromkeys(type(d).__name__ for d in defects)), size=len(raw))
 
 
+def message_text(raw: bytes, *, limits: MimeLimits = MimeLimits()) -> tuple[str, str]:
+    """(subject, body) of a stored message as the intake read it, for the officer's page: plain text, the
+    HTML form walked as a tree (never rendered), quoted history left out. Never raises."""
+    try:
+        if over_limits(raw, limits) is not None:
+            return "", ""
+        msg = email.message_from_bytes(raw, policy=policy.compat32)
+        subject = decode_words(str(msg.get("Subject", "")))
+        return subject, "\n".join(_body(msg).lines).strip()
+    except Exception:  # an unreadable message was refused by the intake; the page still opens
+        return "", ""
+
+
 __all__ = [
     "LABELS", "MAX_BYTES", "TEMPLATE_EN", "TEMPLATE_TH", "Attachment", "CorrectionRequest", "Field",
-    "ParsedMessage", "decode_text", "drop_quoted", "html_lines", "parse_message", "sender_address",
+    "ParsedMessage", "decode_text", "drop_quoted", "html_lines", "message_text", "parse_message", "sender_address",
     "sniff_evidence", "split_blocks",
 ]

@@ -38,6 +38,7 @@ from urllib.parse import quote
 
 import pytest
 from fastapi.routing import APIRoute
+from sqlmodel import select
 
 from api.app import create_app
 from api.routers import dashboard
@@ -45,9 +46,10 @@ from api.viewer import COOKIE, CSRF_FIELD
 from db import accounts
 from db.directory import user_by_token
 from db.engine import session_scope
-from db.models import utcnow
+from db.models import Student, utcnow
 from db.web_sessions import SessionPolicy, open_session
 from dmcflow.settings import Settings
+from domain.thai_time import to_bangkok
 from tests.api_world import DROPOUT_EVIDENCE_SHA, DROPOUT_PUPIL, EVIDENCE_SHA, World, fresh_db_url, populated_world
 from tests.stack import AREA, HEADER, OTHER_AREA, OTHER_SCHOOL, READY_IDS, SCHOOL, SCHOOL_2
 
@@ -104,6 +106,12 @@ def extension(w: World) -> dict:
     return {"cutoff_at": (w.now + timedelta(hours=9)).isoformat(), "reason": "ทดสอบสิทธิ์", "school_code": SCHOOL}
 
 
+def bangkok_form(at) -> tuple[str, str]:
+    """The date and time fields of a page's form: Bangkok time."""
+    local = to_bangkok(at)
+    return local.strftime("%Y-%m-%d"), local.strftime("%H:%M")
+
+
 def new_account(_: World) -> dict:
     """The users page's form for a new staff account of SCHOOL (a user name of its own for each caller)."""
     return {"method": "POST", "url": "/users", "files": {}, "data": {
@@ -121,6 +129,20 @@ def managed_account(w: World, action: str) -> dict:
     return {"method": "POST", "url": f"/users/{user_id}/{action}", "files": {}, "data": {}}
 
 
+def roster_student(w: World, action: str, data: dict | None = None) -> dict:
+    """A roster page of the world's student of SCHOOL (named by its row's number), GET or a form's POST."""
+    with session_scope(w.stack.engine) as s:
+        row = s.exec(select(Student).where(Student.school_code == SCHOOL, Student.student_id == READY_IDS[SCHOOL])).one()
+        pk = row.id
+        if action == "/edit":  # the record as it is: nothing to change (the staff is refused as such)
+            data = {k: getattr(row, k) for k in ("prefix", "first_name", "last_name", "grade", "classroom", "student_no")}
+    url = ROSTER_PAGE.format(w=w, school=SCHOOL) + f"/students/{pk}{action}"
+    if data is None:
+        return {"method": "GET", "url": url}
+    return {"method": "POST", "url": url, "files": {}, "data": data}
+
+
+ROSTER_PAGE = "/school/{school}/rounds/{w.round_id}/roster"
 ROSTER_ROW = f"{SCHOOL},ก,1449900000077,ม.1,1,9,ช,เด็กชาย,สิทธิ์,ทดสอบ,02/02/2555,ใช่\n"
 R = "/rounds/{w.round_id}"
 S = R + "/schools/{school}"
@@ -128,6 +150,7 @@ CASE = R + "/duplicates/{w.case_id}"
 IDC = "/id-corrections/{w.correction}"
 DROPOUT = R + "/dropouts/{w.dropout}"
 WATCHED = R + "/areas/" + quote(AREA)
+WC = "/school/{school}/rounds/{w.round_id}/cases"  # the school's cases page (web/case_pages.py)
 DROPOUT_FORM = {"student": DROPOUT_PUPIL, "reason": "low_income", "details": "ทดสอบสิทธิ์"}
 
 # The matrix. Order matters a little: the rows that change the world come after those that read it, and
@@ -217,6 +240,31 @@ OPS: dict[str, Op] = {
                              page=True),
     "workbench_certify": Op(post("/school/{school}/rounds/{w.round_id}/certify"), {"director"}, credential="cookie",
                             page=True),
+    # the staff's round work (web/round_work_pages.py): R10's menus and R11's marks, the school's own staff only
+    "workbench_end_of_year": Op(get("/school/{school}/rounds/{w.round_id}/end-of-year?step=3.2.2"), {"staff"},
+                                credential="cookie", page=True),
+    "workbench_record_end_of_year": Op(post("/school/{school}/rounds/{w.round_id}/end-of-year"), {"staff"},
+                                       credential="cookie", page=True),
+    "workbench_existence": Op(get("/school/{school}/rounds/{w.round_id}/existence"), {"staff"}, credential="cookie",
+                              page=True),
+    "workbench_mark_present": Op(post("/school/{school}/rounds/{w.round_id}/existence/present"), {"staff"},
+                                 credential="cookie", page=True),
+    "workbench_mark_exception": Op(post("/school/{school}/rounds/{w.round_id}/existence/exception"), {"staff"},
+                                   credential="cookie", page=True),
+    # the school's cases (web/case_pages.py): SCHOOL's dropout request, its claim (the case), its ID correction
+    "workbench_cases": Op(get(WC), {"staff"}, credential="cookie", page=True),
+    "workbench_request_dropout": Op(upload(WC + "/dropouts", lambda w: {}), {"staff"}, credential="cookie", page=True),
+    "workbench_school_dropout": Op(get(WC + "/dropouts/{w.dropout}"), {"staff"}, credential="cookie", page=True),
+    "workbench_school_dropout_evidence": Op(get(WC + "/dropouts/{w.dropout}/evidence/{w.dropout_evidence}"), {"staff"},
+                                            credential="cookie", page=True),
+    "workbench_reply_dropout": Op(upload(WC + "/dropouts/{w.dropout}/comments", lambda w: {}), {"staff"},
+                                  credential="cookie", page=True),
+    "workbench_withdraw_dropout": Op(upload(WC + "/dropouts/{w.dropout}/withdrawal", lambda w: {}), {"staff"},
+                                     credential="cookie", page=True),
+    "workbench_declare_duplicate": Op(upload(WC + "/duplicates/{w.case_id}", lambda w: {}), {"staff"},
+                                      credential="cookie", page=True),
+    "workbench_school_duplicate_evidence": Op(get(WC + "/duplicates/{w.case_id}/evidence/" + EVIDENCE_SHA), {"staff"},
+                                              credential="cookie", page=True),
     # accounts (web/auth.py, web/users.py): the login page takes a user name and password from anyone who has
     # one; the password pages need none (their link's token is the credential: a made-up one is 410, past the door)
     "login_page": Op(get("/login"), set(ACTORS), page=True),
@@ -235,8 +283,77 @@ OPS: dict[str, Op] = {
                             page=True),
     "resend_password_link_page": Op(lambda w: managed_account(w, "link"), {"district", "admin"},
                                     credential="cookie", page=True),
+    # the administrator's pages (web/admin_pages.py): rounds, areas and schools, for administrators only
+    "admin_rounds_page": Op(get("/admin/rounds"), {"admin"}, credential="cookie", page=True),
+    "admin_create_round_page": Op(lambda w: {"method": "POST", "url": "/admin/rounds", "files": {}, "data": {
+        "id": f"m{uuid.uuid4().hex[:8]}", "academic_year": "2567", "opens_at": "2025-03-01T00:00",
+        "confirm_from": "2025-04-30T08:30", "cutoff_at": "2025-04-30T16:30", "reminders": "1:00",
+        "late_grace_days": "30"}}, {"admin"}, credential="cookie", page=True),
+    "admin_round_page": Op(get("/admin/rounds/{w.round_id}"), {"admin"}, credential="cookie", page=True),
+    "admin_start_round_page": Op(post("/admin/rounds/{w.round_id}/start"), {"admin"}, credential="cookie", page=True),
+    # a cutoff in the past: refused past the door (extension_in_past), so the world's round keeps its cutoff
+    "admin_extend_round_page": Op(lambda w: {"method": "POST", "url": f"/admin/rounds/{w.round_id}/extend",
+                                             "files": {}, "data": {"cutoff_at": "2020-01-01T00:00",
+                                                                   "reason": "ทดสอบสิทธิ์"}},
+                                  {"admin"}, credential="cookie", page=True),
+    "admin_schools_page": Op(get("/admin/schools?q=1044"), {"admin"}, credential="cookie", page=True),
+    "admin_school_page": Op(get("/admin/schools/{school}"), {"admin"}, credential="cookie", page=True),
+    # the same school and values as upsert_school's row: nothing new in the world
+    "admin_save_school_page": Op(lambda w: {"method": "POST", "url": "/admin/schools", "files": {}, "data": {
+        "code": "1044449077", "name": "โรงเรียนใหม่", "area": AREA, "emails": ""}}, {"admin"}, credential="cookie",
+        page=True),
     "withdraw_dropout": Op(post(DROPOUT + "/withdrawal", {"reason": "ทดสอบสิทธิ์"}), {"staff"}),
     "decide_dropout": Op(post(DROPOUT + "/decision", {"approve": False, "reason": "ทดสอบสิทธิ์"}), {"district"}),
+    # the roster pages (web/roster_pages.py): who may see the school reads; its staff changes (the admin imports too);
+    # the forms send nothing that would change the world's student (the staff is refused by the rule, past the door)
+    "roster_start_page": Op(get("/roster?school={school}"), AREA_SIDE, credential="cookie", page=True),
+    "roster_page": Op(get(ROSTER_PAGE), AREA_SIDE, credential="cookie", page=True),
+    "roster_search_page": Op(upload(ROSTER_PAGE + "/search", lambda w: {}, {"q": "ทดสอบ"}), AREA_SIDE,
+                             credential="cookie", page=True),
+    "roster_import_page": Op(get(ROSTER_PAGE + "/import"), AREA_SIDE, credential="cookie", page=True),
+    "roster_import_upload": Op(upload(ROSTER_PAGE + "/import", lambda w: {
+        "file": ("r.csv", (HEADER + ROSTER_ROW).encode(), "text/csv")}), {"staff", "admin"}, credential="cookie",
+        page=True),
+    "roster_new_page": Op(get(ROSTER_PAGE + "/new"), AREA_SIDE, credential="cookie", page=True),
+    "roster_new_student": Op(upload(ROSTER_PAGE + "/new", lambda w: {}, {
+        k: v for k, v in student("1449900000069").items() if k != "sat_final_exam_here"}), {"staff"},
+        credential="cookie", page=True),  # not sat here: the staff is refused by R6, nothing is added
+    "roster_student_page": Op(lambda w: roster_student(w, ""), AREA_SIDE, credential="cookie", page=True),
+    "roster_edit_student": Op(lambda w: roster_student(w, "/edit", {}), {"staff"}, credential="cookie", page=True),
+    "roster_transfer_out_student": Op(lambda w: roster_student(w, "/transfer-out", {"left_on": ""}), {"staff"},
+                                      credential="cookie", page=True),
+    "roster_student_status": Op(lambda w: roster_student(w, "/status", {"note": ""}), {"staff"},
+                                credential="cookie", page=True),
+    # the district's work queue (web/district_pages.py): officers of the area and admins; its forms send the API's
+    # own functions (deciding is the district's); after the rows above, as its dropout decision closes the request
+    "workbench_queue": Op(get("/queue?round={w.round_id}"), WATCHERS | {"other_district"}, credential="cookie",
+                          page=True),
+    "workbench_id_correction": Op(get("/queue" + IDC), WATCHERS, credential="cookie", page=True),
+    "workbench_id_correction_evidence": Op(get("/queue" + IDC + f"/evidence/{EVIDENCE_SHA}"), WATCHERS,
+                                           credential="cookie", page=True),
+    "workbench_decide_id_correction": Op(upload("/queue" + IDC + "/decision", lambda w: {},
+                                                {"approve": "no", "reason": "หลักฐานไม่ชัด"}), {"district"},
+                                         credential="cookie", page=True),
+    "workbench_duplicate": Op(get("/queue" + CASE), WATCHERS, credential="cookie", page=True),
+    "workbench_duplicate_evidence": Op(get("/queue" + CASE + f"/evidence/{EVIDENCE_SHA}"), WATCHERS,
+                                       credential="cookie", page=True),
+    # `open` on the world's open case: refused by its workflow past the door, the case unchanged
+    "workbench_resolve_duplicate": Op(upload("/queue" + CASE + "/resolution", lambda w: {}, {"action": "open"}),
+                                      {"district"}, credential="cookie", page=True),
+    "workbench_extensions": Op(get("/queue" + R + "/extensions"), WATCHERS | {"other_district"}, credential="cookie",
+                               page=True),
+    "workbench_extend_deadline": Op(lambda w: {**upload("/queue" + R + "/extensions", lambda _: {}, {
+        "target": SCHOOL, "date": bangkok_form(w.now + timedelta(hours=9))[0],
+        "time": bangkok_form(w.now + timedelta(hours=9))[1], "reason": "ทดสอบสิทธิ์"})(w)}, {"district", "admin"},
+        credential="cookie", page=True),
+    "workbench_dropout": Op(get("/queue" + DROPOUT), WATCHERS, credential="cookie", page=True),
+    "workbench_dropout_evidence": Op(get("/queue" + DROPOUT + f"/evidence/{DROPOUT_EVIDENCE_SHA}"), WATCHERS,
+                                     credential="cookie", page=True),
+    "workbench_comment_dropout": Op(upload("/queue" + DROPOUT + "/comments", lambda w: {}, {"text": "ทดสอบสิทธิ์"}),
+                                    {"district"}, credential="cookie", page=True),
+    "workbench_decide_dropout": Op(upload("/queue" + DROPOUT + "/decision", lambda w: {},
+                                          {"approve": "no", "reason": "ทดสอบสิทธิ์"}), {"district"},
+                                   credential="cookie", page=True),
 }
 # Open to anyone, with or without a token: nothing in them is data, and logging out ends only the caller's session.
 OPEN = {"health", "dashboard_static", "dashboard_logout", "workbench_static", "login_page", "logout",
@@ -245,8 +362,22 @@ OPEN = {"health", "dashboard_static", "dashboard_logout", "workbench_static", "l
 # pages (HTML for a browser with a session: the API's clients have the operations they send).
 UNDOCUMENTED = {"dashboard_static", "workbench_static",
                 "workbench_home", "workbench_confirm", "workbench_withdraw", "workbench_certify",
+                "workbench_end_of_year", "workbench_record_end_of_year", "workbench_existence",
+                "workbench_mark_present", "workbench_mark_exception",
+                "workbench_cases", "workbench_request_dropout", "workbench_school_dropout",
+                "workbench_school_dropout_evidence", "workbench_reply_dropout", "workbench_withdraw_dropout",
+                "workbench_declare_duplicate", "workbench_school_duplicate_evidence",
                 "login_page", "login", "logout", "password_set_page", "password_set", "password_forgot_page",
-                "password_forgot", "users_page", "create_user_page", "disable_user_page", "resend_password_link_page"}
+                "workbench_queue", "workbench_id_correction", "workbench_id_correction_evidence",
+                "workbench_decide_id_correction", "workbench_duplicate", "workbench_duplicate_evidence",
+                "workbench_resolve_duplicate", "workbench_extensions", "workbench_extend_deadline", "workbench_dropout",
+                "workbench_dropout_evidence", "workbench_comment_dropout", "workbench_decide_dropout",
+                "password_forgot", "users_page", "create_user_page", "disable_user_page", "resend_password_link_page",
+                "admin_rounds_page", "admin_create_round_page", "admin_round_page", "admin_start_round_page",
+                "admin_extend_round_page", "admin_schools_page", "admin_school_page", "admin_save_school_page",
+                "roster_start_page", "roster_page", "roster_search_page", "roster_import_page", "roster_import_upload",
+                "roster_new_page", "roster_new_student", "roster_student_page", "roster_edit_student",
+                "roster_transfer_out_student", "roster_student_status"}
 # Routes of FastAPI itself, open to anyone: the API's description (nothing in it is data).
 PUBLIC_DOCS = {"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
 

@@ -10,6 +10,7 @@ from sqlmodel import select
 from db.directory import create_user
 from db.engine import session_scope
 from db.models import DropoutMessage, DropoutRequest, Student
+from domain.rounds import RoundPolicy
 from domain.thai_time import BANGKOK
 from tests.db_backends import BOTH_BACKENDS
 from tests.stack import (
@@ -47,10 +48,11 @@ def with_holidays(settings, tmp_path, days: list[date]):
     return settings.model_copy(update={"holiday_files": [path]})
 
 
-async def open_round(stack, engine, *, cutoff: datetime, confirm_from: datetime | None = None) -> str:
+async def open_round(stack, engine, *, cutoff: datetime, confirm_from: datetime | None = None,
+                     policy: RoundPolicy | None = None) -> str:
     now = await stack.now()
     rid = unique_round()
-    add_round(engine, rid, now - timedelta(minutes=1), confirm_from or cutoff - (cutoff - now) / 2, cutoff)
+    add_round(engine, rid, now - timedelta(minutes=1), confirm_from or cutoff - (cutoff - now) / 2, cutoff, policy)
     await stack.start_round(rid)
     await make_ready(stack, rid, SCHOOL)
     return rid
@@ -412,3 +414,115 @@ async def test_the_round_view_and_dashboard_warn_six_hours_before_the_cutoff_and
         assert (await withdraw(stack, rid, rid_, "staff", "นักเรียนกลับมาเรียนแล้ว")).status_code == 200
         await eventually(lambda: not blocking_sync(engine, rid))
         assert await warnings() == ([], [], None)
+
+
+# --- issue 16: a request the school excused under R11 is decided after the cutoff, and applied then ----------
+
+async def excuse_and_confirm(stack, rid, request_id) -> None:
+    """The school marks the requested student as a dropout-request exception (R11) and confirms without waiting."""
+    url = f"/rounds/{rid}/schools/{SCHOOL}"
+    r = await stack.http.post(f"{url}/existence/exceptions", headers=stack.auth("staff"),
+                              json={"student": PUPIL, "kind": "dropout_request"})
+    assert r.status_code == 200 and r.json()["gate"]["excused_cases"] == [request_id], r.text
+    for _ in range(100):  # the request's open signal reaches the school's workflow in its own time
+        r = await stack.http.post(f"{url}/confirmation", headers=stack.auth("staff"))
+        if r.status_code == 200:
+            return
+    raise AssertionError(f"the school could not confirm: {r.text}")
+
+
+def audit_of(engine, rid, action: str) -> list:
+    from db.models import AuditEvent
+
+    with session_scope(engine) as s:
+        return list(s.exec(select(AuditEvent).where(AuditEvent.round_id == rid, AuditEvent.action == action)))
+
+
+async def held_request(stack, engine, *, certify: bool = False, policy: RoundPolicy | None = None):
+    now = await stack.now()
+    cutoff = now + timedelta(hours=10)
+    rid = await open_round(stack, engine, cutoff=cutoff, confirm_from=now + timedelta(hours=1), policy=policy)
+    rid_ = (await request(stack, rid)).json()["id"]
+    await skip_to(stack, now + timedelta(hours=1, minutes=1))
+    await excuse_and_confirm(stack, rid, rid_)
+    if certify:
+        r = await stack.http.post(f"/rounds/{rid}/schools/{SCHOOL}/certification", headers=stack.auth("director"))
+        assert r.status_code == 200, r.text
+    await skip_to(stack, cutoff + timedelta(minutes=5))
+
+    def settled_or_held() -> bool:
+        with session_scope(engine) as s:
+            closed = s.get(DropoutRequest, rid_).status not in ("waiting_district", "waiting_school")
+        return closed or bool(audit_of(engine, rid, "dropout_held_past_cutoff"))
+
+    await eventually(settled_or_held)  # the workflow has acted on the cutoff, one way or the other
+    view = (await stack.http.get(f"/rounds/{rid}/dropouts/{rid_}", headers=stack.auth("district"))).json()
+    assert view["status"] == "waiting_district"  # not expired: the district still decides
+    return rid, rid_, cutoff
+
+
+async def test_an_excused_request_stays_open_past_the_cutoff_and_its_approval_is_applied_after_it(
+        time_env, engine, settings, smtp):
+    async with running_stack(time_env, engine, settings) as stack:
+        rid, rid_, cutoff = await held_request(stack, engine)
+        [held] = audit_of(engine, rid, "dropout_held_past_cutoff")
+        assert held.after["after_cutoff"] is True
+        assert datetime.fromisoformat(held.after["until"]) == cutoff + RoundPolicy().late_grace
+        await eventually(lambda: [m for m in mails(smtp, rid_, DISTRICT_MAIL) if "หลังกำหนดของรอบ" in m["Subject"]])
+
+        r = await decide(stack, rid, rid_, "district", True, "ตรวจสอบกับผู้ปกครองแล้ว")
+        assert r.status_code == 200, r.text
+        assert r.json()["status"] == "approved"
+        assert student_status(engine) == ("dropped_out", "low_income")  # though the school's roster is closed
+        [settled] = audit_of(engine, rid, "dropout_approved")
+        assert settled.after["after_cutoff"] is True and "หลังกำหนดของรอบ" in settled.reason
+        assert "after the round's cutoff" in settled.reason
+        [dropped] = audit_of(engine, rid, "student_dropped_out")
+        assert dropped.after["after_cutoff"] is True and dropped.at > cutoff
+        await eventually(lambda: [m for m in mails(smtp, rid_, SCHOOL_MAIL) if "ผลการปรึกษา" in m["Subject"]])
+        [told] = [m for m in mails(smtp, rid_, SCHOOL_MAIL) if "ผลการปรึกษา" in m["Subject"]]
+        assert "ไม่ถือว่าโรงเรียนส่งล่าช้า" in told.get_content()
+        assert await stack.client.get_workflow_handle(dropout_id(rid_)).result() == "approved"
+        await keep_history(stack, dropout_id(rid_), "v6-dropout_decided_after_cutoff")
+
+
+async def test_an_approval_after_the_school_certified_waits_for_the_next_round_and_both_are_told(
+        time_env, engine, settings, smtp):
+    from db.deferred_changes import apply_deferred
+    from db.models import DeferredRosterChange, Round
+
+    async with running_stack(time_env, engine, settings) as stack:
+        rid, rid_, _ = await held_request(stack, engine, certify=True)
+        r = await decide(stack, rid, rid_, "district", True, "ตรวจสอบกับผู้ปกครองแล้ว")
+        assert r.status_code == 200 and r.json()["status"] == "approved", r.text
+        assert student_status(engine) == ("studying", None)  # the certified roster stays as certified
+        with session_scope(engine) as s:
+            change = s.get(DeferredRosterChange, f"dropout/{rid_}")
+            assert (change.kind, change.status, change.change["reason"]) == ("dropout", "pending", "low_income")
+        [settled] = audit_of(engine, rid, "dropout_approved")
+        assert settled.after["after_cutoff"] is True and settled.after["deferred"] is True
+        for to in (SCHOOL_MAIL, DISTRICT_MAIL):
+            await eventually(lambda to=to: [m for m in smtp.messages if to in m["To"] and "รอบถัดไป" in m["Subject"]
+                                            and rid_ in m.get_content()])
+
+        nxt = unique_round()
+        now = await stack.now()
+        add_round(engine, nxt, now, now + timedelta(days=1), now + timedelta(days=2))
+        with session_scope(engine) as s:
+            assert apply_deferred(s, s.get(Round, nxt), [SCHOOL], now) == 1
+        assert student_status(engine) == ("dropped_out", "low_income")
+
+
+async def test_an_excused_request_left_undecided_expires_when_the_rounds_late_grace_ends(
+        time_env, engine, settings, smtp):
+    async with running_stack(time_env, engine, settings) as stack:
+        rid, rid_, cutoff = await held_request(stack, engine, policy=RoundPolicy(late_grace=timedelta(days=2)))
+        until = cutoff + timedelta(days=2)
+        await skip_to(stack, until - timedelta(minutes=1))
+        view = (await stack.http.get(f"/rounds/{rid}/dropouts/{rid_}", headers=stack.auth("staff"))).json()
+        assert view["status"] == "waiting_district"
+        await skip_to(stack, until + timedelta(minutes=1))
+        assert await stack.client.get_workflow_handle(dropout_id(rid_)).result() == "expired"
+        assert student_status(engine) == ("studying", None)
+        r = await decide(stack, rid, rid_, "district", True, "ช้าไป")
+        assert r.status_code == 409 and r.json()["code"] == "dropout_closed"

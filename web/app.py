@@ -183,3 +183,12 @@ def install(app) -> None:
     app.include_router(static_router)
     app.include_router(auth.router)  # /login, /logout, /password/set, /password/forgot
     app.include_router(users.router)  # /users
+    from web import district_pages
+    app.include_router(district_pages.router)  # /queue and its items, extensions
+    from web import roster_pages
+    app.include_router(roster_pages.router)  # /roster: the staff's import, student list and forms
+    from web import case_pages, round_work_pages
+    app.include_router(round_work_pages.router)  # the staff's R10 menus and R11 existence
+    app.include_router(case_pages.router)  # the staff's dropouts, duplicate cases, ID corrections
+    from web import admin_pages
+    app.include_router(admin_pages.router)  # /admin/rounds, /admin/schools

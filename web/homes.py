@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from urllib.parse import quote
 
 from sqlalchemy import and_, distinct, func, or_, select
 from sqlalchemy.orm import aliased
@@ -24,12 +25,12 @@ PROFILE_FIELDS = ("phone", "address", "director_name")  # R1: what the school's 
 # (the operation that does it) and are marked "coming"; later sessions replace them with their pages.
 TASK_PAGES: dict[str, tuple[str, bool]] = {
     "profile": ("/docs#/roster/update_school_profile", True),
-    "roster": ("/docs#/roster/import_students", True),
-    "menus": ("/docs#/roster/record_end_of_year", True),
-    "existence": ("/docs#/existence%20(R11)/mark_students_present", True),
-    "dropout": ("/docs#/dropouts/get_dropout", True),
-    "duplicate": ("/docs#/duplicates/list_duplicates", True),
-    "id_correction": ("/docs#/id%20corrections/list_id_corrections", True),
+    "roster": ("/roster", False),  # web/roster_pages.py
+    "menus": ("/school/{school}/rounds/{round}/end-of-year", False),  # web/round_work_pages.py
+    "existence": ("/school/{school}/rounds/{round}/existence", False),
+    "dropout": ("/school/{school}/rounds/{round}/cases#dropouts-h", False),  # web/case_pages.py
+    "duplicate": ("/school/{school}/rounds/{round}/cases#duplicates-h", False),
+    "id_correction": ("/school/{school}/rounds/{round}/cases#corrections-h", False),
 }
 
 
@@ -75,9 +76,11 @@ def staff_tasks(school: School, view: SchoolRoundOut) -> list[Task]:
     href, coming = TASK_PAGES["menus"]
     menus = Task(key="menu_322", done=done_322, href=href, coming=coming,
                  counts={"done": gate.get("results", 0), "n": gate.get("students", 0)}, children=[
-        Task(key="menu_3221", done=bool(step.get("3.2.2.1")), href=href, coming=coming, waiting=not done_322,
+        Task(key="menu_3221", done=bool(step.get("3.2.2.1")), href=href + "?step=3.2.2.1", coming=coming,
+             waiting=not done_322,
              counts={"done": gate.get("repeat_reasons", 0), "n": gate.get("repeaters", 0)}),
-        Task(key="menu_3222", done=bool(step.get("3.2.2.2")), href=href, coming=coming, waiting=not done_322,
+        Task(key="menu_3222", done=bool(step.get("3.2.2.2")), href=href + "?step=3.2.2.2", coming=coming,
+             waiting=not done_322,
              counts={"done": gate.get("destinations", 0), "n": gate.get("graduates", 0)}),
     ])
     decided = view.confirmed is not None or view.certified is not None
@@ -89,16 +92,22 @@ def staff_tasks(school: School, view: SchoolRoundOut) -> list[Task]:
     # a case that no longer holds the confirmation back (R11: its student is an exception) is listed, not "to do"
     holding = [c for c in view.blocking_cases if getattr(c, "blocks_confirmation", True)]
     cases = _task("cases", not holding, link="dropout", n=len(view.blocking_cases))
-    cases.children = [Task(key=f"case:{c.kind}", done=False, href=TASK_PAGES.get(c.kind, TASK_PAGES["dropout"])[0],
-                           coming=True, counts={"title_th": c.title_th, "title_en": c.title_en, "ref": c.ref})
-                      for c in view.blocking_cases]
-    return [
+    pages = [TASK_PAGES.get(c.kind, TASK_PAGES["dropout"]) for c in view.blocking_cases]
+    cases.children = [Task(key=f"case:{c.kind}", done=False, href=href, coming=coming,
+                           counts={"title_th": c.title_th, "title_en": c.title_en, "ref": c.ref})
+                      for c, (href, coming) in zip(view.blocking_cases, pages, strict=True)]
+    tasks = [
         _task("profile", not missing, missing=missing),
         _task("roster", gate.get("students", 0) > 0, n=gate.get("students", 0)),
         menus,
         existence_task,
         cases,
     ]
+    where = {"school": quote(school.code, safe=""), "round": quote(view.round_id, safe="")}
+    for task in tasks:  # the pages of the round work are the school's and the round's (web/round_work_pages.py)
+        for one in (task, *task.children):
+            one.href = one.href.replace("{school}", where["school"]).replace("{round}", where["round"])
+    return tasks
 
 
 def school_home(session: Session, school: School, round_id: str | None, now: datetime) -> SchoolHome:

@@ -87,7 +87,11 @@ def nav_items(request: Request, role: str) -> list[tuple[str, str]]:
     """(message key, path) of the menu for this role: only pages that exist in this app."""
     wanted = [("nav_home", "/")]
     if role in ("district", "admin"):
-        wanted += [("nav_dashboard", "/dashboard"), ("nav_users", "/users")]
+        wanted += [("nav_queue", "/queue"), ("nav_dashboard", "/dashboard"), ("nav_users", "/users")]
+    if role in ("staff", "director"):
+        wanted += [("nav_roster", "/roster")]
+    if role == "admin":
+        wanted += [("nav_rounds", "/admin/rounds"), ("nav_schools", "/admin/schools")]
     routed = routed_paths(request)
     return [(key, path) for key, path in wanted if path in routed]
 

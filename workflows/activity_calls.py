@@ -30,6 +30,7 @@ OPEN_DROPOUT = "open_dropout"
 DROPOUT_CALENDAR = "dropout_calendar"
 POST_DROPOUT_MESSAGE = "post_dropout_message"
 SETTLE_DROPOUT = "settle_dropout"
+HOLD_DROPOUT_PAST_CUTOFF = "hold_dropout_past_cutoff"
 NOTIFY_DROPOUT = "notify_dropout"
 
 # Refusals are answers, not faults: retrying them changes nothing.

@@ -4,6 +4,9 @@ It blocks the school's confirmation while open (signals to the school's round wo
 working-day clock (a reminder to whichever side is awaited, once per wait; the area administrator after
 five working days) and closes undecided at the school's cutoff, or when the school withdraws its request.
 Only an approval changes the roster.
+Issue 16 (patch "dropout-held-past-cutoff"): a request the school has excused under R11 when its cutoff passes does
+not expire: it stays open for the district until the round's late grace ends (domain.dropouts), the district is
+told, and a decision then is applied after the cutoff, the audit trail saying so.
 The thread's text stays in the database: updates carry the id of an entry the API staged there.
 """
 
@@ -18,13 +21,16 @@ with workflow.unsafe.imports_passed_through():
     from domain.actor_scope import SCHOOL_ROLES, check_actor_scope
     from domain.dropouts import (
         CommentDropout, DecideDropout, DropoutCalendar, DropoutInput, DropoutState, ThreadEntry, WithdrawDropout,
-        apply_comment, check_comment, check_decide, check_withdraw, next_due,
+        apply_comment, check_comment, check_decide, check_withdraw, closes_at, next_due,
     )
     from domain.refusals import Refusal, refusal
     from domain.school_round import BlockingCase
     from workflows import activity_calls as calls
     from workflows.ids import school_round_id
     from workflows.refusal_errors import as_application_error
+
+# Issue 16: at the cutoff, a request excused under R11 is held open for the district instead of expiring.
+HELD_PAST_CUTOFF = "dropout-held-past-cutoff"
 
 
 @workflow.defn
@@ -64,15 +70,24 @@ class DropoutConsultationWorkflow:
     async def _on_due(self, what: str) -> None:
         if what == "cutoff":
             self.calendar = await self._load_calendar()  # the school's cutoff may have been extended
-            if workflow.now() < self.calendar.cutoff_at:
+            if workflow.now() < closes_at(self.state, self.calendar.cutoff_at):
                 return
             async with self._lock:
                 if self._closing:
                     return
-                self._closing = True
-                self.state.status = await workflow.execute_activity(
-                    calls.SETTLE_DROPOUT, args=[self.inp.request_id, "expire", None, workflow.now(), None],
-                    result_type=str, **calls.DATABASE)
+                if self.state.held_until is None and workflow.patched(HELD_PAST_CUTOFF):
+                    held = await workflow.execute_activity(
+                        calls.HOLD_DROPOUT_PAST_CUTOFF, args=[self.inp.request_id, workflow.now()],
+                        result_type=datetime | None, **calls.DATABASE)
+                    if held is not None and held > workflow.now():
+                        self.state.held_until = held
+                if self.state.held_until is None or workflow.now() >= self.state.held_until:
+                    self._closing = True
+                    self.state.status = await workflow.execute_activity(
+                        calls.SETTLE_DROPOUT, args=[self.inp.request_id, "expire", None, workflow.now(), None],
+                        result_type=str, **calls.DATABASE)
+                    return
+            await self._notify("held")  # outside the lock: a decision need not wait for the mail
         elif what == "escalate":
             self.state.escalated_at = workflow.now()
             await self._notify("escalate")

@@ -246,9 +246,23 @@ async def list_dropouts(round_id: str, user: UserDep, engine: EngineDep, area: s
 async def get_dropout(round_id: str, request_id: str, user: UserDep, engine: EngineDep) -> DropoutOut:
     def load() -> DropoutOut:
         with session_scope(engine) as session:
-            return _view(session, _load(session, user, round_id, request_id), thread=True)
+            return dropout_view(session, user, round_id, request_id)
 
     return await asyncio.to_thread(load)
+
+
+def dropout_view(session: Session, user: User, round_id: str, request_id: str) -> DropoutOut:
+    """One request with its thread, as far as the user may see it (the API's answer and the workbench's page)."""
+    return _view(session, _load(session, user, round_id, request_id), thread=True)
+
+
+def dropout_evidence(session: Session, user: User, round_id: str, request_id: str, sha256: str) -> EvidenceFile:
+    row = _load(session, user, round_id, request_id)
+    shas = {m.evidence for m in session.exec(select(DropoutMessage).where(
+        DropoutMessage.request_id == row.id, DropoutMessage.posted))}
+    if sha256 not in shas - {None}:
+        raise not_found("หลักฐาน", "evidence", sha256[:12])
+    return session.get(EvidenceFile, sha256)
 
 
 async def _send(engine, client, request_id: str, message_id: int, update, arg):
@@ -278,13 +292,22 @@ async def comment_dropout(
     require_role(user, "staff", "director", "district", what_th="ร่วมปรึกษาเรื่องการออกกลางคัน",
                  what_en="take part in a dropout consultation")
     data = await _read_evidence(evidence)
+    return await post_comment(engine, client, user, now, round_id, request_id, text, data,
+                              evidence.filename if data else None)
+
+
+async def post_comment(engine, client, user: User, now: datetime, round_id: str, request_id: str, text: str,
+                       data: bytes | None, filename: str | None) -> DropoutOut:
+    """A question, answer or note in the thread (the API's route and the workbench's form)."""
+    require_role(user, "staff", "director", "district", what_th="ร่วมปรึกษาเรื่องการออกกลางคัน",
+                 what_en="take part in a dropout consultation")
 
     def stage() -> int:
         with session_scope(engine) as session:
             row = _load(session, user, round_id, request_id)
             if not text.strip():
                 raise invalid("text_required", "ข้อความว่าง", "The message is empty")
-            sha = store_evidence(session, data, evidence.filename or "").sha256 if data else None
+            sha = store_evidence(session, data, filename or "").sha256 if data else None
             return dropouts.stage_message(session, request_id=row.id, side="district" if user.role == "district"
                                           else "school", author=user.id, text=text.strip(), evidence=sha, at=now)
 
@@ -301,21 +324,27 @@ async def comment_dropout(
                      "or rejects, with a reason")
 async def decide_dropout(round_id: str, request_id: str, body: DecisionIn, user: UserDep, engine: EngineDep,
                          client: TemporalDep, now: NowDep) -> DropoutOut:
+    return await decide_request(engine, client, user, now, round_id, request_id, body.approve, body.reason)
+
+
+async def decide_request(engine, client, user: User, now: datetime, round_id: str, request_id: str, approve: bool,
+                         reason: str) -> DropoutOut:
+    """The district's decision (the API's route and the workbench's form)."""
     require_role(user, "district", what_th="พิจารณาคำขอออกกลางคัน (เฉพาะเจ้าหน้าที่เขตพื้นที่)",
                  what_en="decide dropout requests (district officers only)")
-    if not body.reason.strip():
+    if not reason.strip():
         raise invalid("reason_required", "ต้องระบุเหตุผลของการพิจารณา", "Give the reason for the decision")
 
     def stage() -> int:
         with session_scope(engine) as session:
             row = _load(session, user, round_id, request_id)
             return dropouts.stage_message(session, request_id=row.id, side="district", author=user.id,
-                                          text=body.reason.strip(), evidence=None, at=now,
-                                          kind="approve" if body.approve else "reject")
+                                          text=reason.strip(), evidence=None, at=now,
+                                          kind="approve" if approve else "reject")
 
     message_id = await asyncio.to_thread(stage)
     await _send(engine, client, request_id, message_id, DropoutConsultationWorkflow.decide, DecideDropout(
-        message_id=message_id, approve=body.approve, actor=actor_of(user), area=user.area))
+        message_id=message_id, approve=approve, actor=actor_of(user), area=user.area))
     return await _settled_view(engine, user, round_id, request_id, lambda _, r: r.status not in dropouts.OPEN_STATUSES)
 
 
@@ -325,12 +354,7 @@ async def get_dropout_evidence(round_id: str, request_id: str, sha256: str, user
                                engine: EngineDep) -> Response:
     def load() -> EvidenceFile:
         with session_scope(engine) as session:
-            row = _load(session, user, round_id, request_id)
-            shas = {m.evidence for m in session.exec(select(DropoutMessage).where(
-                DropoutMessage.request_id == row.id, DropoutMessage.posted))}
-            if sha256 not in shas - {None}:
-                raise not_found("หลักฐาน", "evidence", sha256[:12])
-            return session.get(EvidenceFile, sha256)
+            return dropout_evidence(session, user, round_id, request_id, sha256)
 
     return evidence_download(await asyncio.to_thread(load))
 

@@ -134,16 +134,20 @@ async def resolve_duplicate(
         note: Annotated[str | None, Form(max_length=1000, pattern=NO_NUL)] = None,
         evidence: Annotated[UploadFile | None, File(description="PDF, JPEG or PNG")] = None) -> CaseOut:
     data = await evidence.read(MAX_EVIDENCE_BYTES + 1) if evidence is not None else None
+    return await resolve_case(engine, client, user, round_id, case_id, action, keep_school, note, data,
+                              evidence.filename if data else None)
 
+
+async def resolve_case(engine, client, user, round_id: str, case_id: str, action: str, keep_school: str | None,
+                       note: str | None, data: bytes | None, filename: str | None) -> CaseOut:
+    """A party's declaration or the district's review and decision (the API's route and the workbench's form)."""
     def prepare() -> str | None:
         with session_scope(engine) as session:
-            case = session.get(DuplicateCase, case_id)
-            if case is None or case.round_id != round_id or not _visible(user, session, case):
-                raise not_found("เรื่องนักเรียนซ้ำซ้อน", "duplicate case", case_id)
+            case = _case(session, user, round_id, case_id)
             if action in ("decide", "open", "dismiss"):  # finding 4: only the district of the holder's area
                 check_actor_scope(actor_of(user), school_code=case.holder_school,
                                   area=session.get(School, case.holder_school).area, roles=("district",))
-            return store_evidence(session, data, evidence.filename or "").sha256 if data else None
+            return store_evidence(session, data, filename or "").sha256 if data else None
 
     sha = await asyncio.to_thread(prepare)
     actor = actor_of(user)
@@ -188,15 +192,28 @@ async def get_duplicate_evidence(round_id: str, case_id: str, sha256: Sha256, us
                                  engine: EngineDep) -> Response:
     def load() -> EvidenceFile:
         with session_scope(engine) as session:
-            case = session.get(DuplicateCase, case_id)
-            if case is None or case.round_id != round_id or not _visible(user, session, case):
-                raise not_found("เรื่องนักเรียนซ้ำซ้อน", "duplicate case", case_id)
-            # the claimant's side: its own declaration's file only (finding 3)
-            if sha256 not in {d.get("evidence") for d in _view(session, case, user).declarations.values()}:
-                raise not_found("หลักฐาน", "evidence", sha256[:12])
-            return session.get(EvidenceFile, sha256)
+            return case_evidence(session, user, round_id, case_id, sha256)
 
     return evidence_download(await asyncio.to_thread(load))
+
+
+def _case(session, user, round_id: str, case_id: str) -> DuplicateCase:
+    case = session.get(DuplicateCase, case_id)
+    if case is None or case.round_id != round_id or not _visible(user, session, case):
+        raise not_found("เรื่องนักเรียนซ้ำซ้อน", "duplicate case", case_id)
+    return case
+
+
+def case_view(session, user, round_id: str, case_id: str) -> CaseOut:
+    """One case as far as the user may see it (the workbench's page; the API lists them)."""
+    return _view(session, _case(session, user, round_id, case_id), user)
+
+
+def case_evidence(session, user, round_id: str, case_id: str, sha256: str) -> EvidenceFile:
+    # the claimant's side: its own declaration's file only (finding 3)
+    if sha256 not in {d.get("evidence") for d in case_view(session, user, round_id, case_id).declarations.values()}:
+        raise not_found("หลักฐาน", "evidence", sha256[:12])
+    return session.get(EvidenceFile, sha256)
 
 
 def _load_view(engine, case_id: str, user) -> CaseOut:

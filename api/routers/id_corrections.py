@@ -152,15 +152,31 @@ async def list_refused_mail(user: UserDep, engine: EngineDep,
 async def get_id_correction(ref: str, user: UserDep, engine: EngineDep) -> IdCorrectionDetail:
     def load() -> IdCorrectionDetail:
         with session_scope(engine) as session:
-            row = _officer_row(session, user, ref)
-            message = session.get(InboundMessage, row.message_sha)
-            return IdCorrectionDetail(
-                **_view(session, row).model_dump(),
-                message={"sender": message.sender, "message_id": message.message_id, "via": message.via,
-                         "size": message.size, "download": f"/id-corrections/{ref}/message"},
-                evidence=[{**e, "download": f"/id-corrections/{ref}/evidence/{e['sha256']}"} for e in message.evidence])
+            return correction_detail(session, user, ref)
 
     return await asyncio.to_thread(load)
+
+
+def correction_detail(session, user, ref: str) -> IdCorrectionDetail:
+    """One request as its area's officer sees it (the API's answer and the workbench's page)."""
+    row = _officer_row(session, user, ref)
+    message = session.get(InboundMessage, row.message_sha)
+    return IdCorrectionDetail(
+        **_view(session, row).model_dump(),
+        message={"sender": message.sender, "message_id": message.message_id, "via": message.via,
+                 "size": message.size, "download": f"/id-corrections/{ref}/message"},
+        evidence=[{**e, "download": f"/id-corrections/{ref}/evidence/{e['sha256']}"} for e in message.evidence])
+
+
+def correction_message(session, user, ref: str) -> InboundMessage:
+    return session.get(InboundMessage, _officer_row(session, user, ref).message_sha)
+
+
+def correction_evidence(session, user, ref: str, sha256: str) -> EvidenceFile:
+    message = correction_message(session, user, ref)
+    if sha256 not in {e["sha256"] for e in message.evidence}:
+        raise not_found("หลักฐาน", "evidence", sha256[:12])
+    return session.get(EvidenceFile, sha256)
 
 
 @router.get("/{ref}/message", operation_id="get_id_correction_message", response_class=Response,
@@ -168,7 +184,7 @@ async def get_id_correction(ref: str, user: UserDep, engine: EngineDep) -> IdCor
 async def get_id_correction_message(ref: str, user: UserDep, engine: EngineDep) -> Response:
     def load() -> bytes:
         with session_scope(engine) as session:
-            return session.get(InboundMessage, _officer_row(session, user, ref).message_sha).raw
+            return correction_message(session, user, ref).raw
 
     return Response(await asyncio.to_thread(load), media_type="message/rfc822", headers={
         "Content-Disposition": f'attachment; filename="{ref}.eml"', "X-Content-Type-Options": "nosniff"})
@@ -179,10 +195,7 @@ async def get_id_correction_message(ref: str, user: UserDep, engine: EngineDep) 
 async def get_id_correction_evidence(ref: str, sha256: Sha256, user: UserDep, engine: EngineDep) -> Response:
     def load() -> EvidenceFile:
         with session_scope(engine) as session:
-            message = session.get(InboundMessage, _officer_row(session, user, ref).message_sha)
-            if sha256 not in {e["sha256"] for e in message.evidence}:
-                raise not_found("หลักฐาน", "evidence", sha256[:12])
-            return session.get(EvidenceFile, sha256)
+            return correction_evidence(session, user, ref, sha256)
 
     return evidence_download(await asyncio.to_thread(load))
 
@@ -191,6 +204,11 @@ async def get_id_correction_evidence(ref: str, sha256: Sha256, user: UserDep, en
              summary="Approve (the roster's ID changes) or reject with a reason; district officers of the area")
 async def decide_id_correction(ref: str, body: DecisionIn, user: UserDep, engine: EngineDep,
                                client: TemporalDep) -> IdCorrectionOut:
+    return await decide_correction(engine, client, user, ref, body.approve, body.reason)
+
+
+async def decide_correction(engine, client, user, ref: str, approve: bool, reason: str | None) -> IdCorrectionOut:
+    """The district's decision (the API's route and the workbench's form): the request's workflow decides."""
     require_role(user, "district", what_th="พิจารณาคำขอแก้ไขเลขประจำตัวประชาชน", what_en="decide ID corrections")
 
     def status() -> str:
@@ -200,7 +218,7 @@ async def decide_id_correction(ref: str, body: DecisionIn, user: UserDep, engine
     pending = await asyncio.to_thread(status) == "pending"
     try:
         await client.get_workflow_handle(id_correction_id(ref)).execute_update(
-            IdCorrectionWorkflow.decide, DecideIdCorrection(approve=body.approve, reason=body.reason, area=user.area,
+            IdCorrectionWorkflow.decide, DecideIdCorrection(approve=approve, reason=reason, area=user.area,
                                                             actor=actor_of(user)))
     except WorkflowUpdateFailedError as exc:
         raise refusal_from_update_failure(exc) from None

@@ -34,6 +34,11 @@ def _row_payload(r: RosterRow) -> dict:
              summary="Import a DMC export (CSV UTF-8/BOM/TIS-620/windows-874 or XLSX), rule by rule, row by row")
 async def import_students(round_id: str, user: UserDep, engine: EngineDep, client: TemporalDep, settings: SettingsDep,
                           file: Annotated[UploadFile, File(description="the DMC export")]) -> BatchReport:
+    return await import_roster_file(engine, client, settings, user, round_id, file)
+
+
+async def import_roster_file(engine, client, settings, user, round_id: str, file: UploadFile) -> BatchReport:
+    """The import of a DMC export, for the API and the workbench's import page alike (one path)."""
     require_role(user, "staff", "admin", what_th="นำเข้าข้อมูลนักเรียน", what_en="import students")
     data = await file.read(MAX_BYTES + 1)
     # streamed within the upload caps (DMCFLOW_UPLOAD_MAX_*): a hostile file is a 413, never the process's memory

@@ -41,16 +41,22 @@ def _round(session, round_id: str) -> Round:
              summary="Create a round: its instants in Thai local time and its reminder policy (admin)")
 def create_round(body: RoundIn, user: UserDep, session: SessionDep) -> RoundOut:
     require_role(user, "admin", what_th="สร้างรอบ", what_en="create rounds")
+    return round_view(session, create_round_row(session, body))
+
+
+def create_round_row(session, body: RoundIn) -> Round:
+    """The API's and the workbench's one path: the letter's rules on the round's fields, then its row. A refusal
+    keeps the validation error as its cause (the page shows the refusal beside the field it is about)."""
     try:
         spec = RoundSpec(id=body.id, academic_year=body.academic_year, opens_at=body.opens_at,
                          confirm_from=body.confirm_from, cutoff_at=body.cutoff_at, final_exam_on=body.final_exam_on,
                          policy=body.policy or RoundPolicy())
     except ValueError as exc:
         raise invalid("round_invalid", "ข้อมูลรอบไม่ถูกต้อง: ต้องเป็น เปิด ≤ เริ่มยืนยัน < ปิดระบบ และวันสอบปลายภาคไม่หลังวันปิดระบบ",
-                      f"Invalid round: {exc.errors()[0]['msg'] if hasattr(exc, 'errors') else exc}") from None
+                      f"Invalid round: {exc.errors()[0]['msg'] if hasattr(exc, 'errors') else exc}") from exc
     row = create(session, spec)
     session.flush()
-    return round_view(session, row)
+    return row
 
 
 @router.get("/{round_id}", operation_id="get_round", response_model=RoundOut, summary="A round and its progress")
@@ -71,6 +77,11 @@ async def start_round(round_id: str, user: UserDep, engine: EngineDep, client: T
 @router.get("/{round_id}/operations/{operation_id:path}", operation_id="get_round_operation",
             summary="Progress of a round-wide operation (start, extension)")
 async def get_round_operation(round_id: str, operation_id: str, user: UserDep, client: TemporalDep) -> dict:
+    return await operation_progress(client, user, round_id, operation_id)
+
+
+async def operation_progress(client, user, round_id: str, operation_id: str) -> dict:
+    """One operation's progress (one describe and one query of its workflow), for the API and the admin's page."""
     require_role(user, "admin", "district", what_th="ดูงานของรอบ", what_en="see round operations")
     parts = operation_id.split("/")
     if not parts[0].startswith("round-") or len(parts) < 2 or parts[1] != round_id:
@@ -94,6 +105,13 @@ async def get_round_operation(round_id: str, operation_id: str, user: UserDep, c
              summary="Move the cutoff of one school, an area or the whole round (admin; district for its area)")
 async def extend_deadline(round_id: str, body: ExtensionIn, user: UserDep, engine: EngineDep,
                           client: TemporalDep, settings: SettingsDep, now: NowDep) -> ExtensionOut:
+    return await extend_round_deadline(engine, client, settings, user, round_id, body, now)
+
+
+async def extend_round_deadline(engine, client, settings, user, round_id: str, body: ExtensionIn,
+                                now) -> ExtensionOut:
+    """The API's and the workbench's one path: scope, the "only later" rules, the audit, then the school's update
+    or the fan-out."""
     require_role(user, "admin", "district", what_th="ขยายเวลา", what_en="extend deadlines")
     cutoff = as_bangkok_input(body.cutoff_at)
     if body.school_code and body.area:

@@ -17,6 +17,11 @@ router = APIRouter(prefix="/schools", tags=["schools"], responses=ERROR_RESPONSE
             summary="Create or update a school with its registered email addresses (admin)")
 def upsert_school(code: str, body: SchoolIn, user: UserDep, session: SessionDep) -> SchoolOut:
     require_role(user, "admin", what_th="แก้ไขข้อมูลโรงเรียน", what_en="edit schools")
+    return save_school(session, code, body)
+
+
+def save_school(session, code: str, body: SchoolIn) -> SchoolOut:
+    """The API's and the workbench's one path: the code and names normalised, the school and its emails written."""
     code = normalise_school_code(code)
     school = upsert(session, code, normalise_name(body.name), normalise_name(body.area), [str(e) for e in body.emails])
     session.flush()

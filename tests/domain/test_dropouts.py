@@ -8,9 +8,10 @@ import pytest
 
 from domain.dropouts import (
     REASONS, STATUS_TH, CommentDropout, DecideDropout, DropoutCalendar, DropoutInput, DropoutState, ThreadEntry,
-    WithdrawDropout, apply_comment, check_comment, check_decide, check_withdraw, next_due, reason_code,
+    WithdrawDropout, apply_comment, check_comment, check_decide, check_withdraw, hold_until, next_due, reason_code,
 )
 from domain.refusals import Refusal
+from domain.rounds import RoundPolicy
 from domain.school_round import Actor
 from domain.thai_time import bangkok
 
@@ -119,3 +120,51 @@ def test_the_requesting_schools_staff_may_withdraw_an_open_request_before_the_cu
     withdrawn = fresh()
     withdrawn.status = "withdrawn"
     assert not withdrawn.open and STATUS_TH["withdrawn"] == "โรงเรียนถอนคำขอ"
+
+
+# --- issue 16: a request the school excused under R11 is decided after the cutoff --------------------------------
+
+DECIDE = DecideDropout(message_id=5, approve=True, actor=Actor(user_id="u-d", role="district"), area=AREA)
+HELD_UNTIL = hold_until(CAL.cutoff_at, RoundPolicy())  # what the workflow sets when the cutoff finds it excused
+SECOND = timedelta(seconds=1)
+
+
+def held() -> DropoutState:
+    state = fresh()
+    state.held_until = HELD_UNTIL
+    return state
+
+
+@pytest.mark.parametrize("excused", [False, True])
+def test_a_decision_before_the_cutoff_is_accepted_excused_or_not(excused):
+    check_decide(INP, held() if excused else fresh(), DECIDE, CAL.cutoff_at - SECOND, CAL.cutoff_at)
+
+
+def test_after_the_cutoff_only_an_excused_request_is_decided_until_its_hold_ends():
+    assert code_of(check_decide, INP, fresh(), DECIDE, CAL.cutoff_at, CAL.cutoff_at) == "dropout_cutoff_passed"
+    check_decide(INP, held(), DECIDE, CAL.cutoff_at, CAL.cutoff_at)
+    check_decide(INP, held(), DECIDE, HELD_UNTIL - SECOND, CAL.cutoff_at)
+    assert code_of(check_decide, INP, held(), DECIDE, HELD_UNTIL, CAL.cutoff_at) == "dropout_cutoff_passed"
+    # the conversation goes on while held: the district asks, the school answers or withdraws
+    assert check_comment(INP, held(), OFFICER, CAL.cutoff_at + SECOND, CAL.cutoff_at) == "question"
+    own = WithdrawDropout(message_id=9, actor=Actor(user_id="u-s", role="staff", school_code=SCHOOL))
+    check_withdraw(INP, held(), own, CAL.cutoff_at + SECOND, CAL.cutoff_at)
+    # held or not, a settled request takes no decision
+    settled = held()
+    settled.status = "approved"
+    assert code_of(check_decide, INP, settled, DECIDE, CAL.cutoff_at + SECOND, CAL.cutoff_at) == "dropout_closed"
+
+
+def test_the_hold_lasts_the_rounds_late_grace_and_is_round_policy():
+    assert HELD_UNTIL == CAL.cutoff_at + timedelta(days=30)
+    assert hold_until(CAL.cutoff_at, RoundPolicy(late_grace=timedelta(days=3))) == CAL.cutoff_at + timedelta(days=3)
+
+
+def test_a_held_request_keeps_its_clock_and_closes_when_the_hold_ends():
+    state = held()
+    state.reminded_wait, state.escalated_at = state.waits, FRIDAY  # reminded and escalated already
+    assert next_due(state, CAL) == (HELD_UNTIL, "cutoff")
+    state.waits += 1  # a question after the cutoff: its wait is reminded as before
+    state.waiting_since = CAL.cutoff_at + timedelta(hours=1)
+    at, what = next_due(state, CAL)
+    assert what == "remind_district" and CAL.cutoff_at < at < HELD_UNTIL

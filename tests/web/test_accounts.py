@@ -18,7 +18,7 @@ from sqlmodel import select
 
 from api.app import create_app
 from db import accounts
-from db.directory import create_user, upsert_school
+from db.directory import upsert_school
 from db.engine import session_scope
 from db.models import OutboxMail, PasswordLink, User, WebSession
 from db.engine import make_engine
@@ -139,7 +139,8 @@ async def test_a_wrong_password_is_refused_beside_the_field_in_thai_and_counted(
 async def test_too_many_wrong_passwords_stop_guesses_at_that_account_without_checking_them(world):
     async with world.client() as web:  # the limit is 3 (the world's settings)
         for _ in range(3):
-            assert (await web.post("/login", data={"username": "staff.tuayang", "password": "guess-0000"})).status_code == 401
+            guess = await web.post("/login", data={"username": "staff.tuayang", "password": "guess-0000"})
+            assert guess.status_code == 401
         locked = await web.post("/login", data={"username": "staff.tuayang", "password": GOOD})
         assert locked.status_code == 429 and refused(locked, "too_many_failed_logins") and "Retry-After" in locked.headers
         assert COOKIE not in web.cookies  # even the right password: the answer must not tell a guess apart
@@ -236,7 +237,7 @@ def test_users_import_creates_accounts_once_and_mails_each_new_user_a_link(world
     rows = [f"dmc.{SCHOOL},staff,{SCHOOL},นางสาวใจดี มีสุข,JaiDee@School.example",
             f"dir.{SCHOOL},director,{SCHOOL},นายผู้อำนวยการ ตัวอย่าง,dir@school.example",
             f"officer.mk,district,{AREA},เจ้าหน้าที่เขต,officer@area.example",
-            f"bad.school,staff,9999999999,ไม่มีโรงเรียน,bad@school.example"]
+            "bad.school,staff,9999999999,ไม่มีโรงเรียน,bad@school.example"]
     out = console("users", "import", users_csv(tmp_path, rows))
     assert f"created   dmc.{SCHOOL}" in out and "created   officer.mk" in out
     assert any(line.startswith("refused   line 5 bad.school: user_school") for line in out)

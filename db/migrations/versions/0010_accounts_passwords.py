@@ -10,7 +10,7 @@ import db.types
 
 
 revision = '0010'
-down_revision = '0009'  # 0009 (P4's deferred roster changes) comes in between
+down_revision = '0009'
 branch_labels = None
 depends_on = None
 
