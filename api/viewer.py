@@ -28,8 +28,10 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from api.deps import bearer, get_engine
-from api.sign_in import session_of, user_of_token
+from api.sign_in import auth_now, session_of, user_of_token
+from db.engine import session_scope
 from db.models import Round, User, WebSession
+from db.web_sessions import revoke_session
 from db.monitoring import area_exists
 from dmcflow.settings import Settings
 from domain.refusals import Refusal, forbidden, not_found, refusal, unauthenticated
@@ -47,6 +49,19 @@ def csrf_failed() -> Refusal:
 
 def csrf_ok(row: WebSession, presented: str | None) -> bool:
     return bool(presented) and hmac.compare_digest(row.csrf_secret.encode(), presented.encode())
+
+
+def end_session(request: Request, engine: Engine, csrf_token: str | None) -> Refusal | None:
+    """Log out: the browser's session is revoked on the server, if the form carries its CSRF token (a refusal
+    otherwise). No live session: nothing to end. Blocking (database): run it in a thread."""
+    found = session_of(request, engine, request.cookies.get(COOKIE, ""))
+    if found is None:
+        return None
+    if not csrf_ok(found[0], csrf_token):
+        return csrf_failed()
+    with session_scope(engine) as session:
+        revoke_session(session, request.cookies[COOKIE], auth_now(request))
+    return None
 
 
 def from_this_site(request: Request, settings: Settings) -> bool:

@@ -34,10 +34,12 @@ from starlette.background import BackgroundTask
 from api.auth_limits import FailedAuthLimiter, client_address
 from api.deps import EngineDep, SettingsDep
 from api.sign_in import auth_now, failed_sign_in, session_of, session_policy
-from api.viewer import COOKIE, CSRF_FIELD, clear_session_cookie, csrf_failed, csrf_ok, from_this_site, set_session_cookie
+from api.viewer import (
+    COOKIE, CSRF_FIELD, clear_session_cookie, csrf_failed, end_session, from_this_site, set_session_cookie,
+)
 from db import accounts
 from db.engine import session_scope
-from db.web_sessions import open_session, revoke_session
+from db.web_sessions import open_session
 from domain.refusals import Refusal, invalid, refusal
 from mailer import outbox
 from web.app import PageRoute
@@ -204,17 +206,7 @@ async def login(request: Request, engine: EngineDep, settings: SettingsDep,
 @router.post("/logout", operation_id="logout", include_in_schema=False)
 async def logout(request: Request, engine: EngineDep, settings: SettingsDep,
                  csrf_token: Annotated[str | None, Form(alias=CSRF_FIELD, max_length=100)] = None) -> Response:
-    def log_out() -> Refusal | None:
-        found = session_of(request, engine, request.cookies.get(COOKIE, ""))
-        if found is None:
-            return None  # nothing to end
-        if not csrf_ok(found[0], csrf_token):
-            return csrf_failed()
-        with session_scope(engine) as session:
-            revoke_session(session, request.cookies[COOKIE], auth_now(request))
-        return None
-
-    problem = await asyncio.to_thread(log_out)
+    problem = await asyncio.to_thread(end_session, request, engine, csrf_token)
     if problem is not None:
         raise problem
     response = RedirectResponse("/login", status_code=303)

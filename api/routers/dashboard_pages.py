@@ -15,13 +15,15 @@ from api.dashboard_views import area_dashboard_json, round_overview
 from api.deps import EngineDep, NowDep, SettingsDep
 from api.pages import CSP, STATIC_FILES, render_page, script_json, static_file
 from api.sign_in import auth_now, failed_sign_in, session_of, session_policy, token_expired
-from api.viewer import (COOKIE, CSRF_FIELD, LANG_COOKIE, WATCHERS, area_in_scope, clear_session_cookie, csrf_failed,
-                        csrf_ok, from_this_site, round_row, set_session_cookie)
+from api.viewer import (
+    COOKIE, CSRF_FIELD, LANG_COOKIE, WATCHERS, area_in_scope, clear_session_cookie, csrf_failed,
+    end_session, from_this_site, round_row, set_session_cookie,
+)
 from db import monitoring as reads
 from db.directory import token_owner
 from db.engine import session_scope
 from db.models import Round, User, WebSession
-from db.web_sessions import open_session, revoke_session
+from db.web_sessions import open_session
 from domain.refusals import Refusal, forbidden, refusal
 
 router = APIRouter(tags=["dashboard"])
@@ -166,18 +168,8 @@ async def dashboard_login(request: Request, engine: EngineDep, settings: Setting
 async def dashboard_logout(request: Request, engine: EngineDep, settings: SettingsDep,
                            csrf_token: Annotated[str | None, Form(alias=CSRF_FIELD, max_length=100)] = None
                            ) -> Response:
-    def log_out() -> Refusal | None:
-        found = _current_session(request, engine)
-        if found is None:
-            return None  # nothing to end
-        if not csrf_ok(found[0], csrf_token):
-            return csrf_failed()
-        with session_scope(engine) as session:
-            revoke_session(session, request.cookies[COOKIE], auth_now(request))
-        return None
-
     try:
-        problem = await asyncio.to_thread(log_out)
+        problem = await asyncio.to_thread(end_session, request, engine, csrf_token)
     except Refusal as locked:
         problem = locked
     if problem is not None:
