@@ -262,7 +262,8 @@ async def test_timeline_reports_and_evidence_pack(time_env, engine, settings):
         pack = zipfile.ZipFile(io.BytesIO(r.content))
         folder = f"evidence-{rid}-{SCHOOL}/"
         names = sorted(n.removeprefix(folder) for n in pack.namelist())
-        assert names == ["SHA256SUMS.txt", "audit-trail.csv", "dropouts.csv", "duplicates.csv", "id-corrections.csv",
+        assert names == ["SHA256SUMS.txt", "audit-trail.csv", "dropouts.csv", "duplicates.csv", "existence-marks.csv",
+                         "id-corrections.csv",
                          "summary.html", "timeline.csv"]
         files = {n: pack.read(folder + n) for n in names}
         summary = files["summary.html"].decode()

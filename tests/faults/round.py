@@ -37,8 +37,8 @@ from api.app import create_app
 from db.directory import create_user
 from db.engine import session_scope
 from db.models import (
-    Area, AuditEvent, DropoutMessage, DropoutRequest, EndOfYearRecord, ExistenceMark, IdCorrection, InboundMessage,
-    OutboxMail, School, SchoolEmail, SchoolRound, Student,
+    Area, AuditEvent, DeferredRosterChange, DropoutMessage, DropoutRequest, EndOfYearRecord, ExistenceMark, IdCorrection,
+    InboundMessage, OutboxMail, School, SchoolEmail, SchoolRound, Student,
 )
 from dmcflow.settings import Settings
 from domain.dropouts import OPEN_STATUSES
@@ -660,6 +660,10 @@ class RoundRun:
             audit = Counter((e.action, (e.after or {}).get("request") or (e.after or {}).get("ref"))
                             for e in s.exec(select(AuditEvent).where(AuditEvent.round_id == self.round_id)))
             thread = Counter((m.request_id, m.kind) for m in s.exec(select(DropoutMessage).where(DropoutMessage.posted)))
+            deferred = {d.source for d in s.exec(select(DeferredRosterChange).where(
+                DeferredRosterChange.round_id == self.round_id, DeferredRosterChange.status == "pending"))}
+            certified = {r.school_code for r in s.exec(select(SchoolRound).where(
+                SchoolRound.round_id == self.round_id, SchoolRound.stage == "certified"))}
         found = {"dropouts": Counter(), "id_corrections": Counter(), "request_answers": Counter()}
         for req in self.requests:
             for step, a in (("made", req.made), ("decided", req.decided)):
@@ -688,9 +692,17 @@ class RoundRun:
                 on_roster = ((req.code, new) in students, (req.code, old) in students)
                 wanted = (True, False) if expected == "approved" else (False, True)
                 wf = await self._result(id_correction_id(req.ref))
-                checks = [(row.status, expected, "request status"), (on_roster, wanted, "(new, old) ID on the roster"),
-                          (wf, expected, "workflow result"),
-                          (audit[("id_correction", req.ref)], int(expected == "approved"), "ID-change audit events")]
+                if expected == "approved" and row.status == "deferred":
+                    # approved after the school certified (issue 16): the certified roster stays as it is, and the
+                    # change waits for the next round's start
+                    checks = [(req.code in certified, True, "school certified before the approval"),
+                              (req.ref in deferred, True, "change recorded for the next round"),
+                              (on_roster, (False, True), "(new, old) ID on the certified roster"),
+                              (audit[("id_correction", req.ref)], 0, "ID-change audit events")]
+                else:
+                    checks = [(row.status, expected, "request status"),
+                              (on_roster, wanted, "(new, old) ID on the roster"), (wf, expected, "workflow result"),
+                              (audit[("id_correction", req.ref)], int(expected == "approved"), "ID-change audit events")]
             for got_value, want, what in checks:
                 if got_value != want:
                     problems.append(f"{req.kind} {req.ref} of school {req.code}: {what} {got_value!r}, "
