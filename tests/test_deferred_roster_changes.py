@@ -67,6 +67,8 @@ def test_the_outcome_waits_for_the_next_round_at_the_certified_school_and_applie
         notices = [s.get(OutboxMail, k) for k in keys if k.startswith("deferred/")]
     assert sorted(n.recipients[0] for n in notices) == ["dmc@tuayang.ac.th", "officer@sesao26.example"]
     assert all("รอบถัดไป" in n.subject and "next round" in n.body_text for n in notices)
+    # an officer told of several schools' deferrals tells them apart by the subject: the school and the case
+    assert all(SCHOOL in n.subject and str(cid) in n.subject for n in notices)
 
     nxt = unique_round()
     add_round(engine, nxt, utcnow(), utcnow() + timedelta(days=1), utcnow() + timedelta(days=2))
