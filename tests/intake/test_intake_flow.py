@@ -25,6 +25,7 @@ SAMPLES = find_samples(Path(__file__))
 @pytest.mark.skipif(SAMPLES is None, reason="shared/samples/emails not found beside the work tree")
 async def test_every_sample_gets_its_outcome_and_exactly_one_reply(intake_env, engine, smtp):
     expected = json.loads((SAMPLES / "expected.json").read_text())
+    subjects = []
     for case in expected:
         raw = sign((SAMPLES / case["file"]).read_bytes())  # as the school's mail server sends it
         await intake_env.send(raw)
@@ -32,6 +33,7 @@ async def test_every_sample_gets_its_outcome_and_exactly_one_reply(intake_env, e
                           if line.lower().startswith("message-id:"))
         [reply] = await eventually(lambda mid=message_id: replies(smtp, mid))
         text = body(reply)
+        subjects.append(str(reply["Subject"]))
         assert reply["References"] == message_id and reply["To"] == "dmc@tuayang.ac.th"
         assert text.index("เรียน") < text.index("--\n")  # Thai first, English beneath
         with session_scope(engine) as s:
@@ -45,6 +47,9 @@ async def test_every_sample_gets_its_outcome_and_exactly_one_reply(intake_env, e
         else:
             assert [r.status for r in rows] == ["refused"] and rows[0].refusal_code == "national_id_check_digit"
             assert "ไม่รับคำขอนี้" in text and "check digit" in text
+        assert rows[0].id in subjects[-1]  # the reply's subject names our own reference, never the sender's subject
+    # one school, many replies: a clerk tells them apart in the mailbox
+    assert len(set(subjects)) == len(subjects)
 
 
 async def test_review_approve_reject_expire_and_duplicate_delivery(intake_env, engine, smtp):
@@ -90,7 +95,8 @@ async def test_review_approve_reject_expire_and_duplicate_delivery(intake_env, e
     told = lambda: [m["Subject"] for m in smtp.messages if m["Subject"].startswith("[DMC] คำขอแก้ไข")]  # noqa: E731
     await eventually(lambda: len(told()) == 2)  # approved and rejected: each school told once
     await skip_to(stack, intake_env.cutoff + timedelta(minutes=1))
-    expired = await eventually(lambda: [m for m in smtp.messages if refs["1449900000018"] in m["Subject"]])
+    expired = await eventually(lambda: [m for m in smtp.messages if m["Subject"].startswith("[DMC]")
+                                        and refs["1449900000018"] in m["Subject"]])
     assert "หมดเวลา" in expired[0]["Subject"]
     outcomes = {i["old_id"]: i["status"] for i in (await stack.http.get("/id-corrections",
                                                                         headers=stack.auth("admin"))).json()}
