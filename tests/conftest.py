@@ -152,6 +152,18 @@ async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
     await env.shutdown()
 
 
+# --- the fast suite: `bash scripts/test.sh -m fast`, domain rules and workflows on stub activities, well under a minute
+
+FAST_DIRS = ("domain", "properties", "workflows")
+
+
+def pytest_collection_modifyitems(config, items):
+    tests_dir = Path(__file__).parent
+    for item in items:
+        if item.path.is_relative_to(tests_dir) and item.path.relative_to(tests_dir).parts[0] in FAST_DIRS:
+            item.add_marker(pytest.mark.fast)
+
+
 # --- process exit: temporalio/sdk-python#300 can crash the interpreter at exit; keep pytest's code ---
 
 def pytest_sessionfinish(session, exitstatus):
