@@ -12,7 +12,6 @@ import logging
 from sqlalchemy.engine import Engine
 from sqlmodel import select
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
 
 from db.engine import session_scope
 from db.existence import apply_existence_batch
@@ -22,11 +21,12 @@ from db.projection import write_transition
 from db.roster_changes import apply_batch
 from dmcflow.settings import Settings
 from domain.messages import ApplyRosterBatch, BatchOutcome, ReminderRequest, Transition
-from domain.refusals import Refusal
+from domain.refusals import Refusal, refusal
 from domain.school_round import GateProgress
 from mailer import outbox
 from mailer.render import render
 from workflows import activity_calls as calls
+from workflows.refusal_errors import as_application_error
 
 log = logging.getLogger(__name__)
 
@@ -61,12 +61,12 @@ class SchoolRoundActivities:
                     applied = apply_batch(session, batch.batch_id, batch.actor.user_id, at,
                                           self.settings.claim_limits())
                 if applied.round_id != round_id or applied.school_code != school_code:
-                    raise Refusal("batch_mismatch", "ชุดข้อมูลไม่ใช่ของโรงเรียน/รอบนี้",
+                    raise refusal("batch_mismatch", "ชุดข้อมูลไม่ใช่ของโรงเรียน/รอบนี้",
                                   "The batch belongs to another school or round", 422)
                 report = applied.report
                 gate = gate_progress(session, round_id, school_code)
         except Refusal as r:
-            raise ApplicationError(r.message_en, r.as_dict(), type="Refusal", non_retryable=True) from None
+            raise as_application_error(r) from None  # its status kept: a 422 stays a 422 for the caller
         return BatchOutcome(batch_id=batch.batch_id, applied=report["applied"], unchanged=report["unchanged"],
                             refused=report["refused"], gate=gate, cases=report.get("cases", []))
 

@@ -58,7 +58,7 @@ async def apply_one(engine, client, user, round_id: str, school_code: str, op: s
     outcome, report = await apply_batch(engine, client, user, round_id, school_code, kind, {"op": op, "data": data})
     if outcome.refused:
         issue = report["issues"][0]
-        refused = Refusal(issue["code"], issue["message_th"], issue["message_en"], issue.get("status", 409))
+        refused = Refusal.from_dict(issue)
         if issue.get("retry_after"):  # too_many_claims: when the next claim frees up
             refused.headers = {"Retry-After": issue["retry_after"]}
         raise refused

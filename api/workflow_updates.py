@@ -5,22 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 from temporalio.client import Client, WorkflowUpdateFailedError
-from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from domain.refusals import Refusal, refusal
 from workflows.ids import school_round_id
+from workflows.refusal_errors import refusal_from_failure
 
 
 def refusal_from_update_failure(exc: WorkflowUpdateFailedError) -> Refusal:
-    cause = exc.cause
-    while cause is not None and not isinstance(cause, ApplicationError):
-        cause = cause.__cause__
-    if isinstance(cause, ApplicationError) and cause.details and isinstance(cause.details[0], dict):
-        d = dict(cause.details[0])
-        code, th, en, status = d.pop("code"), d.pop("message_th"), d.pop("message_en"), int(d.pop("status", 409))
-        return Refusal(code, th, en, status, details=d)
-    return refusal("refused", "ระบบปฏิเสธคำขอนี้", f"Refused: {cause or exc}")
+    return refusal_from_failure(exc)
 
 
 async def school_update(client: Client, round_id: str, school_code: str, update, arg: Any,

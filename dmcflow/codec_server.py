@@ -27,7 +27,7 @@ from db.directory import user_by_token
 from db.engine import make_engine, session_scope
 from dmcflow.payload_codec import AesGcmPayloadCodec, KeyRing
 from dmcflow.settings import Settings
-from domain.refusals import Refusal, forbidden, invalid, unauthenticated
+from domain.refusals import forbidden, invalid, refusal, unauthenticated
 
 MAX_BODY_BYTES = 4 * 1024 * 1024  # a history page's payloads; the UI sends them a few at a time
 
@@ -56,7 +56,7 @@ def create_codec_app(settings: Settings, ring: KeyRing, *, engine: Engine | None
     async def payloads_of(request: Request) -> Payloads:
         body = await request.body()
         if len(body) > MAX_BODY_BYTES:
-            raise Refusal("payload_too_large", "ข้อมูลที่ส่งมีขนาดใหญ่เกินกำหนด", "The request body is too large", 413)
+            raise refusal("payload_too_large", "ข้อมูลที่ส่งมีขนาดใหญ่เกินกำหนด", "The request body is too large", 413)
         try:
             data = json.loads(body)
             if not isinstance(data, dict):

@@ -26,9 +26,17 @@ class Refusal(Exception):
     def as_dict(self) -> dict:
         return {**self.details, "code": self.code, "message_th": self.message_th, "message_en": self.message_en}
 
+    @classmethod
+    def from_dict(cls, d: dict) -> Refusal:
+        """The refusal back from `as_dict()` plus its `status` (a workflow failure's details, a roster report's
+        issue): the remaining keys are its details."""
+        extra = {k: v for k, v in d.items() if k not in ("code", "message_th", "message_en", "status")}
+        return cls(d["code"], d["message_th"], d["message_en"], int(d.get("status", 409)), details=extra)
 
-def refusal(code: str, th: str, en: str, status: int = 409) -> Refusal:
-    return Refusal(code, th, en, status)
+
+def refusal(code: str, th: str, en: str, status: int = 409, details: dict | None = None) -> Refusal:
+    """The one way rules say no (the class itself is built only here and in `Refusal.from_dict`)."""
+    return Refusal(code, th, en, status, details)
 
 
 # Authentication and access

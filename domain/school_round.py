@@ -157,7 +157,7 @@ def blocking_cases_refusal(cases: list[NamedCase]) -> Refusal:
     """R11 waits for open cases: each named in Thai, with who must act. `cases` rides along for the API."""
     th = "; ".join(c.texts()[0] for c in cases)
     en = "; ".join(c.texts()[1] for c in cases)
-    return Refusal(
+    return refusal(
         "blocking_cases",
         f"ยังยืนยันข้อมูลไม่ได้ มีเรื่องค้าง {len(cases)} เรื่องที่ต้องได้ข้อยุติก่อน: {th}",
         f"Cannot confirm yet: {len(cases)} open case(s) must be settled first: {en}",

@@ -73,7 +73,7 @@ async def mark_student_exception(round_id: str, school_code: str, body: MarkExce
                           {"op": "exception", **body.model_dump(mode="json")}, 1)
     if report.refused:
         issue = report.issues[0]
-        raise Refusal(issue["code"], issue["message_th"], issue["message_en"], issue.get("status", 409))
+        raise Refusal.from_dict(issue)
     return report
 
 
