@@ -11,12 +11,12 @@ from api.schemas import (
 )
 from db.directory import round_spec
 from db.models import DropoutRequest, DuplicateCase, Round, School, SchoolRound, Student, User
+from db.projection_rows import stage_of
 from domain.refusals import refusal
-from domain.rounds import Schedule
 from domain.dropouts import REASONS, STATUS_TH
 from domain.existence import EXCEPTION_TH, ExceptionKind, ExistenceCounts
 from domain.monitoring import blocking_warning
-from domain.school_round import STAGE_TH, BlockingCase, Decision, GateProgress, stage_at
+from domain.school_round import STAGE_TH, BlockingCase, GateProgress
 from domain.thai_time import thai_datetime, to_bangkok
 from workflows.ids import school_round_id
 
@@ -50,10 +50,7 @@ def school_round_view(session: Session, round_id: str, school: School, now: date
     if row is None:
         raise refusal("round_not_started", f"ยังไม่ได้เริ่มรอบ {round_id} ของโรงเรียนนี้",
                       f"Round {round_id} has not been started for this school", 404)
-    schedule = Schedule(opens_at=row.opens_at, confirm_from=row.confirm_from, cutoff_at=row.cutoff_at)
-    confirmed = Decision(by=row.confirmed_by, at=row.confirmed_at) if row.confirmed_at else None
-    certified = Decision(by=row.certified_by, at=row.certified_at) if row.certified_at else None
-    stage = stage_at(now, schedule, confirmed, certified)
+    stage = stage_of(row, now)
     gate = GateProgress.model_validate(row.gate)
     confirmed_out = _person(session, row.confirmed_by, row.confirmed_at)
     if confirmed_out is not None:

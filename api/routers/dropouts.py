@@ -26,11 +26,11 @@ from db import dropouts
 from db.engine import session_scope
 from db.evidence import MAX_EVIDENCE_BYTES, store_evidence
 from db.models import DropoutMessage, DropoutRequest, EvidenceFile, School, SchoolRound, Student, User
+from db.projection_rows import state_of
 from domain.dropouts import REASONS, STATUS_TH, CommentDropout, DecideDropout, WithdrawDropout, reason_code
 from domain.ids import normalise_student_id
 from domain.refusals import invalid, not_found, refusal
-from domain.rounds import Schedule
-from domain.school_round import BlockingCase, Decision, SchoolRoundState, check_roster_editable
+from domain.school_round import BlockingCase, check_roster_editable
 from workflows.dropout_consultation import DropoutConsultationWorkflow
 from workflows.ids import dropout_id, school_round_id
 from workflows.school_round import SchoolRoundWorkflow
@@ -126,12 +126,7 @@ def _check_roster_open(session: Session, round_id: str, school_code: str, now: d
     if row is None:
         raise refusal("round_not_started", f"ยังไม่ได้เริ่มรอบ {round_id} ของโรงเรียนนี้",
                       f"Round {round_id} has not been started for this school")
-    state = SchoolRoundState(
-        round_id=round_id, school_code=school_code, area=row.area,
-        schedule=Schedule(opens_at=row.opens_at, confirm_from=row.confirm_from, cutoff_at=row.cutoff_at),
-        confirmed=Decision(by=row.confirmed_by, at=row.confirmed_at) if row.confirmed_at else None,
-        certified=Decision(by=row.certified_by, at=row.certified_at) if row.certified_at else None)
-    check_roster_editable(state, now)
+    check_roster_editable(state_of(row), now)
     return row
 
 
