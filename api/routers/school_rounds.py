@@ -8,14 +8,15 @@ from datetime import datetime
 from fastapi import APIRouter
 from sqlmodel import select
 
-from api.deps import EngineDep, NowDep, TemporalDep, UserDep, actor_of, require_role, school_in_scope
+from api.deps import EngineDep, NowDep, SessionDep, TemporalDep, UserDep, actor_of, require_role, school_in_scope
 from api.errors import ERROR_RESPONSES
 from api.blocking_cases import BLOCKING_CASES, name_blocking_refusal
 from api.schemas import AuditOut, SchoolRoundOut
 from api.views import instant, school_round_view
 from api.workflow_updates import school_update
 from db.engine import session_scope
-from db.models import AuditEvent, User
+from db.models import User
+from db.monitoring import school_audit
 from domain.refusals import Refusal
 from domain.school_round import Stage, already_certified
 from workflows.school_round import SchoolRoundWorkflow
@@ -51,8 +52,8 @@ def _named(engine, refused: Refusal, school_code: str) -> Refusal:
 
 @router.get("", operation_id="get_school_round", response_model=SchoolRoundOut,
             summary="Stage, deadlines (ISO and Thai), gate progress, who confirmed and certified, blocking cases")
-async def get_school_round(round_id: str, school_code: str, user: UserDep, engine: EngineDep, now: NowDep) -> SchoolRoundOut:
-    return await asyncio.to_thread(_view, engine, user, round_id, school_code, now)
+def get_school_round(round_id: str, school_code: str, user: UserDep, session: SessionDep, now: NowDep) -> SchoolRoundOut:
+    return school_round_view(session, round_id, school_in_scope(session, user, school_code), now)
 
 
 @router.post("/confirmation", operation_id="confirm_school_round", response_model=SchoolRoundOut,
@@ -82,16 +83,9 @@ async def certify_school_round(round_id: str, school_code: str, user: UserDep, e
 
 @router.get("/audit", operation_id="list_school_audit", response_model=list[AuditOut],
             summary="The school's audit trail for the round: who did what, when, before and after")
-async def list_school_audit(round_id: str, school_code: str, user: UserDep, engine: EngineDep) -> list[AuditOut]:
-    def load() -> list[AuditOut]:
-        with session_scope(engine) as session:
-            school_in_scope(session, user, school_code)
-            rows = session.exec(select(AuditEvent).where(AuditEvent.round_id == round_id,
-                                                         AuditEvent.school_code == school_code)
-                                .order_by(AuditEvent.at, AuditEvent.id)).all()
-            names = dict(session.exec(select(User.id, User.display_name).where(
-                User.id.in_({r.actor for r in rows}))).all())
-            return [AuditOut(at=instant(r.at), actor=r.actor, actor_name=names.get(r.actor), action=r.action,
-                             before=r.before, after=r.after, reason=r.reason) for r in rows]
-
-    return await asyncio.to_thread(load)
+def list_school_audit(round_id: str, school_code: str, user: UserDep, session: SessionDep) -> list[AuditOut]:
+    school_in_scope(session, user, school_code)
+    rows = school_audit(session, round_id, school_code)
+    names = dict(session.exec(select(User.id, User.display_name).where(User.id.in_({r.actor for r in rows}))).all())
+    return [AuditOut(at=instant(r.at), actor=r.actor, actor_name=names.get(r.actor), action=r.action,
+                     before=r.before, after=r.after, reason=r.reason) for r in rows]
