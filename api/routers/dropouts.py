@@ -17,7 +17,9 @@ from sqlmodel import Session, select
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from api.deps import EngineDep, NowDep, SettingsDep, TemporalDep, UserDep, actor_of, require_role, school_in_scope
+from api.deps import (
+    EngineDep, NowDep, SessionDep, SettingsDep, TemporalDep, UserDep, actor_of, require_role, school_in_scope,
+)
 from api.downloads import evidence_download
 from api.errors import ERROR_RESPONSES
 from api.views import Instant, instant
@@ -209,41 +211,33 @@ def _discard_request(engine, request_id: str) -> None:
 
 @router.get("/dropouts", operation_id="list_dropouts", response_model=list[DropoutOut],
             summary="Dropout requests the user may see (own school, own area, or all), by area, school and status")
-async def list_dropouts(round_id: str, user: UserDep, engine: EngineDep, area: str | None = None,
-                        school: str | None = None,
-                        status: Literal["open", "closed", "waiting_district", "waiting_school", "approved", "rejected",
-                                        "expired", "failed", "withdrawn"] | None = None) -> list[DropoutOut]:
-    def load() -> list[DropoutOut]:
-        with session_scope(engine) as session:
-            stmt = select(DropoutRequest).where(DropoutRequest.round_id == round_id,
-                                                DropoutRequest.status != "starting").order_by(DropoutRequest.requested_at)
-            if area:
-                stmt = stmt.where(DropoutRequest.area == area)
-            if school:
-                stmt = stmt.where(DropoutRequest.school_code == school)
-            if status == "open":
-                stmt = stmt.where(DropoutRequest.status.in_(("waiting_district", "waiting_school")))
-            elif status == "closed":
-                stmt = stmt.where(DropoutRequest.status.in_(("approved", "rejected", "expired", "failed", "withdrawn")))
-            elif status:
-                stmt = stmt.where(DropoutRequest.status == status)
-            if user.role == "district":
-                stmt = stmt.where(DropoutRequest.area == user.area)
-            elif user.role in ("staff", "director"):
-                stmt = stmt.where(DropoutRequest.school_code == user.school_code)
-            return [_view(session, r, thread=False) for r in session.exec(stmt)]
-
-    return await asyncio.to_thread(load)
+def list_dropouts(round_id: str, user: UserDep, session: SessionDep, area: str | None = None,
+                  school: str | None = None,
+                  status: Literal["open", "closed", "waiting_district", "waiting_school", "approved", "rejected",
+                                  "expired", "failed", "withdrawn"] | None = None) -> list[DropoutOut]:
+    stmt = select(DropoutRequest).where(DropoutRequest.round_id == round_id,
+                                        DropoutRequest.status != "starting").order_by(DropoutRequest.requested_at)
+    if area:
+        stmt = stmt.where(DropoutRequest.area == area)
+    if school:
+        stmt = stmt.where(DropoutRequest.school_code == school)
+    if status == "open":
+        stmt = stmt.where(DropoutRequest.status.in_(("waiting_district", "waiting_school")))
+    elif status == "closed":
+        stmt = stmt.where(DropoutRequest.status.in_(("approved", "rejected", "expired", "failed", "withdrawn")))
+    elif status:
+        stmt = stmt.where(DropoutRequest.status == status)
+    if user.role == "district":
+        stmt = stmt.where(DropoutRequest.area == user.area)
+    elif user.role in ("staff", "director"):
+        stmt = stmt.where(DropoutRequest.school_code == user.school_code)
+    return [_view(session, r, thread=False) for r in session.exec(stmt)]
 
 
 @router.get("/dropouts/{request_id}", operation_id="get_dropout", response_model=DropoutOut,
             summary="One dropout request with its thread (request, questions, answers, decision)")
-async def get_dropout(round_id: str, request_id: str, user: UserDep, engine: EngineDep) -> DropoutOut:
-    def load() -> DropoutOut:
-        with session_scope(engine) as session:
-            return dropout_view(session, user, round_id, request_id)
-
-    return await asyncio.to_thread(load)
+def get_dropout(round_id: str, request_id: str, user: UserDep, session: SessionDep) -> DropoutOut:
+    return dropout_view(session, user, round_id, request_id)
 
 
 def dropout_view(session: Session, user: User, round_id: str, request_id: str) -> DropoutOut:
@@ -345,13 +339,9 @@ async def decide_request(engine, client, user: User, now: datetime, round_id: st
 
 @router.get("/dropouts/{request_id}/evidence/{sha256}", operation_id="get_dropout_evidence", response_class=Response,
             summary="An evidence file of the consultation (a download), for the school, its district and admins")
-async def get_dropout_evidence(round_id: str, request_id: str, sha256: str, user: UserDep,
-                               engine: EngineDep) -> Response:
-    def load() -> EvidenceFile:
-        with session_scope(engine) as session:
-            return dropout_evidence(session, user, round_id, request_id, sha256)
-
-    return evidence_download(await asyncio.to_thread(load))
+def get_dropout_evidence(round_id: str, request_id: str, sha256: str, user: UserDep,
+                         session: SessionDep) -> Response:
+    return evidence_download(dropout_evidence(session, user, round_id, request_id, sha256))
 
 
 @router.post("/dropouts/{request_id}/withdrawal", operation_id="withdraw_dropout", response_model=DropoutOut,

@@ -14,7 +14,7 @@ from temporalio.client import WorkflowUpdateFailedError
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.service import RPCError, RPCStatusCode
 
-from api.deps import EngineDep, SettingsDep, TemporalDep, UserDep, actor_of, require_role
+from api.deps import EngineDep, SessionDep, SettingsDep, TemporalDep, UserDep, actor_of, require_role
 from api.downloads import Sha256, evidence_download
 from api.errors import ERROR_RESPONSES
 from api.views import instant
@@ -102,24 +102,20 @@ def _view(session, case: DuplicateCase, user) -> CaseOut:
             summary="Duplicate-student cases the user may see: own school, own area, or all (admin); "
                     "`at_district`: waiting for the district's decision (both schools claim the student, or the "
                     "case was still open at the cutoff)")
-async def list_duplicates(round_id: str, user: UserDep, engine: EngineDep,
-                          status: Literal["claimed", "open", "at_district", "resolved"] | None = None,
-                          school: str | None = None) -> list[CaseOut]:
-    def load() -> list[CaseOut]:
-        with session_scope(engine) as session:
-            stmt = select(DuplicateCase).where(DuplicateCase.round_id == round_id).order_by(DuplicateCase.opened_at)
-            if status:
-                stmt = stmt.where(DuplicateCase.status == status)
-            if school:
-                stmt = stmt.where(or_(DuplicateCase.holder_school == school, DuplicateCase.claimant_school == school))
-            if user.role in ("staff", "director"):
-                stmt = stmt.where(or_(DuplicateCase.holder_school == user.school_code,
-                                      DuplicateCase.claimant_school == user.school_code))
-            views = [_view(session, c, user) for c in session.exec(stmt) if _visible(user, session, c)]
-            # the filter again on what the caller may see: `school=<a guess>` must not find the holder of a claim
-            return [v for v in views if not school or school in (v.holder_school, v.claimant_school)]
-
-    return await asyncio.to_thread(load)
+def list_duplicates(round_id: str, user: UserDep, session: SessionDep,
+                    status: Literal["claimed", "open", "at_district", "resolved"] | None = None,
+                    school: str | None = None) -> list[CaseOut]:
+    stmt = select(DuplicateCase).where(DuplicateCase.round_id == round_id).order_by(DuplicateCase.opened_at)
+    if status:
+        stmt = stmt.where(DuplicateCase.status == status)
+    if school:
+        stmt = stmt.where(or_(DuplicateCase.holder_school == school, DuplicateCase.claimant_school == school))
+    if user.role in ("staff", "director"):
+        stmt = stmt.where(or_(DuplicateCase.holder_school == user.school_code,
+                              DuplicateCase.claimant_school == user.school_code))
+    views = [_view(session, c, user) for c in session.exec(stmt) if _visible(user, session, c)]
+    # the filter again on what the caller may see: `school=<a guess>` must not find the holder of a claim
+    return [v for v in views if not school or school in (v.holder_school, v.claimant_school)]
 
 
 @router.post("/duplicates/{case_id}/resolution", operation_id="resolve_duplicate", response_model=CaseOut,
@@ -188,13 +184,9 @@ async def resolve_case(engine, client, user, round_id: str, case_id: str, action
 
 @router.get("/duplicates/{case_id}/evidence/{sha256}", operation_id="get_duplicate_evidence", response_class=Response,
             summary="An evidence file of a declaration (a download), for the parties, their district and admins")
-async def get_duplicate_evidence(round_id: str, case_id: str, sha256: Sha256, user: UserDep,
-                                 engine: EngineDep) -> Response:
-    def load() -> EvidenceFile:
-        with session_scope(engine) as session:
-            return case_evidence(session, user, round_id, case_id, sha256)
-
-    return evidence_download(await asyncio.to_thread(load))
+def get_duplicate_evidence(round_id: str, case_id: str, sha256: Sha256, user: UserDep,
+                           session: SessionDep) -> Response:
+    return evidence_download(case_evidence(session, user, round_id, case_id, sha256))
 
 
 def _case(session, user, round_id: str, case_id: str) -> DuplicateCase:

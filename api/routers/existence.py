@@ -13,7 +13,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query
 from sqlmodel import select
 
-from api.deps import EngineDep, TemporalDep, UserDep, require_role, school_in_scope
+from api.deps import EngineDep, SessionDep, TemporalDep, UserDep, require_role, school_in_scope
 from api.errors import ERROR_RESPONSES
 from api.roster_batches import apply_batch
 from api.schemas import BatchReport, ExistenceListOut, ExistenceMarkOut, Person
@@ -88,34 +88,30 @@ async def clear_existence_marks(round_id: str, school_code: str, body: ClearMark
 
 @router.get("", operation_id="list_existence_marks", response_model=ExistenceListOut,
             summary="R11: every active student with its existence mark, and the counts (school, district, admin)")
-async def list_existence_marks(
-    round_id: str, school_code: str, user: UserDep, engine: EngineDep,
+def list_existence_marks(
+    round_id: str, school_code: str, user: UserDep, session: SessionDep,
     grade: Annotated[str | None, Query(max_length=4)] = None,
     classroom: Annotated[str | None, Query(max_length=10)] = None,
     mark: Annotated[Literal["present", "exception", "unmarked"] | None, Query()] = None,
 ) -> ExistenceListOut:
-    def load() -> ExistenceListOut:
-        with session_scope(engine) as session:
-            school_in_scope(session, user, school_code)
-            if session.get(Round, round_id) is None:
-                raise not_found("รอบ", "round", round_id)
-            rows = list_marks(session, round_id, school_code, grade=grade, classroom=classroom)
-            if mark is not None:
-                rows = [(s, m) for s, m in rows if (m.mark if m else "unmarked") == mark]
-            names = dict(session.exec(select(User.id, User.display_name).where(
-                User.id.in_({m.marked_by for _, m in rows if m}))).all())
-            marks = []
-            for s, m in rows:
-                kind = ExceptionKind(m.exception_kind) if m and m.exception_kind else None
-                marks.append(ExistenceMarkOut(
-                    student=s.student_id, student_no=s.student_no, name=f"{s.prefix}{s.first_name} {s.last_name}".strip(),
-                    grade=s.grade, classroom=s.classroom, mark=m.mark if m else None,
-                    mark_th=MARK_TH[Mark(m.mark)] if m else UNMARKED_TH,
-                    exception_kind=kind.value if kind else None, exception_kind_th=EXCEPTION_TH[kind] if kind else None,
-                    case_ref=m.case_ref if m else None, note=m.note if m else None,
-                    marked=Person(by=m.marked_by, by_name=names.get(m.marked_by), at=instant(m.marked_at)) if m else None))
-            counts = gate_progress(session, round_id, school_code).existence
-            return ExistenceListOut(round_id=round_id, school_code=school_code, counts=existence_counts_out(counts),
-                                    marks=marks)
-
-    return await asyncio.to_thread(load)
+    school_in_scope(session, user, school_code)
+    if session.get(Round, round_id) is None:
+        raise not_found("รอบ", "round", round_id)
+    rows = list_marks(session, round_id, school_code, grade=grade, classroom=classroom)
+    if mark is not None:
+        rows = [(s, m) for s, m in rows if (m.mark if m else "unmarked") == mark]
+    names = dict(session.exec(select(User.id, User.display_name).where(
+        User.id.in_({m.marked_by for _, m in rows if m}))).all())
+    marks = []
+    for s, m in rows:
+        kind = ExceptionKind(m.exception_kind) if m and m.exception_kind else None
+        marks.append(ExistenceMarkOut(
+            student=s.student_id, student_no=s.student_no, name=f"{s.prefix}{s.first_name} {s.last_name}".strip(),
+            grade=s.grade, classroom=s.classroom, mark=m.mark if m else None,
+            mark_th=MARK_TH[Mark(m.mark)] if m else UNMARKED_TH,
+            exception_kind=kind.value if kind else None, exception_kind_th=EXCEPTION_TH[kind] if kind else None,
+            case_ref=m.case_ref if m else None, note=m.note if m else None,
+            marked=Person(by=m.marked_by, by_name=names.get(m.marked_by), at=instant(m.marked_at)) if m else None))
+    counts = gate_progress(session, round_id, school_code).existence
+    return ExistenceListOut(round_id=round_id, school_code=school_code, counts=existence_counts_out(counts),
+                            marks=marks)

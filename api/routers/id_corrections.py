@@ -11,7 +11,7 @@ from sqlmodel import select
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from api.deps import EngineDep, TemporalDep, UserDep, actor_of, require_role
+from api.deps import EngineDep, SessionDep, TemporalDep, UserDep, actor_of, require_role
 from api.downloads import Sha256, evidence_download
 from api.errors import ERROR_RESPONSES
 from api.views import instant
@@ -86,27 +86,23 @@ def _officer_row(session, user, ref: str) -> IdCorrection:
 
 @router.get("", operation_id="list_id_corrections", response_model=list[IdCorrectionOut],
             summary="ID corrections by area, school and status, as far as the user may see")
-async def list_id_corrections(user: UserDep, engine: EngineDep, area: str | None = None, school: str | None = None,
-                              status: Literal["refused", "pending", "approved", "deferred", "rejected", "expired",
-                                              "failed"] | None
-                              = None) -> list[IdCorrectionOut]:
-    def load() -> list[IdCorrectionOut]:
-        with session_scope(engine) as session:
-            stmt = select(IdCorrection).order_by(IdCorrection.created_at, IdCorrection.id)
-            if user.role == "district":
-                stmt = stmt.where(IdCorrection.area == user.area)
-            elif user.role in ("staff", "director"):
-                stmt = stmt.where(IdCorrection.school_code == user.school_code)
-            for column, value in ((IdCorrection.area, area), (IdCorrection.school_code, school),
-                                  (IdCorrection.status, status)):
-                if value:
-                    stmt = stmt.where(column == value)
-            rows = list(session.exec(stmt))
-            # the deciding officer's: a school does not learn of another school's request for the same ID
-            flags = flags_of(session, rows) if user.role in ("district", "admin") else {}
-            return [_view(session, r, flags.get(r.id, [])) for r in rows]
-
-    return await asyncio.to_thread(load)
+def list_id_corrections(user: UserDep, session: SessionDep, area: str | None = None, school: str | None = None,
+                        status: Literal["refused", "pending", "approved", "deferred", "rejected", "expired",
+                                        "failed"] | None
+                        = None) -> list[IdCorrectionOut]:
+    stmt = select(IdCorrection).order_by(IdCorrection.created_at, IdCorrection.id)
+    if user.role == "district":
+        stmt = stmt.where(IdCorrection.area == user.area)
+    elif user.role in ("staff", "director"):
+        stmt = stmt.where(IdCorrection.school_code == user.school_code)
+    for column, value in ((IdCorrection.area, area), (IdCorrection.school_code, school),
+                          (IdCorrection.status, status)):
+        if value:
+            stmt = stmt.where(column == value)
+    rows = list(session.exec(stmt))
+    # the deciding officer's: a school does not learn of another school's request for the same ID
+    flags = flags_of(session, rows) if user.role in ("district", "admin") else {}
+    return [_view(session, r, flags.get(r.id, [])) for r in rows]
 
 
 class RefusedMailOut(BaseModel):
@@ -124,37 +120,28 @@ class RefusedMailOut(BaseModel):
 @router.get("/refused-mail", operation_id="list_refused_mail", response_model=list[RefusedMailOut],
             summary="Mail the intake kept without acting on it or answering it (sender not authenticated or not "
                     "registered), newest first, with the reason; district officers of the claimed school's area, admins")
-async def list_refused_mail(user: UserDep, engine: EngineDep,
-                            limit: int = Query(200, ge=1, le=1000)) -> list[RefusedMailOut]:
+def list_refused_mail(user: UserDep, session: SessionDep,
+                      limit: int = Query(200, ge=1, le=1000)) -> list[RefusedMailOut]:
     require_role(user, "district", "admin", what_th="ดูอีเมลที่ระบบไม่รับ", what_en="list refused mail")
-
-    def load() -> list[RefusedMailOut]:
-        with session_scope(engine) as session:
-            stmt = select(InboundMessage).where(InboundMessage.status == "refused")
-            if user.role == "district":  # the area of the school the From claims (db.id_corrections.sender_area)
-                stmt = stmt.where(InboundMessage.area == user.area)
-            rows = session.exec(stmt.order_by(InboundMessage.received_at.desc()).limit(limit)).all()
-            out = []
-            for row in rows:
-                code = (row.outcome or "refused:not_authenticated").removeprefix("refused:")
-                th, en = refusal_reason(code)
-                out.append(RefusedMailOut(
-                    sha256=row.sha256, received_at=instant(row.received_at).model_dump(mode="json"), via=row.via,
-                    client_address=row.client_address, sender=row.sender, message_id=row.message_id, size=row.size,
-                    area=row.area, reason={"code": code, "message_th": th, "message_en": en}))
-            return out
-
-    return await asyncio.to_thread(load)
+    stmt = select(InboundMessage).where(InboundMessage.status == "refused")
+    if user.role == "district":  # the area of the school the From claims (db.id_corrections.sender_area)
+        stmt = stmt.where(InboundMessage.area == user.area)
+    rows = session.exec(stmt.order_by(InboundMessage.received_at.desc()).limit(limit)).all()
+    out = []
+    for row in rows:
+        code = (row.outcome or "refused:not_authenticated").removeprefix("refused:")
+        th, en = refusal_reason(code)
+        out.append(RefusedMailOut(
+            sha256=row.sha256, received_at=instant(row.received_at).model_dump(mode="json"), via=row.via,
+            client_address=row.client_address, sender=row.sender, message_id=row.message_id, size=row.size,
+            area=row.area, reason={"code": code, "message_th": th, "message_en": en}))
+    return out
 
 
 @router.get("/{ref}", operation_id="get_id_correction", response_model=IdCorrectionDetail,
             summary="One request with its original message and evidence (officers of the area only)")
-async def get_id_correction(ref: str, user: UserDep, engine: EngineDep) -> IdCorrectionDetail:
-    def load() -> IdCorrectionDetail:
-        with session_scope(engine) as session:
-            return correction_detail(session, user, ref)
-
-    return await asyncio.to_thread(load)
+def get_id_correction(ref: str, user: UserDep, session: SessionDep) -> IdCorrectionDetail:
+    return correction_detail(session, user, ref)
 
 
 def correction_detail(session, user, ref: str) -> IdCorrectionDetail:
@@ -192,12 +179,8 @@ async def get_id_correction_message(ref: str, user: UserDep, engine: EngineDep) 
 
 @router.get("/{ref}/evidence/{sha256}", operation_id="get_id_correction_evidence", response_class=Response,
             summary="One evidence file of the request (a download, with its sniffed type)")
-async def get_id_correction_evidence(ref: str, sha256: Sha256, user: UserDep, engine: EngineDep) -> Response:
-    def load() -> EvidenceFile:
-        with session_scope(engine) as session:
-            return correction_evidence(session, user, ref, sha256)
-
-    return evidence_download(await asyncio.to_thread(load))
+def get_id_correction_evidence(ref: str, sha256: Sha256, user: UserDep, session: SessionDep) -> Response:
+    return evidence_download(correction_evidence(session, user, ref, sha256))
 
 
 @router.post("/{ref}/decision", operation_id="decide_id_correction", response_model=IdCorrectionOut,
