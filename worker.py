@@ -25,12 +25,13 @@ from workflows.area_cutoff import AreaCutoffWorkflow
 from workflows.dropout_consultation import DropoutConsultationWorkflow
 from workflows.duplicate_case import DuplicateCaseWorkflow
 from workflows.id_correction import IdCorrectionWorkflow
+from workflows.inbound_intake import InboundIntakeWorkflow
 from workflows.inbound_message import InboundMessageWorkflow
 from workflows.round_fanout import RoundFanoutWorkflow
 from workflows.school_round import SchoolRoundWorkflow
 
 SCHOOL_WORKFLOWS = [SchoolRoundWorkflow, DuplicateCaseWorkflow, InboundMessageWorkflow, IdCorrectionWorkflow,
-                    DropoutConsultationWorkflow]
+                    DropoutConsultationWorkflow, InboundIntakeWorkflow]
 OPS_WORKFLOWS = [RoundFanoutWorkflow, AreaCutoffWorkflow]
 WORKFLOWS = SCHOOL_WORKFLOWS + OPS_WORKFLOWS
 
@@ -59,13 +60,14 @@ def build_worker(client: Client, settings: Settings, *, engine=None, executor: T
     school = SchoolRoundActivities(engine, settings)
     fanout = RoundFanoutActivities(engine, settings, client)
     duplicates = DuplicateCaseActivities(engine, settings)
-    intake = IntakeActivities(engine, settings)
+    intake = IntakeActivities(engine, settings, client)
     dropout = DropoutActivities(engine, settings)
     activities = [school.load_gate, school.record_transition, school.apply_roster_batch, school.send_school_reminder,
                   fanout.fanout_page, fanout.area_cutoff_step, duplicates.record_duplicate_declarations,
                   duplicates.resolve_duplicate, duplicates.notify_duplicate, duplicates.open_duplicate_case,
                   duplicates.duplicate_cutoffs, duplicates.hand_duplicate_to_district,
-                  intake.process_inbound,
+                  intake.process_inbound, intake.process_inbound_batch, intake.deliver_mails,
+                  intake.expire_id_corrections,
                   intake.apply_id_correction, intake.settle_id_correction, intake.notify_id_correction,
                   intake.id_correction_cutoff,
                   intake.deliver_mail, dropout.open_dropout, dropout.dropout_calendar, dropout.post_dropout_message,

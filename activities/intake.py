@@ -4,73 +4,158 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 from temporalio import activity
+from temporalio.client import Client
+from temporalio.common import WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from activities.deferred_notices import enqueue_deferral_notices
 from activities.school_round import school_emails
 from db.engine import session_scope
 from db.id_corrections import apply_correction, canonical_for_message_id, decide_message, follow_cutoff, \
-    follow_up, registered_schools, sender_area, settle
+    follow_up, open_past_cutoff, registered_schools, sender_area, settle
 from db.models import IdCorrection, InboundMessage, OutboxMail, School, Student, utcnow
 from dmcflow.settings import Settings
-from domain.id_corrections import digits_sent
-from domain.intake_messages import InboundOutcome
+from domain.id_corrections import IdCorrectionInput, digits_sent
+from domain.intake_messages import InboundBatch, InboundOutcome
 from intake.email_parser import Field, parse_message, too_large
 from intake.mime_limits import MimeLimits
 from mailer import outbox
 from mailer.render import render
 from workflows import activity_calls as calls
+from workflows.ids import id_correction_id
+
+log = logging.getLogger(__name__)
+START_CONCURRENCY = 16  # requests' workflow starts in flight at once
+DECIDE_AT_ONCE = 4  # messages of a batch decided at once on PostgreSQL
 
 
 class IntakeActivities:
-    def __init__(self, engine: Engine, settings: Settings) -> None:
+    def __init__(self, engine: Engine, settings: Settings, client: Client | None = None) -> None:
+        """`client` starts the requests' workflows at their cutoff (expire_id_corrections); the others need none."""
         self.engine = engine
         self.settings = settings
+        self.client = client
 
     @activity.defn(name=calls.PROCESS_INBOUND)
     def process_inbound(self, sha256: str) -> InboundOutcome:
         """Idempotent: a message already processed answers what it answered the first time."""
         with session_scope(self.engine) as session:
-            row = session.get(InboundMessage, sha256)
-            reply_key = f"reply/{sha256}"
-            if row.status == "duplicate":
-                return InboundOutcome(outcome="duplicate")
-            if row.status == "refused":  # refused at the door: nothing to decide, nobody to answer
-                return InboundOutcome(outcome=row.outcome or "refused")
-            if row.status == "processed":
-                rows = session.exec(select(IdCorrection).where(IdCorrection.message_sha == sha256)).all()
-                return InboundOutcome(outcome=row.outcome or "", requests=follow_up(rows),
-                                      reply_key=reply_key if session.get(OutboxMail, reply_key) else None)
-            if not row.auth_domain:
-                return self._refuse(session, row, "refused:not_authenticated")  # stored past the door (by hand)
-            if not canonical_for_message_id(session, row):
-                row.status, row.outcome, row.processed_at = "duplicate", "duplicate", utcnow()
-                session.add(row)
-                return InboundOutcome(outcome="duplicate")  # same Message-ID: no second request, no second reply
-            parsed = parse_message(row.raw, max_bytes=self.settings.intake_max_bytes, limits=MimeLimits(
-                self.settings.intake_max_mime_parts, self.settings.intake_max_mime_depth,
-                self.settings.intake_max_decoded_bytes))
-            if row.truncated:
-                parsed = dataclasses.replace(parsed, problem=too_large(self.settings.intake_max_bytes))
-            if parsed.sender is None or parsed.sender.rsplit("@", 1)[1] != row.auth_domain:
-                return self._refuse(session, row, "refused:not_authenticated")  # read otherwise than at the door
-            rows, problem = decide_message(session, row, parsed)
-            if not rows and not registered_schools(session, parsed.sender):
-                return self._refuse(session, row, row.outcome)  # registered for no school (any more): no reply
-            # exactly one reply, to the authenticated, registered sender
-            school = session.get(School, row.school_code) if row.school_code else None
-            names = {r.id: _roster_name(session, r.student_pk) for r in rows}
-            subject, body = render("id_correction_reply.txt.j2", rows=rows, names=names, school=school,
-                                   received_at=row.received_at, problem=problem, sent=_new_ids_sent(rows, parsed))
-            outbox.enqueue(session, self.settings, key=reply_key, kind="id_correction_reply", to=[parsed.sender],
-                           subject=subject, body=body, in_reply_to=parsed.message_id)
-            row.status, row.processed_at = "processed", utcnow()
+            return self._process(session, sha256)
+
+    @activity.defn(name=calls.PROCESS_INBOUND_BATCH)
+    def process_inbound_batch(self, shas: list[str], strict: bool = False) -> InboundBatch:
+        """Decide a batch of stored messages, each in its own transaction; idempotent as `process_inbound` is.
+        A message whose processing raises is named in `failed`, for the workflow to try again on its own;
+        `strict` (that retry) raises instead. The requests' workflows start with their first decision
+        (api.routers.id_corrections), or at their cutoff (`expire_id_corrections`)."""
+        outcomes, failed = self._process_many(shas, strict)
+        cutoffs = [r.cutoff_at for o in outcomes.values() for r in o.requests]
+        return InboundBatch(replies={sha: o.reply_key for sha, o in outcomes.items() if o.reply_key}, failed=failed,
+                            next_cutoff=min(cutoffs, default=None))
+
+    @activity.defn(name=calls.EXPIRE_ID_CORRECTIONS)
+    async def expire_id_corrections(self, now: datetime) -> datetime | None:
+        """Every request still undecided at its school's current cutoff gets its workflow now, which expires
+        it at once and tells the school (R4). Answers the next cutoff among the requests still open."""
+        def due() -> tuple[list[IdCorrectionInput], datetime | None]:
+            with session_scope(self.engine) as session:
+                return open_past_cutoff(session, now)
+
+        requests, following = await asyncio.to_thread(due)
+        gate = asyncio.Semaphore(START_CONCURRENCY)
+
+        async def start(request: IdCorrectionInput) -> None:
+            async with gate:
+                try:
+                    await self.client.start_workflow(
+                        "IdCorrectionWorkflow", request, id=id_correction_id(request.ref),
+                        task_queue=self.settings.task_queue, id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE)
+                except WorkflowAlreadyStartedError:
+                    pass  # decided meanwhile (its workflow started with the decision), or expiring already
+
+        await asyncio.gather(*(start(r) for r in requests))
+        if requests:
+            log.info("intake: %d undecided request(s) past their cutoff handed to their workflows", len(requests))
+        return following
+
+    def _process_many(self, shas: list[str], strict: bool) -> tuple[dict[str, InboundOutcome], list[str]]:
+        # PostgreSQL decides several messages at once (a message is mostly round trips to the server); SQLite has
+        # one writer, and its waiting writers sleep: one at a time
+        at_once = min(len(shas), 1 if self.engine.dialect.name == "sqlite" else DECIDE_AT_ONCE)
+        if at_once > 1:
+            with ThreadPoolExecutor(at_once, thread_name_prefix="intake-decide") as pool:
+                decided = list(pool.map(lambda sha: self._process_one(sha, strict), shas))
+        else:
+            decided = [self._process_one(sha, strict) for sha in shas]
+        outcomes = {sha: outcome for sha, outcome in zip(shas, decided, strict=True) if outcome is not None}
+        return outcomes, [sha for sha in shas if sha not in outcomes]
+
+    def _process_one(self, sha: str, strict: bool) -> InboundOutcome | None:
+        """The message's outcome, or None when its processing failed (in a batch: the others go on)."""
+        for attempt in range(3):
+            try:
+                with session_scope(self.engine) as session:
+                    return self._process(session, sha)
+            except Exception as exc:  # noqa: BLE001  one message must not hold up the others
+                if isinstance(exc, IntegrityError) and attempt < 2:
+                    continue  # a message decided at the same time stored the same evidence first: now it is seen
+                if strict:
+                    raise
+                log.exception("intake: message %s not processed in its batch; it is tried again alone", sha[:12])
+                return None
+        return None
+
+    def _process(self, session, sha256: str) -> InboundOutcome:
+        # Nothing is written before the commit: on SQLite the first write takes the database's one write lock,
+        # which the receipt path waits for (in sleeps of up to 100 ms), so it is held for the commit only.
+        with session.no_autoflush:
+            return self._decide(session, sha256)
+
+    def _decide(self, session, sha256: str) -> InboundOutcome:
+        row = session.get(InboundMessage, sha256)
+        reply_key = f"reply/{sha256}"
+        if row.status == "duplicate":
+            return InboundOutcome(outcome="duplicate")
+        if row.status == "refused":  # refused at the door: nothing to decide, nobody to answer
+            return InboundOutcome(outcome=row.outcome or "refused")
+        if row.status == "processed":
+            rows = session.exec(select(IdCorrection).where(IdCorrection.message_sha == sha256)).all()
+            return InboundOutcome(outcome=row.outcome or "", requests=follow_up(rows),
+                                  reply_key=reply_key if session.get(OutboxMail, reply_key) else None)
+        if not row.auth_domain:
+            return self._refuse(session, row, "refused:not_authenticated")  # stored past the door (by hand)
+        if not canonical_for_message_id(session, row):
+            row.status, row.outcome, row.processed_at = "duplicate", "duplicate", utcnow()
             session.add(row)
-            return InboundOutcome(outcome=row.outcome or "", requests=follow_up(rows), reply_key=reply_key)
+            return InboundOutcome(outcome="duplicate")  # same Message-ID: no second request, no second reply
+        parsed = parse_message(row.raw, max_bytes=self.settings.intake_max_bytes, limits=MimeLimits(
+            self.settings.intake_max_mime_parts, self.settings.intake_max_mime_depth,
+            self.settings.intake_max_decoded_bytes))
+        if row.truncated:
+            parsed = dataclasses.replace(parsed, problem=too_large(self.settings.intake_max_bytes))
+        if parsed.sender is None or parsed.sender.rsplit("@", 1)[1] != row.auth_domain:
+            return self._refuse(session, row, "refused:not_authenticated")  # read otherwise than at the door
+        rows, problem = decide_message(session, row, parsed)
+        if not rows and not registered_schools(session, parsed.sender):
+            return self._refuse(session, row, row.outcome)  # registered for no school (any more): no reply
+        # exactly one reply, to the authenticated, registered sender
+        school = session.get(School, row.school_code) if row.school_code else None
+        names = {r.id: _roster_name(session, r.student_pk) for r in rows}
+        subject, body = render("id_correction_reply.txt.j2", rows=rows, names=names, school=school,
+                               received_at=row.received_at, problem=problem, sent=_new_ids_sent(rows, parsed))
+        outbox.enqueue(session, self.settings, key=reply_key, kind="id_correction_reply", to=[parsed.sender],
+                       subject=subject, body=body, in_reply_to=parsed.message_id)
+        row.status, row.processed_at = "processed", utcnow()
+        session.add(row)
+        return InboundOutcome(outcome=row.outcome or "", requests=follow_up(rows), reply_key=reply_key)
 
     @staticmethod
     def _refuse(session, row: InboundMessage, outcome: str | None) -> InboundOutcome:
@@ -117,6 +202,11 @@ class IntakeActivities:
     @activity.defn(name=calls.DELIVER_MAIL)
     async def deliver_mail(self, key: str) -> bool:
         return await outbox.deliver(self.engine, self.settings, key)
+
+    @activity.defn(name=calls.DELIVER_MAILS)
+    async def deliver_mails(self, keys: list[str]) -> int:
+        """A batch's replies over one SMTP connection; a retry sends only those not sent yet."""
+        return await outbox.deliver_many(self.engine, self.settings, keys)
 
 
 def _new_ids_sent(rows: list[IdCorrection], parsed) -> dict[str, str]:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import threading
 import time
+import weakref
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -17,7 +19,9 @@ from api.views import instant
 from domain.thai_time import thai_datetime, to_bangkok
 from db import monitoring as reads
 from db.engine import session_scope
-from domain.monitoring import BUCKET_LABELS, CASE_KINDS, AreaFigures, Bucket, SchoolStatus, area_figures, stage_label
+from domain.monitoring import (
+    BUCKET_LABELS, CASE_KINDS, AreaFigures, Bucket, Risk, SchoolSnapshot, area_figures, stage_label,
+)
 from domain.school_round import Stage
 
 
@@ -106,11 +110,6 @@ class RoundOverviewOut(BaseModel):
     areas: list[AreaOverviewOut]
 
 
-# An area's dashboard is built as plain JSON-ready dicts of the shape `AreaDashboardOut` documents
-# (tests/test_dashboard_api.py validates the answers against it): the values are already valid, as
-# they come from the projection through the domain's own types, and building ~10 pydantic objects per
-# school cost more than everything else the request does. The routes answer the JSON text as it is.
-
 def funnel_steps(counts: dict[Bucket, int]) -> list[FunnelStep]:
     return [FunnelStep.model_construct(bucket=b, label_th=BUCKET_LABELS[b][0], label_en=BUCKET_LABELS[b][1],
                                        count=counts.get(b, 0)) for b in Bucket]
@@ -126,32 +125,6 @@ def _person(names: dict[str, str], by: str | None, at: datetime | None) -> dict 
     return {"by": by, "by_name": names.get(by), "at": _instant(at)}
 
 
-def _risk(status: SchoolStatus) -> dict | None:
-    r = status.risk
-    return {"code": r.code, "th": r.th, "en": r.en} if r else None
-
-
-def _warning(status: SchoolStatus) -> dict | None:
-    w = status.warning
-    return {"code": w.code, "th": w.th, "en": w.en} if w else None
-
-
-def school_row(st: SchoolStatus, names: dict[str, str], cutoffs: dict[datetime, dict]) -> dict:
-    s = st.snapshot
-    th, en = stage_label(st.stage)
-    cutoff = cutoffs.get(s.cutoff_at) or cutoffs.setdefault(s.cutoff_at, _instant(s.cutoff_at))
-    return {
-        "school_code": s.school_code, "school_name": s.school_name, "stage": st.stage.value, "stage_th": th,
-        "stage_en": en, "bucket": st.bucket.value, "gate": s.gate.summary(),
-        "open_id_corrections": s.open_id_corrections, "open_dropouts": s.open_dropouts,
-        "open_duplicates": s.open_duplicates,
-        "blocking_cases": [{"kind": c.kind, "kind_th": CASE_KINDS.get(c.kind, (c.kind, c.kind))[0], "ref": c.ref}
-                           for c in s.blocking],
-        "cutoff_at": cutoff, "seconds_left": st.seconds_left,
-        "confirmed": _person(names, s.confirmed_by, s.confirmed_at),
-        "certified": _person(names, s.certified_by, s.certified_at), "risk": _risk(st), "warning": _warning(st)}
-
-
 def area_figures_now(engine: Engine, round_id: str, area: str,
                      now: datetime) -> tuple[AreaFigures, dict[str, str], dict[str, int]]:
     with session_scope(engine) as session:
@@ -163,22 +136,122 @@ def area_figures_now(engine: Engine, round_id: str, area: str,
     return area_figures(snaps, now), names, cases
 
 
-def area_dashboard(engine: Engine, round_id: str, area: str, now: datetime) -> dict:
-    """The `AreaDashboardOut` of an area at `now`, as a JSON-ready dict."""
-    figures, names, cases = area_figures_now(engine, round_id, area, now)
-    cutoffs: dict[datetime, dict] = {}
-    return {
-        "round_id": round_id, "area": area, "now": _instant(now), "total": figures.total,
-        "funnel": [step.model_dump(mode="json") for step in funnel_steps(figures.funnel)],
-        "at_risk": [{"school_code": s.snapshot.school_code, "school_name": s.snapshot.school_name,
-                     "seconds_left": s.seconds_left, "risk": _risk(s)} for s in figures.at_risk],
-        "warnings": [{"school_code": s.snapshot.school_code, "school_name": s.snapshot.school_name,
-                      "seconds_left": s.seconds_left, "risk": _warning(s)} for s in figures.warned],
-        "open_cases": cases, "schools": [school_row(s, names, cutoffs) for s in figures.schools]}
+# --- an area's dashboard: the JSON text of `AreaDashboardOut` ----------------------------------------
+#
+# Written as JSON text straight away (tests/test_dashboard_api.py validates the answers against the
+# model): building ~10 pydantic objects per school cost more than everything else the request did.
+# What the clock does not move (names, gate counts, cases that block, instants, who decided) is kept
+# per area as JSON fragments (about 4.5 KB a school), checked on every request against each school's
+# row version (`db.monitoring.area_versions`); only a changed school's row is read again. A request
+# reads those versions, the area's open cases and the deciders' names (three small queries), and
+# computes only what moves with time: each school's stage, bucket, risk and warning, by the domain's
+# own rules (`domain.monitoring.school_status`).
+
+_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode  # json.dumps made one per call
+_STAGE_JSON = {stage: f'"stage":{_json(stage.value)},"stage_th":{_json(stage_label(stage)[0])},'
+                      f'"stage_en":{_json(stage_label(stage)[1])},' for stage in Stage}
+_BUCKET_JSON = {b: f'"bucket":{_json(b.value)},' for b in Bucket}
+_FUNNEL_JSON = {b: f'{{"bucket":{_json(b.value)},"label_th":{_json(BUCKET_LABELS[b][0])},'
+                   f'"label_en":{_json(BUCKET_LABELS[b][1])},"count":' for b in Bucket}
+AREA_CACHE_SIZE = 300  # areas kept per database (the country has 245)
+
+
+@dataclass(frozen=True)
+class _SchoolPart:
+    """A school's row of the dashboard, the parts the clock does not move as JSON text."""
+
+    snapshot: SchoolSnapshot
+    head: str  # '{"school_code":…,"school_name":…,' (an at-risk entry starts the same way)
+    gate: str  # '"gate":{…},'
+    tail: str  # '"blocking_cases":[…],"cutoff_at":{…},'
+    persons: str  # '"confirmed":…,"certified":…,'
+
+
+@dataclass(frozen=True)
+class _AreaPart:
+    versions: dict[str, tuple]  # `db.monitoring.area_versions` when the rows were read
+    schools: list[_SchoolPart]  # by school code
+
+
+_areas: weakref.WeakKeyDictionary[Engine, OrderedDict[tuple[str, str], _AreaPart]] = weakref.WeakKeyDictionary()
+_areas_guard = threading.Lock()
+
+
+def _school_part(row, cutoffs: dict[datetime, str]) -> _SchoolPart:
+    """From a row of `db.monitoring.area_rows`."""
+    s = reads.snapshot(row)
+    names = {row.confirmed_by: row.confirmed_name, row.certified_by: row.certified_name}
+    cutoff = cutoffs.get(s.cutoff_at) or cutoffs.setdefault(s.cutoff_at, _json(_instant(s.cutoff_at)))
+    blocking = [{"kind": c.kind, "kind_th": CASE_KINDS.get(c.kind, (c.kind, c.kind))[0], "ref": c.ref}
+                for c in s.blocking]
+    return _SchoolPart(
+        snapshot=s, head=f'{{"school_code":{_json(s.school_code)},"school_name":{_json(s.school_name)},',
+        gate=f'"gate":{_json(s.gate.summary())},', tail=f'"blocking_cases":{_json(blocking)},"cutoff_at":{cutoff},',
+        persons=f'"confirmed":{_json(_person(names, s.confirmed_by, s.confirmed_at))},'
+                f'"certified":{_json(_person(names, s.certified_by, s.certified_at))},')
+
+
+def _area_part(session, engine: Engine, round_id: str, area: str) -> _AreaPart:
+    """The area's parts that the clock does not move, kept between requests: a school's part is read and
+    made again when its row's version changed (`db.monitoring.area_versions`: a decision, a new name).
+    The versions are read before the rows: a write in between only makes the next request read again."""
+    versions = reads.area_versions(session, round_id, area)
+    key = (round_id, area)
+    with _areas_guard:
+        kept = _areas.setdefault(engine, OrderedDict()).get(key)
+        if kept is not None and kept.versions == versions:
+            _areas[engine].move_to_end(key)
+            return kept
+    cutoffs: dict[datetime, str] = {}
+    changed = None if kept is None else {code for code, v in versions.items() if kept.versions.get(code) != v}
+    if changed is None or len(changed) > len(versions) / 2:  # a first look, or most schools changed
+        schools = [_school_part(r, cutoffs) for r in reads.area_rows(session, round_id, area)]
+    else:  # schools changed, came or went: the ones that changed or came are read again
+        schools = [p for p in kept.schools if p.snapshot.school_code in versions
+                   and p.snapshot.school_code not in changed]
+        if changed:
+            schools += [_school_part(r, cutoffs) for r in reads.area_rows(session, round_id, area, sorted(changed))]
+    part = _AreaPart(versions=versions, schools=sorted(schools, key=lambda p: p.snapshot.school_code))
+    with _areas_guard:
+        areas = _areas[engine]
+        areas[key] = part
+        areas.move_to_end(key)
+        while len(areas) > AREA_CACHE_SIZE:
+            areas.popitem(last=False)
+    return part
+
+
+def _risk_json(risk: Risk | None) -> str:
+    return "null" if risk is None else _json({"code": risk.code, "th": risk.th, "en": risk.en})
 
 
 def area_dashboard_json(engine: Engine, round_id: str, area: str, now: datetime) -> str:
-    return json.dumps(area_dashboard(engine, round_id, area, now), ensure_ascii=False, separators=(",", ":"))
+    """The `AreaDashboardOut` of an area at `now`, as JSON text."""
+    with session_scope(engine) as session:
+        part = _area_part(session, engine, round_id, area)
+        cases = reads.area_cases(session, round_id, area)
+    figures = area_figures([p.snapshot for p in part.schools], now)  # in school-code order, as part.schools
+    idc, dro, dup = cases.id_corrections, cases.dropouts, cases.duplicates
+    risks: dict[str, str] = {}
+    rows = []
+    for school, st in zip(part.schools, figures.schools, strict=True):
+        code = st.snapshot.school_code
+        risk = risks[code] = _risk_json(st.risk)
+        rows.append(f'{school.head}{_STAGE_JSON[st.stage]}{_BUCKET_JSON[st.bucket]}{school.gate}'
+                    f'"open_id_corrections":{idc.get(code, 0)},"open_dropouts":{dro.get(code, 0)},'
+                    f'"open_duplicates":{dup.get(code, 0)},{school.tail}"seconds_left":{st.seconds_left},'
+                    f'{school.persons}"risk":{risk},"warning":{_risk_json(st.warning)}}}')
+    heads = {p.snapshot.school_code: p.head for p in part.schools}
+    at_risk = ",".join(f'{heads[st.snapshot.school_code]}"seconds_left":{st.seconds_left},'
+                       f'"risk":{risks[st.snapshot.school_code]}}}' for st in figures.at_risk)
+    warned = ",".join(f'{heads[st.snapshot.school_code]}"seconds_left":{st.seconds_left},'
+                      f'"risk":{_risk_json(st.warning)}}}' for st in figures.warned)
+    funnel = ",".join(f"{_FUNNEL_JSON[b]}{n}}}" for b, n in figures.funnel.items())
+    open_cases = {"id_corrections": sum(idc.get(code, 0) for code in heads),
+                  "dropouts": sum(dro.get(code, 0) for code in heads), "duplicates": cases.area_duplicates}
+    return (f'{{"round_id":{_json(round_id)},"area":{_json(area)},"now":{_json(_instant(now))},'
+            f'"total":{figures.total},"funnel":[{funnel}],"at_risk":[{at_risk}],"warnings":[{warned}],'
+            f'"open_cases":{_json(open_cases)},"schools":[{",".join(rows)}]}}')
 
 
 # --- the round overview: one GROUP BY, shared ------------------------------------------------------
@@ -260,3 +333,20 @@ def round_overview(engine: Engine, round_id: str, now: datetime) -> RoundOvervie
         with _guard:
             _overview[key] = _Shared(time.monotonic(), result)
         return result
+
+
+_overview_texts: dict[tuple[int, str], tuple[RoundOverviewOut, str]] = {}
+
+
+def round_overview_json(engine: Engine, round_id: str, now: datetime) -> str:
+    """`round_overview` as JSON text, written once per computation (75 KB for 245 areas), not per caller."""
+    result = round_overview(engine, round_id, now)
+    key = (id(engine), round_id)
+    with _guard:
+        kept = _overview_texts.get(key)
+    if kept is not None and kept[0] is result:
+        return kept[1]
+    text = result.model_dump_json()
+    with _guard:
+        _overview_texts[key] = (result, text)
+    return text

@@ -1,10 +1,16 @@
-"""The dashboard's live feed: Server-Sent Events, one shared poller per watched area.
+"""The live feed: Server-Sent Events, one shared poller per watched area, whoever watches it.
 
-Every `POLL_SECONDS` the poller of an area reads the area's fingerprint from the projection (row
-count, newest `updated_at`, sum of versions, open cases: a few indexed aggregates, never a workflow
-query). When it changed, or `REFRESH_SECONDS` passed (time alone moves stages and at-risk reasons),
-it builds the area's dashboard once and hands it to every page watching that area. A poller runs
-only while a page is subscribed, so an idle API polls nothing.
+Every `POLL_SECONDS` the poller of an area reads the area's pulse (db/live_pulse.py: one statement, a
+few indexed GROUP BYs over the projection and the case tables, never a workflow query) and hands each
+kind of watcher what it watches, only when that changed:
+- the dashboard (`DASHBOARD`): the area's dashboard JSON, built once per change for every page watching
+  it, and again after `REFRESH_SECONDS` (time alone moves its at-risk reasons);
+- the district's queue (`QUEUE`) and a school's home (`school:<code>`): a short digest of their part.
+  The page fetches its own fragment again when the digest differs from the one it was rendered with,
+  so a school's page learns only that its own school changed, and reads the change through its own
+  scope-checked page.
+The cost of a tick is one statement per area, plus one dashboard build per change when a dashboard is
+watched: the same for 1 or 200 watchers. A poller runs only while a page is subscribed.
 """
 
 from __future__ import annotations
@@ -19,8 +25,9 @@ from datetime import datetime
 from sqlalchemy.engine import Engine
 
 from api.dashboard_views import area_dashboard_json
-from db import monitoring as reads
+from db import live_pulse
 from db.engine import session_scope
+from db.live_pulse import DASHBOARD, QUEUE, SCHOOL  # noqa: F401 (what a subscriber watches)
 
 log = logging.getLogger(__name__)
 POLL_SECONDS = 1.0
@@ -29,8 +36,10 @@ REFRESH_SECONDS = 30.0
 
 @dataclass
 class _Feed:
-    subscribers: set[asyncio.Queue] = field(default_factory=set)
-    latest: str | None = None  # the area_dashboard JSON last sent
+    watchers: dict[str, set[asyncio.Queue]] = field(default_factory=dict)  # by what they watch
+    latest: dict[str, str] = field(default_factory=dict)  # the last item each kind of watcher was sent
+    area_digest: str | None = None  # of the pulse the dashboard was last built for
+    built_at: datetime | None = None
     task: asyncio.Task | None = None
 
 
@@ -41,42 +50,61 @@ class LiveHub:
         self.poll_seconds, self.refresh_seconds = poll_seconds, refresh_seconds
         self.feeds: dict[tuple[str, str], _Feed] = {}
 
-    def _fingerprint(self, round_id: str, area: str) -> tuple:
+    def _pulse(self, round_id: str, area: str, now: datetime) -> list[tuple]:
         with session_scope(self.engine) as session:
-            return reads.area_fingerprint(session, round_id, area)
+            return live_pulse.pulse(session, round_id, now, area=area)
+
+    async def tick(self, round_id: str, area: str) -> None:
+        """One poll of one area: its pulse, then to each kind of watcher what changed for it."""
+        feed = self.feeds.get((round_id, area))
+        if feed is None or not feed.watchers:
+            return
+        now = await self.clock()
+        digests = live_pulse.Digests(await asyncio.to_thread(self._pulse, round_id, area, now))
+        for watch, queues in list(feed.watchers.items()):
+            if watch == DASHBOARD:
+                due = feed.built_at is None or (now - feed.built_at).total_seconds() >= self.refresh_seconds
+                if DASHBOARD in feed.latest and digests.whole == feed.area_digest and not due:
+                    continue
+                item = await asyncio.to_thread(area_dashboard_json, self.engine, round_id, area, now)
+                feed.area_digest, feed.built_at = digests.whole, now
+            else:
+                item = digests.of(watch)
+                if item == feed.latest.get(watch):
+                    continue
+            feed.latest[watch] = item
+            for queue in list(queues):
+                _put_latest(queue, item)
 
     async def _poll(self, key: tuple[str, str], feed: _Feed) -> None:
-        round_id, area = key
-        last, sent_at = None, None
-        while feed.subscribers:
+        while feed.watchers:
             try:
-                fingerprint = await asyncio.to_thread(self._fingerprint, round_id, area)
-                now = await self.clock()
-                due = sent_at is None or (now - sent_at).total_seconds() >= self.refresh_seconds
-                if fingerprint != last or due:
-                    feed.latest = await asyncio.to_thread(area_dashboard_json, self.engine, round_id, area, now)
-                    last, sent_at = fingerprint, now
-                    for queue in list(feed.subscribers):
-                        _put_latest(queue, feed.latest)
+                await self.tick(*key)
             except Exception:  # a database hiccup: keep the pages connected and try again
                 log.exception("live feed of one area failed; retrying")
             await asyncio.sleep(self.poll_seconds)
 
     @contextlib.asynccontextmanager
-    async def subscribe(self, round_id: str, area: str) -> AsyncIterator[asyncio.Queue]:
+    async def subscribe(self, round_id: str, area: str, watch: str = DASHBOARD) -> AsyncIterator[asyncio.Queue]:
+        """A queue that receives what `watch` shows of the area (`DASHBOARD`, `QUEUE` or `SCHOOL + code`):
+        the last one at once if the area is already watched, then each change."""
         key = (round_id, area)
         feed = self.feeds.setdefault(key, _Feed())
         queue: asyncio.Queue = asyncio.Queue(maxsize=1)
-        feed.subscribers.add(queue)
-        if feed.latest is not None:
-            _put_latest(queue, feed.latest)
+        feed.watchers.setdefault(watch, set()).add(queue)
+        if watch in feed.latest:
+            _put_latest(queue, feed.latest[watch])
         if feed.task is None or feed.task.done():
             feed.task = asyncio.create_task(self._poll(key, feed))
         try:
             yield queue
         finally:
-            feed.subscribers.discard(queue)
-            if not feed.subscribers:
+            queues = feed.watchers.get(watch, set())
+            queues.discard(queue)
+            if not queues:
+                feed.watchers.pop(watch, None)
+                feed.latest.pop(watch, None)
+            if not feed.watchers:
                 if feed.task is not None:
                     feed.task.cancel()
                 self.feeds.pop(key, None)

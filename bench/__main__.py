@@ -353,6 +353,10 @@ def table(f: dict) -> str:
          f.get("approval_ratio"), "≥ 0.8", lambda r: r >= 0.8),
         ("cutoff storm (s to all late)", f.get("storm_dmcflow_s"), f.get("storm_bare_s"), f.get("storm_ratio"),
          "≤ 1.25", lambda r: r <= 1.25),
+        # bench/live_feed.py: SQL statements per area per tick with 200 watchers (left) and 1 (right): 1 and equal
+        ("live q/area/tick (200w vs 1w)", f.get("live_queries_per_area_tick_most"),
+         f.get("live_queries_per_area_tick_fewest"), f.get("live_ratio_most_to_fewest"), "= 1",
+         lambda r: r == 1 and f.get("live_queries_per_area_tick_most") == 1),
     ]
     lines = [f"{'figure':<30} {'dmcflow':>10} {'bare':>10} {'ratio':>7}  goal    met", "-" * 72]
     if f.get("national_bare_start_workflow"):
@@ -375,10 +379,24 @@ def table(f: dict) -> str:
                      f"{f['approval_cpu_ms_worker_dmcflow']}, HTTP clients {f['approval_cpu_ms_client_dmcflow']} "
                      f"(bare: worker {f['approval_cpu_ms_worker_bare']}, client {f['approval_cpu_ms_client_bare']})")
     lines.append("-" * 72)
-    for key in ("worker_rss_mb_per_1000", "server_rss_mb_per_1000", "intake_acknowledged_per_s",
-                "import_rows_per_s", "import_reimport_rows_per_s"):
+    for key in ("worker_rss_mb_per_1000", "server_rss_mb_per_1000"):
         if f.get(key) is not None:
             lines.append(f"{key:<30} {f[key]:>10}")
+    for database in ("sqlite", "postgresql"):  # a 60,000-row area export (bench/import_students.py)
+        for key, goal in (("import_first_s", 10), ("import_again_s", 5)):
+            if (seconds := f.get(f"{key}_{database}")) is not None:
+                lines.append(f"{f'{key} ({database})':<30} {seconds:>10} {'':>10} {seconds / goal:>7.2f}  "
+                             f"{f'< {goal} s':<7} {'yes' if seconds < goal else 'NO'}")
+    for database in ("sqlite", "postgresql"):  # 200 messages of the samples' shapes (bench/intake.py)
+        if (rate := f.get(f"intake_per_s_{database}")) is not None:
+            lines.append(f"{f'intake msg/s ({database})':<30} {rate:>10} {'':>10} {rate / 50:>7.2f}  "
+                         f"{'≥ 50':<7} {'yes' if rate >= 50 else 'NO'}")
+    for database in ("sqlite", "postgresql"):  # 30,000 schools, 8 requests in flight (bench/dashboard.py)
+        for name, label in (("area_dashboard", "area p95 ms"), ("dashboard_page", "page p95 ms"),
+                            ("area_dashboard_first_look", "1st look p95")):
+            if (p95 := f.get(f"{name}_p95_ms_{database}")) is not None:
+                lines.append(f"{f'{label} ({database})':<30} {p95:>10} {'':>10} {p95 / 150:>7.2f}  "
+                             f"{'< 150':<7} {'yes' if p95 < 150 else 'NO'}")
     return "\n".join(lines)
 
 
@@ -439,11 +457,20 @@ async def main() -> None:
                                               figures["start_round_settled_s"], figures["start_shaped_settled_s"])
     if "others" in only and not args.skip_others:
         print("intake and import …", flush=True)
-        intake = other_bench("bench.intake", "--messages", "100")
-        figures["intake_acknowledged_per_s"] = intake["receipt_to_reply_per_s"]
-        imported = other_bench("bench.import_students", "--rows", "20000", "--schools", "25")
-        figures["import_rows_per_s"] = imported["first_csv"]["rows_per_s"]
-        figures["import_reimport_rows_per_s"] = imported["again_csv"]["rows_per_s"]
+        intake = other_bench("bench.intake", "--messages", "200")  # SQLite, then PostgreSQL
+        for database in intake["backends"]:  # from SMTP receipt until the last reply was sent
+            figures[f"intake_per_s_{database}"] = intake[database]["receipt_to_sent_per_s"]
+        imported = other_bench("bench.import_students", "--rows", "60000", "--schools", "70")  # SQLite, PostgreSQL
+        for database in ("sqlite", "postgresql"):
+            for label, key in (("first_csv", "import_first_s"), ("again_csv", "import_again_s")):
+                if database in imported:
+                    figures[f"{key}_{database}"] = imported[database][label]["seconds"]
+        live = other_bench("bench.live_feed", "--ticks", "8")  # 1, 20 and 200 SSE watchers, one area then four
+        figures |= {k: v for k, v in live.items() if k.startswith("live_")}
+        dashboard = other_bench("bench.dashboard")  # 30,000 schools in 245 areas, 8 in flight; SQLite, PostgreSQL
+        for database in dashboard["backends"]:
+            for name in ("area_dashboard", "dashboard_page", "area_dashboard_first_look"):
+                figures[f"{name}_p95_ms_{database}"] = dashboard[database][f"{name}_goal"]["p95_ms"]
     figures["bench_duration_s"] = round(time.perf_counter() - began)
     print(table(figures), flush=True)
     emit(figures, args.json)

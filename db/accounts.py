@@ -266,6 +266,16 @@ IMPORT_COLUMNS = {"username": ("username", "user_name", "ชื่อผู้�
                   "name": ("name", "display_name", "ชื่อ"), "email": ("email", "อีเมล")}
 
 
+@dataclass(frozen=True)
+class ImportLine:
+    """What became of one row of the file: created, updated (`fields`), unchanged or refused (`why`)."""
+    line: int
+    username: str
+    outcome: str
+    fields: tuple[str, ...] = ()
+    why: Refusal | None = None
+
+
 @dataclass
 class ImportReport:
     created: list[str] = field(default_factory=list)
@@ -273,6 +283,7 @@ class ImportReport:
     unchanged: list[str] = field(default_factory=list)
     refused: list[tuple[int, str, Refusal]] = field(default_factory=list)  # (line, username, why)
     mails: list[str] = field(default_factory=list)  # outbox keys to deliver
+    lines: list[ImportLine] = field(default_factory=list)  # every row, in the file's order (the page's table)
 
 
 def read_import_file(data: bytes) -> list[tuple[int, AccountRow]]:
@@ -281,7 +292,16 @@ def read_import_file(data: bytes) -> list[tuple[int, AccountRow]]:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise invalid("file_encoding", "ไฟล์ต้องเป็น CSV แบบ UTF-8", "The file must be UTF-8 CSV") from None
-    reader = csv.reader(io.StringIO(text))
+    if "\x00" in text:  # no name or address holds it, and PostgreSQL cannot store it
+        raise invalid("file_format", "ไฟล์มีอักขระ NUL (รหัส 0) ซึ่งไม่ใช่ไฟล์ CSV", "The file holds a NUL character: "
+                      "it is not a CSV file")
+    try:
+        return _import_rows(csv.reader(io.StringIO(text)))
+    except csv.Error as exc:  # e.g. a cell over the csv module's field limit: the file's fault, said in words
+        raise invalid("file_format", f"อ่านไฟล์ CSV ไม่ได้ ({exc})", f"The CSV file cannot be read ({exc})") from None
+
+
+def _import_rows(reader) -> list[tuple[int, AccountRow]]:
     header = [h.strip().lower() for h in next(reader, [])]
     where: dict[str, int] = {}
     for key, names in IMPORT_COLUMNS.items():
@@ -300,10 +320,11 @@ def read_import_file(data: bytes) -> list[tuple[int, AccountRow]]:
 
 
 def import_accounts(session: Session, settings: Settings, rows: list[tuple[int, AccountRow]],
-                    now: datetime) -> ImportReport:
+                    now: datetime, manager: User | None = None) -> ImportReport:
     """Creates the new accounts (each mailed a welcome link) and brings existing ones (by user name) to the file's
     name, email, role and scope. Running the same file again changes nothing. A bad row is refused and reported;
-    the others are applied."""
+    the others are applied. `manager`: the page's user, whose scope (`manages`) every row must stay within, both
+    the account as it is and as the row would make it; None: the console, which may do anything."""
     report = ImportReport()
     seen: set[str] = set()
     for line, raw in rows:
@@ -316,16 +337,23 @@ def import_accounts(session: Session, settings: Settings, rows: list[tuple[int, 
             school_code, area = scope_fields(session, row.role, row.scope)
             user = session.exec(select(User).where(User.username == row.username)).first()
             if user is None:
-                _, key = create_account(session, settings, row, now)
+                _, key = create_account(session, settings, row, now, manager=manager)
                 report.created.append(row.username)
+                report.lines.append(ImportLine(line, row.username, "created"))
                 if key:
                     report.mails.append(key)
                 continue
+            if manager is not None and not manages(manager, user):  # another area's, or an administrator
+                raise refusal("username_taken", f"มีชื่อผู้ใช้ {row.username} อยู่แล้ว (เป็นบัญชีนอกขอบเขตของท่าน)",
+                              f"The user name {row.username} is taken (by an account outside your scope)")
+            if manager is not None and not manages(manager, User(role=row.role, area=area)):
+                raise forbidden("ย้ายผู้ใช้ไปนอกเขตพื้นที่ของตน", "move a user outside your own area")
             wanted = {"display_name": row.name, "email": row.email, "role": row.role, "school_code": school_code,
                       "area": area}
             changed = [k for k, v in wanted.items() if getattr(user, k) != v]
             if not changed:
                 report.unchanged.append(row.username)
+                report.lines.append(ImportLine(line, row.username, "unchanged"))
                 continue
             for k in changed:
                 setattr(user, k, wanted[k])
@@ -336,6 +364,9 @@ def import_accounts(session: Session, settings: Settings, rows: list[tuple[int, 
                 session.exec(update(PasswordLink).where(PasswordLink.user_id == user.id, PasswordLink.used_at.is_(None))
                              .values(used_at=now))
             report.updated.append((row.username, changed))
+            report.lines.append(ImportLine(line, row.username, "updated", tuple(changed)))
         except Refusal as why:
-            report.refused.append((line, normalise_username(raw.username), why))
+            name = normalise_username(raw.username)
+            report.refused.append((line, name, why))
+            report.lines.append(ImportLine(line, name, "refused", why=why))
     return report

@@ -19,7 +19,8 @@ def store_evidence(session: Session, data: bytes, filename: str = "") -> Evidenc
     if ctype is None:
         raise invalid("evidence_type", "หลักฐานต้องเป็นไฟล์ PDF, JPEG หรือ PNG", "Evidence must be a PDF, JPEG or PNG file")
     digest = hashlib.sha256(data).hexdigest()
-    row = session.get(EvidenceFile, digest)
+    row = session.get(EvidenceFile, digest) or next(  # or added in this transaction, not flushed yet
+        (o for o in session.new if isinstance(o, EvidenceFile) and o.sha256 == digest), None)
     if row is None:
         name = re.sub(r"[\x00-\x1f\x7f]", "", filename)[:255]  # a client's name for it: shown, never a path
         row = EvidenceFile(sha256=digest, content_type=ctype, size=len(data), filename=name, data=data)

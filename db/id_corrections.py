@@ -7,6 +7,7 @@ import re
 from datetime import datetime
 from email.parser import BytesHeaderParser
 
+from sqlalchemy import and_
 from sqlmodel import Session, select
 
 from db.deferred_changes import defer, roster_is_certified
@@ -252,6 +253,32 @@ def follow_cutoff(session: Session, ref: str) -> datetime:
         row.cutoff_at = school.cutoff_at
         session.add(row)
     return row.cutoff_at
+
+
+def request_input(session: Session, row: IdCorrection) -> IdCorrectionInput:
+    """What the request's workflow starts with, its cutoff the school's current one (as `follow_cutoff`)."""
+    school = session.get(SchoolRound, (row.round_id, row.school_code))
+    cutoff = max(row.cutoff_at, school.cutoff_at) if school is not None else row.cutoff_at
+    return IdCorrectionInput(ref=row.id, round_id=row.round_id, school_code=row.school_code, area=row.area,
+                             cutoff_at=cutoff)
+
+
+def open_past_cutoff(session: Session, now: datetime) -> tuple[list[IdCorrectionInput], datetime | None]:
+    """The open (pending) requests whose school's current cutoff has passed, and the next such cutoff of the
+    others. A cutoff that an extension moved is written to the request, as `follow_cutoff` does."""
+    due, following = [], None
+    stmt = select(IdCorrection, SchoolRound.cutoff_at).outerjoin(SchoolRound, and_(
+        SchoolRound.round_id == IdCorrection.round_id, SchoolRound.school_code == IdCorrection.school_code))
+    for row, school_cutoff in session.exec(stmt.where(IdCorrection.status == "pending")).all():
+        if school_cutoff is not None and school_cutoff > row.cutoff_at:
+            row.cutoff_at = school_cutoff
+            session.add(row)
+        if row.cutoff_at <= now:
+            due.append(IdCorrectionInput(ref=row.id, round_id=row.round_id, school_code=row.school_code,
+                                         area=row.area, cutoff_at=row.cutoff_at))
+        elif following is None or row.cutoff_at < following:
+            following = row.cutoff_at
+    return due, following
 
 
 def settle(session: Session, ref: str, status: str, by: str | None, at: datetime, reason: str | None) -> IdCorrection:

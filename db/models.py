@@ -42,6 +42,7 @@ class SchoolEmail(SQLModel, table=True):
 
 class User(SQLModel, table=True):
     __tablename__ = "users"
+    __table_args__ = (Index("ix_users_oidc", "oidc_issuer", "oidc_subject", unique=True),)
     id: str = Field(primary_key=True, max_length=40)
     display_name: str = Field(max_length=200)
     email: str | None = Field(default=None, index=True, max_length=254)  # the registered address: links go only here
@@ -58,6 +59,9 @@ class User(SQLModel, table=True):
     username: str | None = Field(default=None, unique=True, index=True, max_length=64)
     password_hash: str | None = Field(default=None, max_length=255)
     password_changed_at: datetime | None = Field(default=None, sa_column=Column(AwareDateTime(), nullable=True))
+    # single sign-on (web/oidc.py): the provider's issuer and subject, bound at the first sign-in through it
+    oidc_issuer: str | None = Field(default=None, max_length=255)
+    oidc_subject: str | None = Field(default=None, max_length=255)
 
 
 class PasswordLink(SQLModel, table=True):
@@ -132,9 +136,11 @@ class SchoolRound(SQLModel, table=True):
 
 class Student(SQLModel, table=True):
     __tablename__ = "students"
+    # (school_code, student_id) serves every per-school query; no index on status alone: SQLite, without
+    # statistics, would prefer it and scan every studying student of the country (migration 0013)
     __table_args__ = (UniqueConstraint("school_code", "student_id"),)
     id: int | None = Field(default=None, primary_key=True)
-    school_code: str = Field(foreign_key="schools.code", index=True, max_length=10)
+    school_code: str = Field(foreign_key="schools.code", max_length=10)
     student_id: str = Field(index=True, max_length=13, description="national ID or G-code, normalised")
     student_no: str = Field(default="", max_length=20)
     prefix: str = Field(default="", max_length=40)
@@ -146,7 +152,7 @@ class Student(SQLModel, table=True):
     birth_date: date | None = None
     sat_final_exam: bool = True
     left_on: date | None = None  # R7: the day a student who left before the final exam left (transferred out)
-    status: str = Field(default="studying", index=True, max_length=20)
+    status: str = Field(default="studying", max_length=20)
     status_reason: str | None = Field(default=None, max_length=40)  # e.g. the dropout category (R8)
     updated_at: datetime = Field(default_factory=utcnow, sa_column=Column(AwareDateTime(), nullable=False))
 

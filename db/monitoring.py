@@ -9,9 +9,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cache
 
-from sqlalchemy import Float, Integer, and_, case, column, func, literal, or_, select, true, union_all
+from sqlalchemy import (
+    Float, Integer, String, and_, bindparam, case, column, func, literal, null, or_, select, true, type_coerce, union_all,
+)
 from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.orm import aliased
 from sqlalchemy.sql.functions import FunctionElement
 from sqlmodel import Session
 
@@ -46,26 +50,10 @@ def _counts(session: Session, stmt) -> dict[str, int]:
 
 
 def open_case_counts(session: Session, round_id: str, area: str) -> tuple[dict[str, int], dict[str, int], dict[str, int]]:
-    """Per school of the area: pending ID corrections, open dropout consultations, open duplicate cases.
-    One query (a UNION ALL of four small GROUP BYs)."""
-    def dup(column):
-        return (select(literal("dup").label("kind"), column.label("school"), func.count().label("n"))
-                .join(School, School.code == column)
-                .where(DuplicateCase.round_id == round_id, DuplicateCase.status.in_(OPEN_DUPLICATE), School.area == area)
-                .group_by(column))
-
-    parts = union_all(
-        select(literal("idc").label("kind"), IdCorrection.school_code, func.count())
-        .where(IdCorrection.round_id == round_id, IdCorrection.area == area, IdCorrection.status.in_(OPEN_ID_CORRECTION))
-        .group_by(IdCorrection.school_code),
-        select(literal("dro").label("kind"), DropoutRequest.school_code, func.count())
-        .where(DropoutRequest.round_id == round_id, DropoutRequest.area == area, DropoutRequest.status.in_(OPEN_DROPOUT))
-        .group_by(DropoutRequest.school_code),
-        dup(DuplicateCase.holder_school), dup(DuplicateCase.claimant_school))
-    found: dict[str, dict[str, int]] = {"idc": {}, "dro": {}, "dup": {}}
-    for kind, code, n in session.execute(parts).all():
-        found[kind][code] = found[kind].get(code, 0) + n
-    return found["idc"], found["dro"], found["dup"]
+    """Per school of the area's projection: pending ID corrections, open dropout consultations, open duplicate
+    cases (`area_cases`)."""
+    found = area_cases(session, round_id, area)
+    return found.id_corrections, found.dropouts, found.duplicates
 
 
 _ROW = (SchoolRound.school_code, School.name, SchoolRound.area, SchoolRound.opens_at, SchoolRound.confirm_from,
@@ -97,6 +85,112 @@ def school_snapshot(session: Session, round_id: str, school_code: str) -> School
         return None
     idc, dro, dup = open_case_counts(session, round_id, row.area)
     return snapshot(row, idc.get(school_code, 0), dro.get(school_code, 0), dup.get(school_code, 0))
+
+
+# The dashboard's reads of an area, on every request: each statement is built once, with the round and the
+# area as parameters, and run on the session's connection (no ORM entities to load).
+_ROUND, _AREA = bindparam("round_id"), bindparam("area")
+_OF_AREA = (SchoolRound.round_id == _ROUND, SchoolRound.area == _AREA)
+_CONFIRMER, _CERTIFIER = aliased(User), aliased(User)
+
+
+def _with_deciders(stmt):
+    """The names of who confirmed and who certified, beside the projection row (None: no such user)."""
+    return (stmt.add_columns(_CONFIRMER.display_name.label("confirmed_name"),
+                             _CERTIFIER.display_name.label("certified_name"))
+            .outerjoin(_CONFIRMER, _CONFIRMER.id == SchoolRound.confirmed_by)
+            .outerjoin(_CERTIFIER, _CERTIFIER.id == SchoolRound.certified_by))
+
+
+@cache
+def _versions_statement():
+    # the instants as the driver gives them (only compared, never shown): no time-zone work per row
+    return _with_deciders(
+        select(SchoolRound.school_code, SchoolRound.version, type_coerce(SchoolRound.updated_at, String),
+               type_coerce(School.updated_at, String))
+        .join(School, School.code == SchoolRound.school_code).where(*_OF_AREA))
+
+
+def area_versions(session: Session, round_id: str, area: str) -> dict[str, tuple]:
+    """Per school of the area, what changes whenever its dashboard row may change apart from the clock
+    and its cases: its projection row (every projection write moves the row's version and `updated_at`,
+    db/projection.py), its directory row (every write moves `updated_at`) and its deciders' names. One
+    indexed read of a few columns: what the dashboard keeps between requests is checked against it."""
+    rows = session.connection().execute(_versions_statement(), {"round_id": round_id, "area": area}).all()
+    return {row[0]: tuple(row[1:]) for row in rows}
+
+
+@cache
+def _rows_statement(some: bool):
+    stmt = _with_deciders(select(*_ROW).join(School, School.code == SchoolRound.school_code).where(*_OF_AREA))
+    return stmt.where(SchoolRound.school_code.in_(bindparam("codes", expanding=True))) if some else stmt
+
+
+def area_rows(session: Session, round_id: str, area: str, codes: list[str] | None = None) -> list:
+    """The area's projection rows with their schools' and deciders' names (rows of `_ROW` with
+    `confirmed_name`, `certified_name`); only these schools' if `codes`."""
+    params = {"round_id": round_id, "area": area}
+    if codes is not None:
+        params["codes"] = codes
+    return session.connection().execute(_rows_statement(codes is not None), params).all()
+
+
+@dataclass
+class AreaCases:
+    """An area's open cases: per school of its projection, pending ID corrections, open dropout consultations
+    and open duplicate cases (as holder or claimant, the school in the area); and the open duplicate cases
+    with a party school in the area, each counted once."""
+
+    id_corrections: dict[str, int] = field(default_factory=dict)
+    dropouts: dict[str, int] = field(default_factory=dict)
+    duplicates: dict[str, int] = field(default_factory=dict)
+    area_duplicates: int = 0
+
+
+@cache
+def _cases_statement():
+    in_projection = select(SchoolRound.school_code).where(*_OF_AREA).scalar_subquery()
+
+    def dup(kind: str, side):
+        return (select(literal(kind), side, func.count()).join(School, School.code == side)
+                .where(DuplicateCase.round_id == _ROUND, DuplicateCase.status.in_(OPEN_DUPLICATE), School.area == _AREA)
+                .group_by(side))
+
+    claimant = aliased(School)
+    both = (select(literal("both"), null(), func.count()).select_from(DuplicateCase)
+            .join(School, School.code == DuplicateCase.holder_school)
+            .join(claimant, claimant.code == DuplicateCase.claimant_school)
+            .where(DuplicateCase.round_id == _ROUND, DuplicateCase.status.in_(OPEN_DUPLICATE),
+                   School.area == _AREA, claimant.area == _AREA))
+    return union_all(
+        # reached from the area's projection rows through the (round, school) indexes: the area's cases only
+        select(literal("idc"), IdCorrection.school_code, func.count())
+        .where(IdCorrection.round_id == _ROUND, IdCorrection.school_code.in_(in_projection),
+               IdCorrection.area == _AREA, IdCorrection.status.in_(OPEN_ID_CORRECTION))
+        .group_by(IdCorrection.school_code),
+        select(literal("dro"), DropoutRequest.school_code, func.count())
+        .where(DropoutRequest.round_id == _ROUND, DropoutRequest.school_code.in_(in_projection),
+               DropoutRequest.area == _AREA, DropoutRequest.status.in_(OPEN_DROPOUT))
+        .group_by(DropoutRequest.school_code),
+        dup("holder", DuplicateCase.holder_school), dup("claimant", DuplicateCase.claimant_school), both)
+
+
+def area_cases(session: Session, round_id: str, area: str) -> AreaCases:
+    """The area's open cases, in one query."""
+    found = AreaCases()
+    sides = 0
+    for kind, code, n in session.connection().execute(_cases_statement(), {"round_id": round_id, "area": area}):
+        if kind == "idc":
+            found.id_corrections[code] = n
+        elif kind == "dro":
+            found.dropouts[code] = n
+        elif kind == "both":
+            found.area_duplicates -= n  # a case between two of the area's schools is one case, not two
+        else:
+            found.duplicates[code] = found.duplicates.get(code, 0) + n
+            sides += n
+    found.area_duplicates += sides
+    return found
 
 
 def area_fingerprint(session: Session, round_id: str, area: str) -> tuple:
@@ -227,11 +321,7 @@ def round_funnel(session: Session, round_id: str, now: datetime) -> dict[str, Ar
 
 def area_open_duplicates(session: Session, round_id: str, area: str) -> int:
     """Open duplicate cases with a party school in the area (a case between two of its schools counts once)."""
-    return session.execute(select(func.count(func.distinct(DuplicateCase.id)))
-                           .join(School, or_(School.code == DuplicateCase.holder_school,
-                                             School.code == DuplicateCase.claimant_school))
-                           .where(DuplicateCase.round_id == round_id, DuplicateCase.status.in_(OPEN_DUPLICATE),
-                                  School.area == area)).scalar_one()
+    return area_cases(session, round_id, area).area_duplicates
 
 
 def round_open_cases(session: Session, round_id: str) -> dict[str, dict[str, int]]:

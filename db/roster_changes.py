@@ -5,13 +5,15 @@ Runs inside one transaction: either the whole batch is applied and marked applie
 
 from __future__ import annotations
 
+import operator
 from datetime import date, datetime
 
-from sqlalchemy import insert, update
+from sqlalchemy import update
 from sqlmodel import Session, select
 
 from pydantic import ValidationError
 
+from db.bulk import insert_rows, select_in
 from db.directory import round_spec, upsert_school
 from db.duplicates import claims_left, open_obec_case
 from db.models import AuditEvent, EndOfYearRecord, Round, RosterBatch, School, Student
@@ -44,54 +46,89 @@ def _student_view(s: Student) -> dict:
     return {f: _jsonable(getattr(s, f)) for f in ("student_id", *STUDENT_FIELDS)}
 
 
+# A school's rows of an export as staged for its workflow: the column names once, then one list per row
+# (the same rows as one dict each were twice the JSON to write and to read back)
+IMPORT_COLUMNS = ("row", "student_id", "entry_academic_year", *STUDENT_FIELDS)
+_BIRTH = IMPORT_COLUMNS.index("birth_date")
+_FIRST_FIELD = IMPORT_COLUMNS.index(STUDENT_FIELDS[0])
+_staged_values = operator.attrgetter(*IMPORT_COLUMNS)
+
+
+def import_payload(rows: list) -> dict:
+    """`rows`: domain.roster_file.RosterRow of one school."""
+    lines = []
+    for r in rows:
+        line = list(_staged_values(r))
+        if line[_BIRTH] is not None:
+            line[_BIRTH] = line[_BIRTH].isoformat()
+        lines.append(line)
+    return {"columns": list(IMPORT_COLUMNS), "rows": lines}
+
+
+def _staged_rows(payload: dict) -> list[list]:
+    """The staged rows as lists in IMPORT_COLUMNS order, whichever way they were staged (a batch staged
+    before the columnar payload has one dict per row)."""
+    columns = payload.get("columns")
+    if columns is None:
+        return [[r.get(c) for c in IMPORT_COLUMNS] for r in payload["rows"]]
+    if tuple(columns) == IMPORT_COLUMNS:
+        return payload["rows"]
+    where = [columns.index(c) if c in columns else None for c in IMPORT_COLUMNS]
+    return [[None if i is None else r[i] for i in where] for r in payload["rows"]]
+
+
 def apply_import(session: Session, batch: RosterBatch, actor: str, at: datetime, limits: ClaimLimits) -> dict:
-    """A school's rows of a DMC export, the rules row by row. Bulk statements, not ORM objects: a
-    60,000-row area export goes through in seconds.
+    """A school's rows of a DMC export, the rules row by row. Set-based reads (the school's roster in one
+    query, the IDs held elsewhere in a few) and bulk writes (db.bulk): a 60,000-row area export goes through
+    in seconds, and a row that changes nothing costs a comparison of two tuples.
 
     A file makes at most `limits.per_file` claims on students held elsewhere (and no more than the user's and
     the school's limits allow): once it has, every later row of a student new to the school is refused, claim or
     not, so that a file cannot be used to learn which IDs are on some roster."""
-    rows = batch.payload["rows"]
+    rows = _staged_rows(batch.payload)
     columns = [Student.id, Student.student_id, Student.status, Student.left_on,
                *(getattr(Student, f) for f in STUDENT_FIELDS)]
     existing = {row.student_id: row for row in session.execute(
         select(*columns).where(Student.school_code == batch.school_code))}
     # a student not studying here comes back as an admission does: the same search for them on another roster
-    ids = [r["student_id"] for r in rows if r["student_id"] not in existing or existing[r["student_id"]].status != ACTIVE]
-    elsewhere: set[str] = set()
+    ids = [r[1] for r in rows if r[1] not in existing or existing[r[1]].status != ACTIVE]
+    elsewhere = set(select_in(session, select(Student.student_id).where(
+        Student.school_code != batch.school_code, Student.status == ACTIVE), Student.student_id, ids))
     cases: list[dict] = []
-    for start in range(0, len(ids), 500):
-        chunk = ids[start:start + 500]
-        elsewhere.update(session.exec(select(Student.student_id).where(
-            Student.student_id.in_(chunk), Student.school_code != batch.school_code, Student.status == ACTIVE)))
     issues, inserts, updates, audits, unchanged = [], [], [], [], 0
     left, retry_after = claims_left(session, batch.round_id, batch.school_code, actor, at, limits)
     budget = min(left, limits.per_file)
     exhausted = too_many_claims_in_file(limits.per_file) if budget == limits.per_file else too_many_claims(retry_after)
     claims = [0]
     round_year = session.get(Round, batch.round_id).academic_year
-    for r in rows:
+    birth = _BIRTH - _FIRST_FIELD
+    for line in rows:
+        row_number, sid, entry_year = line[0], line[1], line[2]
         try:  # R5: a row that says it is next year's applicant never enters, new or returning
-            check_entry_year(r.get("entry_academic_year"), round_year)
+            check_entry_year(entry_year, round_year)
         except Refusal as refused:
-            issues.append(_issue(r["row"], "ปีการศึกษาที่เข้าเรียน", str(r.get("entry_academic_year")), refused))
+            issues.append(_issue(row_number, "ปีการศึกษาที่เข้าเรียน", str(entry_year), refused))
             continue
-        values = {f: r.get(f) for f in STUDENT_FIELDS}
-        if values["birth_date"]:
-            values["birth_date"] = date.fromisoformat(values["birth_date"])
-        sid = r["student_id"]
+        staged = line[_FIRST_FIELD:]
+        fields = list(staged)
+        if fields[birth]:
+            fields[birth] = date.fromisoformat(fields[birth])
         current = existing.get(sid)
+        if current is not None and current.status == ACTIVE and tuple(current[4:]) == tuple(fields):
+            unchanged += 1  # the common case of a re-import: nothing to check or write
+            continue
+        values = dict(zip(STUDENT_FIELDS, fields, strict=True))
         if current is None:
             if claims[0] >= budget:
-                issues.append(_issue(r["row"], "เลขประจำตัวประชาชน", sid, exhausted) | {"status": exhausted.status})
+                issues.append(_issue(row_number, "เลขประจำตัวประชาชน", sid, exhausted) | {"status": exhausted.status})
                 continue
             if sid in elsewhere:
                 case = _open_case(session, batch, sid, values, cases, actor, at, claims)
-                issues.append(_issue(r["row"], "เลขประจำตัวประชาชน", sid, _elsewhere(case)))
+                issues.append(_issue(row_number, "เลขประจำตัวประชาชน", sid, _elsewhere(case)))
                 continue
             inserts.append({"school_code": batch.school_code, "student_id": sid, **values, "status": ACTIVE,
                             "updated_at": at})
-            audits.append((None, {"student_id": sid, **_jsonable_all(values)}))
+            audits.append((None, {"student_id": sid, **dict(zip(STUDENT_FIELDS, staged, strict=True))}))
             continue
         if current.status != ACTIVE:
             # a way back onto the roster: the admission's rules (R3's claim, R8 and the other records that say
@@ -99,14 +136,14 @@ def apply_import(session: Session, batch: RosterBatch, actor: str, at: datetime,
             try:
                 check_return(current.status, current.left_on, by_import=True)
             except Refusal as refused:
-                issues.append(_issue(r["row"], "เลขประจำตัวประชาชน", sid, refused))
+                issues.append(_issue(row_number, "เลขประจำตัวประชาชน", sid, refused))
                 continue
             if claims[0] >= budget:
-                issues.append(_issue(r["row"], "เลขประจำตัวประชาชน", sid, exhausted) | {"status": exhausted.status})
+                issues.append(_issue(row_number, "เลขประจำตัวประชาชน", sid, exhausted) | {"status": exhausted.status})
                 continue
             if sid in elsewhere:
                 case = _open_case(session, batch, sid, values, cases, actor, at, claims)
-                issues.append(_issue(r["row"], "เลขประจำตัวประชาชน", sid, _elsewhere(case)))
+                issues.append(_issue(row_number, "เลขประจำตัวประชาชน", sid, _elsewhere(case)))
                 continue
         changed = {k: v for k, v in values.items() if getattr(current, k) != v}
         if not changed and current.status == ACTIVE:
@@ -116,20 +153,18 @@ def apply_import(session: Session, batch: RosterBatch, actor: str, at: datetime,
             try:
                 check_grade_edit(current.grade, values["grade"])
             except Refusal as refused:
-                issues.append(_issue(r["row"], "ชั้น", values["grade"], refused))
+                issues.append(_issue(row_number, "ชั้น", values["grade"], refused))
                 continue
         updates.append({"id": current.id, **changed, "status": ACTIVE, "updated_at": at})
         before = {"student_id": sid, "status": current.status, **_jsonable_all({k: getattr(current, k) for k in changed})}
         audits.append((before, {"student_id": sid, "status": ACTIVE, **_jsonable_all(changed)}))
-    if inserts:
-        session.execute(insert(Student), inserts)
+    insert_rows(session, Student.__table__, inserts)
     if updates:
         session.execute(update(Student), updates)
-    if audits:
-        session.execute(insert(AuditEvent), [
-            {"key": f"{batch.id}/{n}", "at": at, "actor": actor, "action": "import_student", "round_id": batch.round_id,
-             "school_code": batch.school_code, "before": before, "after": after}
-            for n, (before, after) in enumerate(audits)])
+    insert_rows(session, AuditEvent.__table__, [
+        {"key": f"{batch.id}/{n}", "at": at, "actor": actor, "action": "import_student", "round_id": batch.round_id,
+         "school_code": batch.school_code, "before": before, "after": after}
+        for n, (before, after) in enumerate(audits)])
     applied = len(inserts) + len(updates)
     return {"applied": applied, "unchanged": unchanged, "refused": len(issues), "issues": issues, "cases": cases}
 

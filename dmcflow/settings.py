@@ -8,6 +8,7 @@ from datetime import date, timedelta
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -115,6 +116,22 @@ class Settings(BaseSettings):
     password_link_hours: int = Field(72, ge=1)
     # a password set through the link: at least this long, and not the user name (NIST SP 800-63B)
     password_min_length: int = Field(10, ge=8)
+    # single sign-on with an OpenID Connect provider (web/oidc.py), off while the issuer or the client id is unset.
+    # The issuer exactly as its discovery document (<issuer>/.well-known/openid-configuration) says it
+    oidc_issuer: str | None = Field(None, max_length=255)
+    oidc_client_id: str | None = None
+    oidc_client_secret: SecretStr | None = None  # unset: a public client, PKCE alone
+    oidc_provider_name: str = Field("OpenID Connect", max_length=60)  # the login page's "เข้าสู่ระบบด้วย <name>"
+    # the ID token's claim that finds the account at its first sign-in through the provider: `email` (only when
+    # email_verified; the account's registered email) or another (e.g. preferred_username: the user name)
+    oidc_user_claim: str = "email"
+    oidc_scopes: str = "openid email profile"
+    # the areas whose accounts may sign in through this provider (comma-separated); empty: every account
+    oidc_areas: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
+    @property
+    def oidc_enabled(self) -> bool:
+        return bool(self.oidc_issuer and self.oidc_client_id)
     # request bodies above these are refused (413) before they are read: uploads, and everything else (JSON)
     max_upload_bytes: int = 50 * 1024 * 1024
     max_json_bytes: int = 1024 * 1024
@@ -145,7 +162,8 @@ class Settings(BaseSettings):
     temporal_ui_port: int = 8233
 
 
-    @field_validator("smtp_username", "smtp_password", "smtp_tls_ca_file", mode="before")
+    @field_validator("smtp_username", "smtp_password", "smtp_tls_ca_file", "oidc_issuer", "oidc_client_id",
+                     "oidc_client_secret", mode="before")
     @classmethod
     def _empty_is_unset(cls, value):
         return None if value == "" else value  # docker-compose passes an unset ${VAR:-} as ""
@@ -161,7 +179,16 @@ class Settings(BaseSettings):
                 "or implicit (port 465), with DMCFLOW_SMTP_TLS_CA_FILE for a relay with a private CA")
         return value
 
-    @field_validator("trusted_proxies", "intake_relay_addresses", mode="before")
+    @field_validator("oidc_issuer")
+    @classmethod
+    def _issuer_over_https(cls, value: str | None) -> str | None:
+        if value and not (value.startswith("https://")
+                          or (value.startswith("http://") and is_loopback(urlsplit(value).hostname or ""))):
+            raise ValueError(f"DMCFLOW_OIDC_ISSUER={value!r}: the provider's keys and tokens must come over https "
+                             "(plain http is accepted only on a loopback address, for tests)")
+        return value
+
+    @field_validator("trusted_proxies", "intake_relay_addresses", "oidc_areas", mode="before")
     @classmethod
     def _comma_separated(cls, value):
         if isinstance(value, str):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import operator
 import re
 import unicodedata
 
@@ -20,8 +21,16 @@ def _compact(raw: str) -> str:
     return _SEPARATORS.sub("", text)
 
 
+_WEIGHTS = range(13, 1, -1)
+_THIRTEEN = re.compile(r"[0-9]{13}")
+
+
+_ZEROS = sum(_WEIGHTS) * ord("0")
+
+
 def national_id_check_digit(first12: str) -> int:
-    total = sum(int(d) * (13 - i) for i, d in enumerate(first12))
+    # the digits' code points, weighted, less the zeros': each row of an export has one to check
+    total = sum(map(operator.mul, first12.encode("ascii"), _WEIGHTS)) - _ZEROS
     return (11 - total % 11) % 10
 
 
@@ -29,10 +38,15 @@ def is_national_id(value: str) -> bool:
     return bool(_NATIONAL.match(value)) and national_id_check_digit(value[:12]) == int(value[12])
 
 
+def _plain(raw: str) -> bool:
+    """Already 13 Arabic digits, as nearly every cell of an export is: nothing to compact."""
+    return len(raw) == 13 and raw.isascii() and raw.isdigit()
+
+
 def normalise_national_id(raw: str) -> str:
     """Accepts Thai digits, dashes and spaces; answers 13 Arabic digits or raises a Refusal."""
-    value = _compact(raw)
-    if not re.fullmatch(r"[0-9]{13}", value):
+    value = raw if _plain(raw) else _compact(raw)
+    if not _THIRTEEN.fullmatch(value):
         raise invalid("national_id_format", "เลขประจำตัวประชาชนต้องมี 13 หลัก",
                       "A national ID has 13 digits")
     if value[0] == "9":
@@ -54,6 +68,8 @@ def normalise_gcode(raw: str) -> str:
 
 def normalise_student_id(raw: str) -> str:
     """A student's identifier as the roster holds it: a national ID or a G-code."""
+    if _plain(raw):
+        return normalise_national_id(raw)
     value = _compact(raw).upper()
     if value.startswith("G"):
         return normalise_gcode(value)

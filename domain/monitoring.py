@@ -113,10 +113,15 @@ class SchoolSnapshot:
         # the projection's instants were validated by the workflow that wrote them: no second validation
         return Schedule.model_construct(opens_at=self.opens_at, confirm_from=self.confirm_from, cutoff_at=self.cutoff_at)
 
-    def stage(self, now: datetime) -> Stage:
+    @cached_property
+    def decisions(self) -> tuple[Decision | None, Decision | None]:
+        """(confirmed, certified) as the workflow's types, made once (the dashboard asks for the stage often)."""
         confirmed = Decision.model_construct(by=self.confirmed_by or "", at=self.confirmed_at) if self.confirmed_at else None
         certified = Decision.model_construct(by=self.certified_by or "", at=self.certified_at) if self.certified_at else None
-        return stage_at(now, self.schedule, confirmed, certified)
+        return confirmed, certified
+
+    def stage(self, now: datetime) -> Stage:
+        return stage_at(now, self.schedule, *self.decisions)
 
 
 def bucket_of(stage: Stage, gate: GateProgress) -> Bucket:
@@ -176,26 +181,27 @@ def _cases_text(blocking: tuple[BlockingCase, ...]) -> tuple[str, str]:
     return th, en
 
 
-def assess(s: SchoolSnapshot, now: datetime) -> Risk | None:
-    """The first rule of the module docstring that holds, or None when the school is on track."""
-    stage = s.stage(now)
+def assess(s: SchoolSnapshot, now: datetime, stage: Stage | None = None) -> Risk | None:
+    """The first rule of the module docstring that holds, or None when the school is on track.
+    `stage`: the school's stage at `now`, when the caller has it already."""
+    stage = s.stage(now) if stage is None else stage
     if stage in (Stage.not_open, Stage.certified, Stage.late):
         return None
     left = s.cutoff_at - now
-    left_th, left_en = thai_duration(left), english_duration(left)
     near = left <= attention_horizon(s.schedule)
     gate = s.gate
     if gate.students == 0:
         if near:
-            return Risk("roster_empty", f"ยังไม่มีนักเรียนในทะเบียน เหลือเวลา {left_th}",
-                        f"No student on the roster yet; {left_en} left")
+            return Risk("roster_empty", f"ยังไม่มีนักเรียนในทะเบียน เหลือเวลา {thai_duration(left)}",
+                        f"No student on the roster yet; {english_duration(left)} left")
         return None
     if stage is not Stage.confirmed:
         todo, done = records_left(gate), records_done(gate)
         if todo and not done:
             if near:
-                return Risk("not_started", f"ยังไม่เริ่มบันทึกข้อมูลสิ้นปี (เมนู 3.2.2) {todo} รายการ เหลือเวลา {left_th}",
-                            f"No end-of-year record yet (menu 3.2.2), {todo} to do; {left_en} left")
+                return Risk("not_started",
+                            f"ยังไม่เริ่มบันทึกข้อมูลสิ้นปี (เมนู 3.2.2) {todo} รายการ เหลือเวลา {thai_duration(left)}",
+                            f"No end-of-year record yet (menu 3.2.2), {todo} to do; {english_duration(left)} left")
             return None
         if todo:
             observed = max(now - s.opens_at, MIN_OBSERVED)
@@ -205,20 +211,20 @@ def assess(s: SchoolSnapshot, now: datetime) -> Risk | None:
                 return Risk(
                     "behind_pace",
                     f"ตามอัตราที่ผ่านมา (ราว {per_hour:.1f} รายการ/ชม.) อีก {todo} รายการจะใช้เวลาราว "
-                    f"{thai_duration(needed)} แต่เหลือเวลา {left_th}",
+                    f"{thai_duration(needed)} แต่เหลือเวลา {thai_duration(left)}",
                     f"At its pace so far (~{per_hour:.1f} records/h) the {todo} records left need about "
-                    f"{english_duration(needed)}, but {left_en} are left")
+                    f"{english_duration(needed)}, but {english_duration(left)} are left")
         if s.blocking and near:
             th, en = _cases_text(s.blocking)
-            return Risk("blocked", f"มีเรื่องค้างที่ต้องปิดก่อนยืนยัน ({th}) เหลือเวลา {left_th}",
-                        f"Open cases block confirmation ({en}); {left_en} left")
+            return Risk("blocked", f"มีเรื่องค้างที่ต้องปิดก่อนยืนยัน ({th}) เหลือเวลา {thai_duration(left)}",
+                        f"Open cases block confirmation ({en}); {english_duration(left)} left")
         if not todo and now >= s.confirm_from and left <= LAST_CALL:
-            return Risk("not_confirmed", f"บันทึกครบแล้วแต่เจ้าหน้าที่ยังไม่ยืนยัน เหลือเวลา {left_th}",
-                        f"All records done but staff have not confirmed; {left_en} left")
+            return Risk("not_confirmed", f"บันทึกครบแล้วแต่เจ้าหน้าที่ยังไม่ยืนยัน เหลือเวลา {thai_duration(left)}",
+                        f"All records done but staff have not confirmed; {english_duration(left)} left")
         return None
     if now >= s.confirm_from and left <= LAST_CALL:
-        return Risk("not_certified", f"ยืนยันแล้วแต่ผู้อำนวยการยังไม่รับรอง เหลือเวลา {left_th}",
-                    f"Confirmed, but the director has not certified; {left_en} left")
+        return Risk("not_certified", f"ยืนยันแล้วแต่ผู้อำนวยการยังไม่รับรอง เหลือเวลา {thai_duration(left)}",
+                    f"Confirmed, but the director has not certified; {english_duration(left)} left")
     return None
 
 
@@ -275,10 +281,11 @@ class AreaFigures:
 
 def school_status(s: SchoolSnapshot, now: datetime) -> SchoolStatus:
     stage = s.stage(now)
-    return SchoolStatus(snapshot=s, stage=stage, bucket=bucket_of(stage, s.gate), risk=assess(s, now),
-                        seconds_left=max(0, int((s.cutoff_at - now).total_seconds())),
-                        warning=blocking_warning(s.blocking, stage, s.cutoff_at, now,
-                                                 set(getattr(s.gate, "excused_cases", ()))))
+    warning = None
+    if s.blocking:
+        warning = blocking_warning(s.blocking, stage, s.cutoff_at, now, set(getattr(s.gate, "excused_cases", ())))
+    return SchoolStatus(snapshot=s, stage=stage, bucket=bucket_of(stage, s.gate), risk=assess(s, now, stage),
+                        seconds_left=max(0, int((s.cutoff_at - now).total_seconds())), warning=warning)
 
 
 def area_figures(snapshots: list[SchoolSnapshot], now: datetime) -> AreaFigures:

@@ -96,12 +96,13 @@ def parse_roster(data: bytes, filename: str = "", limits: FileLimits = FileLimit
         raise invalid("file_headers", f"ไม่พบหัวคอลัมน์: {', '.join(missing)}",
                       f"Missing column headers: {', '.join(missing)}")
     seen: dict[str, int] = {}
+    memo: dict = {}
     for index, cells in table:  # index: the row number a spreadsheet shows
-        if not any(c.strip() for c in cells):
+        if not "".join(cells).strip():  # no cell with a value
             continue
         result.total_rows += 1
         raw = {k: (cells[i].strip() if i < len(cells) else "") for k, i in columns.items()}
-        row = _parse_row(index, raw, result.issues)
+        row = _parse_row(index, raw, result.issues, memo)
         if row is None:
             continue
         if row.student_id in seen:
@@ -114,15 +115,68 @@ def parse_roster(data: bytes, filename: str = "", limits: FileLimits = FileLimit
     return result
 
 
-def _parse_row(index: int, raw: dict[str, str], issues: list[RowIssue]) -> RosterRow | None:
+_MISSING = object()
+
+
+def _memo(memo: dict, key: str, text: str, parse):
+    """`parse(text)`, or the Refusal it raised, once per file for each distinct text of a column: school
+    codes, grades, prefixes, names and birth dates repeat from row to row (national IDs do not: not kept)."""
+    seen = memo.get(key)
+    if seen is None:
+        seen = memo[key] = {}
+    found = seen.get(text, _MISSING)
+    if found is _MISSING:
+        try:
+            found = parse(text)
+        except Refusal as refusal:
+            found = refusal
+        seen[text] = found
+    return found
+
+
+def _birth_date(raw: str) -> date:
+    try:
+        return parse_birth_date(raw)
+    except (ValueError, TypeError):
+        raise invalid("birth_date_format", "วันเกิดต้องเป็น วว/ดด/ปปปป (พ.ศ.)", "Birth date must be dd/mm/yyyy (BE)") from None
+
+
+def _entry_year(raw: str) -> int:
+    try:
+        return int(arabic_digits(raw).strip())
+    except ValueError:
+        raise invalid("entry_year_format", "ปีการศึกษาที่เข้าเรียนต้องเป็นปี พ.ศ. เช่น 2566",
+                      "The entry academic year must be a BE year such as 2566") from None
+
+
+def _sat_final_exam(raw: str) -> bool:
+    sat = raw.strip().lower()
+    if sat in NO:
+        raise invalid("r2_no_final_exam",
+                      "นำเข้าไม่ได้: ทะเบียนต้องมีเฉพาะนักเรียนที่สอบปลายภาคปีการศึกษา 2566 ที่โรงเรียนนี้ (ข้อ 2)",
+                      "Not imported: the roster holds only students who sat the AY 2566 final exam at this school (R2)")
+    if sat not in YES:
+        raise invalid("sat_final_exam_value", "ช่องสอบปลายภาคต้องเป็น ใช่ หรือ ไม่ใช่",
+                      "The final-exam column must be ใช่ or ไม่ใช่")
+    return True
+
+
+def _parse_row(index: int, raw: dict[str, str], issues: list[RowIssue], memo: dict) -> RosterRow | None:
     before = len(issues)
 
-    def take(key: str, parse):
-        try:
-            return parse(raw.get(key, ""))
-        except Refusal as refusal:
-            issues.append(_issue(index, key, raw.get(key, ""), refusal))
-        return None
+    def take(key: str, parse, cached: bool = True):
+        text = raw.get(key, "")
+        if cached:
+            value = _memo(memo, key, text, parse)
+        else:
+            try:
+                value = parse(text)
+            except Refusal as refusal:
+                value = refusal
+        if isinstance(value, Refusal):
+            issues.append(_issue(index, key, text, value))
+            return None
+        return value
 
     for key in REQUIRED:
         if not raw.get(key):
@@ -132,39 +186,17 @@ def _parse_row(index: int, raw: dict[str, str], issues: list[RowIssue]) -> Roste
     if raw["student_id"].isdigit() and len(raw["student_id"]) == 12:
         raw["student_id"] = raw["student_id"].zfill(13)  # a 0-led ID typed as a number in a spreadsheet
     school = take("school_code", normalise_school_code)
-    student = take("student_id", normalise_student_id)
+    student = take("student_id", normalise_student_id, cached=False)
     grade = take("grade", normalise_grade)
-    sat = raw["sat_final_exam"].strip().lower()
-    if sat not in YES | NO:
-        issues.append(_issue(index, "sat_final_exam", raw["sat_final_exam"],
-                             invalid("sat_final_exam_value", "ช่องสอบปลายภาคต้องเป็น ใช่ หรือ ไม่ใช่",
-                                     "The final-exam column must be ใช่ or ไม่ใช่")))
-    elif sat in NO:
-        issues.append(_issue(index, "sat_final_exam", raw["sat_final_exam"], invalid(
-            "r2_no_final_exam",
-            "นำเข้าไม่ได้: ทะเบียนต้องมีเฉพาะนักเรียนที่สอบปลายภาคปีการศึกษา 2566 ที่โรงเรียนนี้ (ข้อ 2)",
-            "Not imported: the roster holds only students who sat the AY 2566 final exam at this school (R2)")))
-    birth = None
-    if raw.get("birth_date"):
-        try:
-            birth = parse_birth_date(raw["birth_date"])
-        except (ValueError, TypeError):
-            issues.append(_issue(index, "birth_date", raw["birth_date"], invalid(
-                "birth_date_format", "วันเกิดต้องเป็น วว/ดด/ปปปป (พ.ศ.)", "Birth date must be dd/mm/yyyy (BE)")))
-    entry_year = None
-    if raw.get("entry_academic_year"):
-        try:
-            entry_year = int(arabic_digits(raw["entry_academic_year"]).strip())
-        except ValueError:
-            issues.append(_issue(index, "entry_academic_year", raw["entry_academic_year"], invalid(
-                "entry_year_format", "ปีการศึกษาที่เข้าเรียนต้องเป็นปี พ.ศ. เช่น 2566",
-                "The entry academic year must be a BE year such as 2566")))
+    take("sat_final_exam", _sat_final_exam)
+    birth = take("birth_date", _birth_date) if raw.get("birth_date") else None
+    entry_year = take("entry_academic_year", _entry_year) if raw.get("entry_academic_year") else None
     if len(issues) > before:
         return None
     return RosterRow(
         row=index, school_code=school, student_id=student, grade=grade,
-        first_name=normalise_name(raw["first_name"]), last_name=normalise_name(raw["last_name"]),
+        first_name=take("first_name", normalise_name), last_name=take("last_name", normalise_name),
         sat_final_exam=True, classroom=raw.get("classroom", ""), student_no=raw.get("student_no", ""),
-        gender=raw.get("gender", ""), prefix=normalise_name(raw.get("prefix", "")), birth_date=birth,
+        gender=raw.get("gender", ""), prefix=take("prefix", normalise_name), birth_date=birth,
         entry_academic_year=entry_year,
     )

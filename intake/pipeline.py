@@ -19,19 +19,19 @@ from datetime import datetime
 from sqlalchemy.engine import Engine
 from sqlmodel import select
 from temporalio.client import Client
-from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
-from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from db.engine import session_scope
 from db.id_corrections import keep_refused, registered_schools, store_raw
 from db.models import InboundMessage
 from dmcflow.settings import Settings
+from domain.intake_messages import IntakeRun
 from intake.mail_auth import DnsFunc, Verdict, authenticate, from_sender, header_values
 from intake.rate_limits import SlidingWindow
-from workflows.ids import inbound_message_id
-from workflows.inbound_message import InboundMessageWorkflow
+from workflows.ids import inbound_intake_id
+from workflows.inbound_intake import InboundIntakeWorkflow
 
 log = logging.getLogger(__name__)
+RESUME_CHUNK = 500  # hashes per signal when resuming: one signal stays far below Temporal's payload limit
 
 
 class Deferred(Exception):
@@ -49,6 +49,7 @@ class Intake:
         window = settings.intake_rate_window_seconds
         self.per_client = SlidingWindow(settings.intake_rate_per_client, window)
         self.per_sender = SlidingWindow(settings.intake_rate_per_sender, window)
+        self._handing: dict[asyncio.AbstractEventLoop, list] = {}  # hand-overs waiting for a signal, per event loop
 
     async def receive(self, raw: bytes, via: str, received_at: datetime, client: str | None = None) -> str:
         """Answers the message's hash once it is safely stored (and, if admitted, handed over). Raises if it
@@ -99,14 +100,37 @@ class Intake:
         with session_scope(self.engine) as session:
             return (*keep_refused(session, raw, via, received_at, verdict, verdict.reason, client), False)
 
-    async def hand_over(self, sha: str) -> None:
-        try:
-            await self.client.start_workflow(
-                InboundMessageWorkflow.run, sha, id=inbound_message_id(sha), task_queue=self.settings.task_queue,
-                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE)
-        except WorkflowAlreadyStartedError:
-            pass  # the same bytes again, already processed: no second request, no second reply
+    async def hand_over(self, *shas: str) -> None:
+        """To the task queue's InboundIntakeWorkflow (started if need be), in one signal with the hashes of the
+        messages stored while the previous signal was on its way (one RPC and one history event for several
+        messages). The same bytes again are no second request and no second reply: it decides each message
+        once and finds its reply sent. Raises when Temporal did not take them."""
+        loop = asyncio.get_running_loop()  # the SMTP listener's loop, or the IMAP poller's
+        queue = self._handing.setdefault(loop, [])
+        done = loop.create_future()
+        queue.append((shas, done))
+        if len(queue) == 1:
+            loop.create_task(self._signal(queue))
+        await done
+
+    async def _signal(self, queue: list) -> None:
+        while queue:
+            await asyncio.sleep(0)  # the receipts that are ready join
+            taken = queue[:]
+            try:
+                await self.client.start_workflow(
+                    InboundIntakeWorkflow.run, IntakeRun(), id=inbound_intake_id(self.settings.task_queue),
+                    task_queue=self.settings.task_queue, start_signal="received",
+                    start_signal_args=[[sha for shas, _ in taken for sha in shas]])
+            except Exception as exc:  # noqa: BLE001  each waiting receipt fails with it (SMTP 451, IMAP unmarked)
+                for _, done in taken:
+                    if not done.done():  # its receipt may have been given up (the SMTP session closed)
+                        done.set_exception(exc)
+            else:
+                for _, done in taken:
+                    if not done.done():
+                        done.set_result(None)
+            del queue[:len(taken)]
 
     async def resume(self) -> int:
         """Hand over every message stored but never processed (a crash between store and hand-over)."""
@@ -115,6 +139,6 @@ class Intake:
                 return list(session.exec(select(InboundMessage.sha256).where(InboundMessage.status == "stored")))
 
         shas = await asyncio.to_thread(stored)
-        for sha in shas:
-            await self.hand_over(sha)
+        for at in range(0, len(shas), RESUME_CHUNK):
+            await self.hand_over(*shas[at:at + RESUME_CHUNK])
         return len(shas)

@@ -12,6 +12,7 @@ from email.charset import Charset
 from email.message import EmailMessage
 from itertools import chain, repeat
 
+from aiosmtplib import SMTPNotSupported, SMTPRecipientsRefused, SMTPResponseException
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
@@ -79,29 +80,70 @@ def well_formed_headers(msg: EmailMessage, *, subject: str, in_reply_to: str | N
             msg.set_raw(name, in_reply_to)
 
 
+def _due(session: Session, settings: Settings, key: str) -> EmailMessage | None:
+    """The mail to send now (its attempt counted), or None when it is sent already or has nobody to go to."""
+    row = session.get(OutboxMail, key)
+    if row is None or row.status == "sent":
+        return None
+    if not row.recipients:
+        row.status = "no_recipients"
+        return None
+    row.attempts += 1
+    msg = smtp_sender.build_message(settings, to=list(row.recipients), subject=row.subject,
+                                    body=row.body_text, message_id=row.message_id, in_reply_to=row.in_reply_to)
+    well_formed_headers(msg, subject=row.subject, in_reply_to=row.in_reply_to)
+    return msg
+
+
 async def deliver(engine: Engine, settings: Settings, key: str) -> bool:
     """Send one outbox mail unless it was sent already. Raises while the SMTP server is unreachable."""
     with session_scope(engine) as session:
-        row = session.get(OutboxMail, key)
-        if row is None or row.status == "sent":
-            return False
-        if not row.recipients:
-            row.status = "no_recipients"
-            return False
-        row.attempts += 1
-        msg = smtp_sender.build_message(settings, to=list(row.recipients), subject=row.subject,
-                                        body=row.body_text, message_id=row.message_id, in_reply_to=row.in_reply_to)
-        well_formed_headers(msg, subject=row.subject, in_reply_to=row.in_reply_to)
+        msg = _due(session, settings, key)
+    if msg is None:
+        return False
     await smtp_sender.send(settings, msg)
     row = await _mark_sent(engine, key)
     log.info("mail sent kind=%s key=%s", row.kind, hashlib.sha256(key.encode()).hexdigest()[:12])
     return True
 
 
+async def deliver_many(engine: Engine, settings: Settings, keys: list[str]) -> int:
+    """`deliver` for many mails over one SMTP connection (a connection per mail costs more than the mail).
+    Each is recorded sent as soon as it is out, so a retry sends only the others. One refused mail does not
+    hold up the rest: they go first, then the refusal is raised (for the activity to try it again). Answers
+    how many were sent now."""
+    def due() -> list[tuple[str, EmailMessage]]:
+        with session_scope(engine) as session:
+            return [(key, msg) for key in keys if (msg := _due(session, settings, key)) is not None]
+
+    mails = await asyncio.to_thread(due)
+    if not mails:
+        return 0
+    sent, failure = 0, None
+    async with smtp_sender.client(settings) as smtp:
+        for key, msg in mails:
+            try:
+                await smtp.send_message(msg)
+            except (SMTPResponseException, SMTPRecipientsRefused, SMTPNotSupported) as exc:
+                # this mail refused (its recipients, its size): the envelope is reset and the others may go
+                failure = failure or exc
+                continue
+            await asyncio.to_thread(_mark_sent_now, engine, key)  # a commit waits for the disk: not on the loop
+            sent += 1
+    log.info("mail sent: %d of %d in one connection", sent, len(mails))
+    if failure is not None:
+        raise failure
+    return sent
+
+
 async def _mark_sent(engine: Engine, key: str) -> OutboxMail:
     """The mail is out: record it, waiting out a database blip (a restart, a failover) rather than failing
     the activity, whose retry would send it a second time. Only a longer outage, or a crash right here,
     still leads to a resend (the same Message-ID, so the receiver can tell)."""
+    return await asyncio.to_thread(_mark_sent_now, engine, key)
+
+
+def _mark_sent_now(engine: Engine, key: str) -> OutboxMail:
     deadline, delay = time.monotonic() + MARK_SENT_PATIENCE_S, 0.5
     while True:
         try:
@@ -113,5 +155,5 @@ async def _mark_sent(engine: Engine, key: str) -> OutboxMail:
             if time.monotonic() + delay > deadline:
                 raise
             log.warning("mail sent but not yet recorded (database unavailable); retrying in %.1fs", delay)
-            await asyncio.sleep(delay)
+            time.sleep(delay)
             delay = min(delay * 2, 5.0)

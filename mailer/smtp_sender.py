@@ -25,15 +25,22 @@ def build_message(settings: Settings, *, to: list[str], subject: str, body: str,
     return msg
 
 
-async def send(settings: Settings, msg: EmailMessage) -> None:
-    # `starttls` is required, never opportunistic (None would fall back to plain text when the server does not
-    # offer it); the certificate is verified against the system's CAs or DMCFLOW_SMTP_TLS_CA_FILE. `off` exists
-    # only for a loopback catcher: Settings refuses it for any other host.
+def client(settings: Settings) -> aiosmtplib.SMTP:
+    """A connection to the relay (`async with` connects and quits), for one mail or a batch of them.
+
+    `starttls` is required, never opportunistic (None would fall back to plain text when the server does not
+    offer it); the certificate is verified against the system's CAs or DMCFLOW_SMTP_TLS_CA_FILE. `off` exists
+    only for a loopback catcher: Settings refuses it for any other host."""
     tls = settings.smtp_tls
-    await aiosmtplib.send(
-        msg, hostname=settings.smtp_host, port=settings.smtp_port,
+    return aiosmtplib.SMTP(
+        hostname=settings.smtp_host, port=settings.smtp_port,
         username=settings.smtp_username or None, password=settings.smtp_password or None,  # compose passes "" when unset
         use_tls=tls == "implicit", start_tls=tls == "starttls", validate_certs=True,
         cert_bundle=str(settings.smtp_tls_ca_file) if settings.smtp_tls_ca_file else None,
         timeout=settings.smtp_timeout_seconds,
     )
+
+
+async def send(settings: Settings, msg: EmailMessage) -> None:
+    async with client(settings) as smtp:
+        await smtp.send_message(msg)

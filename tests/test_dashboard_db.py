@@ -12,7 +12,7 @@ from sqlalchemy import insert
 from db import monitoring
 from db.directory import create_round, upsert_school
 from db.engine import session_scope
-from db.models import DropoutRequest, DuplicateCase, IdCorrection, InboundMessage, SchoolRound, Student
+from db.models import DropoutRequest, DuplicateCase, IdCorrection, InboundMessage, SchoolRound, Student, User
 from domain.monitoring import Bucket, area_figures
 from domain.rounds import ROUND_2566_3
 from domain.thai_time import bangkok
@@ -147,3 +147,50 @@ def test_the_round_overview_is_shared_and_refreshed_behind_its_callers(seeded):
     assert certified == sum(a.funnel[Bucket.certified] for a in first.areas) + 1
     moved = views.round_overview(engine, R.id, now + timedelta(days=1))  # a skipped clock: computed again
     assert moved.now.iso == now + timedelta(days=1)
+
+
+def test_an_areas_dashboard_shows_every_change_at_once(seeded):
+    """The dashboard keeps what the clock does not move between requests (api/dashboard_views.py): a
+    decision, a decider's name, an open case, a school's new name and a new school show on the next look."""
+    import json
+
+    from api import dashboard_views as views
+
+    engine, rows = seeded
+    area, now = AREAS[0], bangkok(2024, 4, 30, 10, 0)
+
+    def look() -> dict:
+        body = json.loads(views.area_dashboard_json(engine, R.id, area, now))
+        return {**body, "by_code": {s["school_code"]: s for s in body["schools"]}}
+
+    first = look()
+    assert look() == first  # kept, the same answer
+    code = next(r["school_code"] for r in rows
+                if r["area"] == area and r["certified_at"] is None and r["opens_at"] <= now < r["cutoff_at"])
+    with session_scope(engine) as s:  # as the projection writes a decision: a new version, updated_at
+        row = s.get(SchoolRound, (R.id, code))
+        row.certified_by, row.certified_at, row.version, row.updated_at = "u-2", now, row.version + 1, now
+    body = look()
+    assert body["by_code"][code]["stage"] == "certified" and body["by_code"][code]["certified"]["by_name"] is None
+    assert body["funnel"] != first["funnel"]
+    with session_scope(engine) as s:
+        s.add(User(id="u-2", display_name="ผอ.โรงเรียน", role="director", token_hash="x" * 64,
+                   token_expires_at=now + timedelta(days=1)))
+    assert look()["by_code"][code]["certified"]["by_name"] == "ผอ.โรงเรียน"
+    with session_scope(engine) as s:
+        s.add(InboundMessage(sha256="e" * 64, via="smtp", received_at=now, size=1, raw=b"x"))
+        s.flush()
+        s.add(IdCorrection(id="IDC-NEW", message_sha="e" * 64, block=1, round_id=R.id, school_code=code, area=area,
+                           status="pending"))
+    body = look()
+    assert body["by_code"][code]["open_id_corrections"] == 1 and body["open_cases"]["id_corrections"] == 1
+    with session_scope(engine) as s:
+        upsert_school(s, code, "โรงเรียนชื่อใหม่", area, [])
+        upsert_school(s, "1099999999", "โรงเรียนมาใหม่", area, [])
+        s.flush()
+        s.add(SchoolRound(round_id=R.id, school_code="1099999999", area=area, stage="open", opens_at=R.opens_at,
+                          confirm_from=R.confirm_from, cutoff_at=R.cutoff_at, gate={"students": 3}, blocking=[],
+                          version=1))
+    body = look()
+    assert body["by_code"][code]["school_name"] == "โรงเรียนชื่อใหม่"
+    assert body["total"] == first["total"] + 1 and body["by_code"]["1099999999"]["gate"]["students"] == 3

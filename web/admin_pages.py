@@ -21,7 +21,7 @@ from pydantic import ValidationError
 from sqlalchemy import func, or_
 from sqlmodel import select
 
-from api.deps import EngineDep, NowDep, SettingsDep, TemporalDep, require_role
+from api.deps import EngineDep, NowDep, SessionDep, SettingsDep, TemporalDep, require_role
 from api.routers.rounds import create_round_row, extend_round_deadline, operation_progress
 from api.routers.schools import save_school
 from api.schemas import ExtensionIn, RoundIn, SchoolIn
@@ -159,25 +159,45 @@ async def admin_create_round_page(
     return RedirectResponse(f"/admin/rounds/{quote(form['id'], safe='')}", status_code=303)
 
 
-def _round_facts(engine, round_id: str):
+def round_progress(session, row: Round, operation: str | None) -> dict:
+    """A round's start or whole-round extension as the projection shows it: two counts, never a workflow query.
+    Started: the schools with their row (visible in the dashboard; each row is written just before its
+    workflow starts) of all schools. Extended: the schools whose cutoff reached the round's new one, or that
+    had certified (they refuse an extension), of all started."""
+    visible = session.exec(select(func.count()).select_from(SchoolRound).where(SchoolRound.round_id == row.id)).one()
+    schools = session.exec(select(func.count()).select_from(School)).one()
+    src = f"/admin/rounds/{quote(row.id, safe='')}/progress" + (f"?{urlencode({'operation': operation})}"
+                                                                 if operation else "")
+    if operation and operation.startswith(fanout_id(row.id, "extend")):
+        waiting = session.exec(select(func.count()).select_from(SchoolRound).where(
+            SchoolRound.round_id == row.id, SchoolRound.certified_at.is_(None),
+            SchoolRound.cutoff_at < row.cutoff_at)).one()
+        return {"kind": "extend", "done": visible - waiting, "n": visible, "finished": waiting == 0,
+                "visible": visible, "schools": schools, "src": src}
+    return {"kind": "start", "done": visible, "n": schools, "finished": visible >= schools, "visible": visible,
+            "schools": schools, "src": src}
+
+
+def _round_facts(engine, round_id: str, operation: str | None):
     with session_scope(engine) as session:
         row = session.get(Round, round_id)
         if row is None:
             raise not_found("รอบ", "round", round_id)
-        return round_view(session, row)
+        return round_view(session, row), round_progress(session, row, operation) if row.started_at else None
 
 
 async def _round_page(request: Request, page_user: PageUser, engine, client, round_id: str, operation: str | None,
                       *, extended: bool = False, form: dict | None = None, problem: Refusal | None = None,
                       problem_for: str | None = None) -> Response:
-    facts = await asyncio.to_thread(_round_facts, engine, round_id)
-    progress = None
-    if facts.started_at is not None:
-        wanted = operation or fanout_id(round_id, "start")
+    facts, progress = await asyncio.to_thread(_round_facts, engine, round_id, operation)
+    if progress is not None and not progress["finished"]:
+        # Once per page load (the live part reads the projection only): a start whose schools never all appear
+        # (a school skipped, a failed run) is told by its operation's own end.
         try:
-            progress = await operation_progress(client, page_user.user, round_id, wanted)
+            ran = await operation_progress(client, page_user.user, round_id, operation or fanout_id(round_id, "start"))
+            progress["finished"] = bool(ran.get("finished")) or ran.get("status") not in ("running", "unknown")
         except Refusal:
-            progress = None  # not an operation of this round: the page shows the round without it
+            pass  # not an operation of this round: the projection's counts alone
     lang_th = page_language(request) == "th"
     exam_day = (thai_date(facts.final_exam_on) if lang_th else facts.final_exam_on.strftime("%-d %B %Y")) \
         if facts.final_exam_on else ""
@@ -194,6 +214,20 @@ async def admin_round_page(request: Request, round_id: RoundId, page_user: PageU
                            extended: Annotated[str | None, Query(max_length=2)] = None) -> Response:
     _admin(request, page_user)
     return await _round_page(request, page_user, engine, client, round_id, operation, extended=extended == "1")
+
+
+@router.get("/admin/rounds/{round_id}/progress", operation_id="admin_round_progress_part", include_in_schema=False)
+def admin_round_progress_part(request: Request, round_id: RoundId, page_user: PageUserDep, session: SessionDep,
+                              operation: Annotated[str | None, Query(max_length=120)] = None) -> Response:
+    """The progress part of the round's page alone, polled by its script while the start or extension runs:
+    two counts of the projection per poll, however large the round (a fan-out's query would cost the
+    workflow a task each time). Short polling, not the SSE feed: one or two administrators watch it, and
+    a stateless GET survives an API restart or a proxy that holds streams back."""
+    _admin(request, page_user)
+    row = session.get(Round, round_id)
+    if row is None:
+        raise not_found("รอบ", "round", round_id)
+    return page(request, "admin/round_progress.html", user=page_user.user, progress=round_progress(session, row, operation))
 
 
 @router.post("/admin/rounds/{round_id}/start", operation_id="admin_start_round_page", include_in_schema=False)

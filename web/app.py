@@ -92,15 +92,18 @@ def _home(request: Request, page_user: PageUser, engine, now, round_id: str | No
     user = page_user.user
     common = dict(user=user, csrf_token=page_user.csrf_token, now=now, problem=problem, problem_for=problem_for,
                   status=problem.status if problem else 200)
+    from web.live_pages import home_live  # it builds on this module's PageRoute
+
     with session_scope(engine) as session:
+        live = home_live(session, user, round_id, now) if problem is None else None  # read before the page's data
         if user.role in SCHOOL_ROLES:
             school = session.get(School, user.school_code)
             if school is None:
                 raise not_found("โรงเรียน", "school", user.school_code or "")
             home = school_home(session, school, round_id, now)
             template = "home_staff.html" if user.role == "staff" else "home_director.html"
-            return page(request, template, home=home, **common)
-        return page(request, "home_officer.html", queue=work_queue(session, user, now), **common)
+            return page(request, template, home=home, live=live, **common)
+        return page(request, "home_officer.html", queue=work_queue(session, user, now), live=live, **common)
 
 
 @router.get("/", operation_id="workbench_home", include_in_schema=False)
@@ -182,6 +185,8 @@ def install(app) -> None:
     app.include_router(router)
     app.include_router(static_router)
     app.include_router(auth.router)  # /login, /logout, /password/set, /password/forgot
+    from web import oidc
+    app.include_router(oidc.router)  # /login/oidc: single sign-on, when a provider is configured
     app.include_router(users.router)  # /users
     from web import district_pages
     app.include_router(district_pages.router)  # /queue and its items, extensions
@@ -190,5 +195,9 @@ def install(app) -> None:
     from web import case_pages, round_work_pages
     app.include_router(round_work_pages.router)  # the staff's R10 menus and R11 existence
     app.include_router(case_pages.router)  # the staff's dropouts, duplicate cases, ID corrections
+    from web import profile_page
+    app.include_router(profile_page.router)  # the staff's R1 basic data of the school
     from web import admin_pages
     app.include_router(admin_pages.router)  # /admin/rounds, /admin/schools
+    from web import live_pages
+    app.include_router(live_pages.router)  # /live/...: the event streams of the live pages

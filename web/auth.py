@@ -3,7 +3,8 @@
 The login opens the same server-side session as the dashboard (db/web_sessions.py: only the id's hash is stored,
 idle and absolute expiry, a CSRF secret per session) and logout revokes it. The forms that have no session yet
 (login, forgot password, set password) are refused when the browser says another site sent them (login CSRF);
-the set-password form is also bound to its link's secret token.
+the set-password form is also bound to its link's secret token. Single sign-on, when configured, opens the same
+session from an OpenID Connect provider (web/oidc.py); the login page shows its button.
 
 Guessing passwords. Issue 15's limiter counts every failed sign-in per address and per credential and lets a
 valid credential in whatever the counts: right for 192-bit tokens, which cannot be guessed. A password can be, so
@@ -136,8 +137,10 @@ async def deliver_links(engine, settings, keys: Iterable[str]) -> None:
 def _login_form(request: Request, *, next_url: str = "/", username: str = "", problem: Refusal | None = None,
                 problem_for: str | None = None, notice: str | None = None) -> Response:
     status = problem.status if problem else 200
+    settings = request.app.state.settings  # single sign-on (web/oidc.py): its button when a provider is configured
     return page(request, "auth/login.html", next_url=next_url, username=username, problem=problem,
                 problem_for=problem_for, notice=notice, status=status,
+                sso_name=settings.oidc_provider_name if settings.oidc_enabled else None,
                 headers=getattr(problem, "headers", None) if problem else None)
 
 

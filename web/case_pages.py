@@ -17,7 +17,6 @@ from urllib.parse import quote, urlencode
 from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.responses import RedirectResponse
 from starlette.datastructures import UploadFile
-from sqlmodel import select
 
 from api.deps import EngineDep, NowDep, SettingsDep, TemporalDep
 from api.downloads import Sha256, evidence_download
@@ -27,13 +26,11 @@ from api.routers.id_corrections import list_id_corrections
 from api.viewer import PageUser, PageUserDep
 from db.engine import session_scope
 from db.evidence import MAX_EVIDENCE_BYTES
-from db.existence import ACTIVE
-from db.models import Student
 from domain.dropouts import REASONS
 from domain.refusals import Refusal, invalid, not_found
 from web.app import PageRoute
 from web.rendering import page
-from web.round_work_pages import OFF_LIMITS, WORK, remember, staff_form, staff_school
+from web.round_work_pages import OFF_LIMITS, WORK, remember, staff_form, staff_school, students_by_class
 
 router = APIRouter(route_class=PageRoute, tags=["workbench"])
 CASES = WORK + "/cases"
@@ -68,21 +65,17 @@ async def _cases_page(request: Request, page_user: PageUser, engine, settings, r
                       notice: str | None = None, case_id: str | None = None) -> Response:
     user = page_user.user
 
-    def school_and_students():
+    def load():  # one session: the scope, the new request's list of students (class by class), the API's lists
         with session_scope(engine) as session:
             school = staff_school(session, page_user, school_code, round_id)
-            students = session.exec(select(Student.student_id, Student.prefix, Student.first_name, Student.last_name,
-                                           Student.grade, Student.classroom)
-                                    .where(Student.school_code == school_code, Student.status == ACTIVE)
-                                    .order_by(Student.grade, Student.classroom, Student.student_no)).all()
-            return school, students
+            return (school, students_by_class(session, school_code),
+                    dropout_api.list_dropouts(round_id, user, session, school=school_code),
+                    duplicate_api.list_duplicates(round_id, user, session),
+                    list_id_corrections(user, session, school=school_code))
 
-    school, students = await asyncio.to_thread(school_and_students)
-    requests = await dropout_api.list_dropouts(round_id, user, engine, school=school_code)
-    duplicates = await duplicate_api.list_duplicates(round_id, user, engine)
+    school, students, requests, duplicates, mailed = await asyncio.to_thread(load)
     # the API answers instants as JSON ({"iso", "th"}): the page reads them in its own language
-    corrections = [(c, datetime.fromisoformat(c.received_at["iso"]))
-                   for c in await list_id_corrections(user, engine, school=school_code) if c.round_id in (None, round_id)]
+    corrections = [(c, datetime.fromisoformat(c.received_at["iso"])) for c in mailed if c.round_id in (None, round_id)]
     return page(request, "work/cases.html", user=user, csrf_token=page_user.csrf_token, school=school,
                 round_id=round_id, students=students, requests=requests, duplicates=duplicates,
                 corrections=corrections, reasons=REASONS, intake_address=settings.intake_address,

@@ -37,6 +37,7 @@ from db.monitoring import OPEN_DUPLICATE, latest_round
 from domain.refusals import Refusal, invalid
 from intake.email_parser import message_text
 from web.app import PageRoute
+from web.live_pages import queue_live
 from web.rendering import page
 
 router = APIRouter(route_class=PageRoute, tags=["workbench"])
@@ -77,12 +78,6 @@ def queue_items(session, user, round_id: str, now: datetime) -> list[Item]:
     area = user.area if user.role == "district" else None
     rid = quote(round_id, safe="")
     names = dict(session.execute(select(School.code, School.name).where(School.area == area)).all()) if area else {}
-
-    def name(code):
-        if code and code not in names:
-            names[code] = getattr(session.get(School, code), "name", None)
-        return names.get(code)
-
     items: list[Item] = []
     stmt = (select(IdCorrection.id, IdCorrection.school_code, InboundMessage.received_at)
             .join(InboundMessage, InboundMessage.sha256 == IdCorrection.message_sha)
@@ -91,7 +86,7 @@ def queue_items(session, user, round_id: str, now: datetime) -> list[Item]:
         stmt = stmt.where(IdCorrection.area == area)
     for ref, school, since in session.execute(stmt.order_by(InboundMessage.received_at).limit(PER_KIND)):
         items.append(Item("id_correction", ref, f"/queue/id-corrections/{quote(ref, safe='')}", since, school,
-                          name(school)))
+                          None))
     # a consultation waits for the district since the school's last word (the request, or its answer)
     asked = (select(DropoutMessage.request_id, func.max(DropoutMessage.at).label("at"))
              .where(DropoutMessage.side == "school", DropoutMessage.posted)
@@ -103,7 +98,7 @@ def queue_items(session, user, round_id: str, now: datetime) -> list[Item]:
         stmt = stmt.where(DropoutRequest.area == area)
     for ref, school, since in session.execute(stmt.limit(PER_KIND)):
         items.append(Item("dropout", ref, f"/queue/rounds/{rid}/dropouts/{quote(ref, safe='')}", since, school,
-                          name(school)))
+                          None))
     holder, claimant = aliased(School), aliased(School)
     stmt = (select(DuplicateCase.id, DuplicateCase.holder_school, DuplicateCase.opened_at, DuplicateCase.status)
             .join(holder, holder.code == DuplicateCase.holder_school)
@@ -113,14 +108,21 @@ def queue_items(session, user, round_id: str, now: datetime) -> list[Item]:
         stmt = stmt.where(or_(holder.area == area, and_(claimant.area == area, DuplicateCase.status != CLAIMED)))
     for ref, school, since, status in session.execute(stmt.order_by(DuplicateCase.opened_at).limit(PER_KIND)):
         items.append(Item("duplicate", ref, f"/queue/rounds/{rid}/duplicates/{quote(ref, safe='')}", since, school,
-                          name(school), detail=status))
+                          None, detail=status))
     stmt = (select(SchoolRound.school_code, SchoolRound.cutoff_at)
             .where(SchoolRound.round_id == round_id, SchoolRound.certified_at.is_(None), SchoolRound.cutoff_at <= now))
     if area:
         stmt = stmt.where(SchoolRound.area == area)
     for school, since in session.execute(stmt.order_by(SchoolRound.cutoff_at).limit(PER_KIND)):
         items.append(Item("late", school, f"/queue/rounds/{rid}/extensions?school={school}", since, school,
-                          name(school)))
+                          None))
+    # the schools' names in one query (an administrator's queue spans every area; a claimant may be of another)
+    missing = {i.school_code for i in items if i.school_code and i.school_code not in names}
+    for start in range(0, len(missing), 500):
+        chunk = sorted(missing)[start:start + 500]
+        names.update(session.execute(select(School.code, School.name).where(School.code.in_(chunk))).all())
+    for item in items:
+        item.school_name = names.get(item.school_code) if item.school_code else None
     return sorted(items, key=lambda i: i.since)
 
 
@@ -140,12 +142,15 @@ async def workbench_queue(request: Request, page_user: PageUserDep, engine: Engi
     def load():
         with session_scope(engine) as session:
             rid = _chosen_round(session, round)
-            return rid, queue_items(session, user, rid, now) if rid else []
+            # an officer's own area follows changes (read before the items); an administrator's every-area list does not
+            live = queue_live(session, rid, user.area, now, f"/queue?round={quote(rid, safe='')}") \
+                if rid and user.role == "district" and user.area else None
+            return rid, queue_items(session, user, rid, now) if rid else [], live
 
-    rid, items = await asyncio.to_thread(load)
+    rid, items, live = await asyncio.to_thread(load)
     counts = {kind: sum(1 for i in items if i.kind == kind) for kind in KINDS}
     return page(request, "district/queue.html", user=user, csrf_token=page_user.csrf_token, round_id=rid,
-                area=user.area if user.role == "district" else None, items=items, counts=counts, now=now)
+                area=user.area if user.role == "district" else None, items=items, counts=counts, now=now, live=live)
 
 
 # --- ID corrections (R4) -------------------------------------------------------------------------------------
@@ -190,7 +195,7 @@ async def workbench_decide_id_correction(request: Request, ref: Ref, page_user: 
     require_page_csrf(page_user, csrf_token)
     try:
         await correction_api.decide_correction(engine, client, page_user.user, ref, approve == "yes",
-                                               reason.strip() or None)
+                                               reason.strip() or None, task_queue=request.app.state.settings.task_queue)
     except Refusal as problem:
         where = "reason" if problem.code == "reason_required" else "decision"
         return await asyncio.to_thread(_correction_page, request, page_user, engine, ref, problem, where,

@@ -24,7 +24,7 @@ PROFILE_FIELDS = ("phone", "address", "director_name")  # R1: what the school's 
 # Where each item of the staff's list is done. Pages not built yet point at the API's own documentation
 # (the operation that does it) and are marked "coming"; later sessions replace them with their pages.
 TASK_PAGES: dict[str, tuple[str, bool]] = {
-    "profile": ("/docs#/roster/update_school_profile", True),
+    "profile": ("/school/{school}/rounds/{round}/profile", False),  # web/profile_page.py
     "roster": ("/roster", False),  # web/roster_pages.py
     "menus": ("/school/{school}/rounds/{round}/end-of-year", False),  # web/round_work_pages.py
     "existence": ("/school/{school}/rounds/{round}/existence", False),

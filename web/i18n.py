@@ -60,6 +60,14 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "field_phone": ("โทรศัพท์", "phone"),
     "field_address": ("ที่อยู่", "address"),
     "field_director_name": ("ชื่อผู้อำนวยการ", "director's name"),
+    "profile_lead": ("กรอกข้อมูลพื้นฐานของโรงเรียนให้ครบทุกช่อง (ข้อ 1) แก้ไขได้จนกว่าจะยืนยันข้อมูล",
+                     "Fill in every field of the school's basic data (rule 1); it can be changed until the data is "
+                     "confirmed"),
+    "profile_phone": ("โทรศัพท์ของโรงเรียน", "The school's phone"),
+    "profile_address": ("ที่อยู่ของโรงเรียน", "The school's address"),
+    "profile_director_name": ("ชื่อผู้อำนวยการโรงเรียน", "The director's name"),
+    "profile_save": ("บันทึกข้อมูลพื้นฐาน", "Save the basic data"),
+    "profile_saved": ("บันทึกข้อมูลพื้นฐานแล้ว", "The basic data is saved"),
     "task_roster": ("ทะเบียนนักเรียน (นำเข้าไฟล์ DMC)", "The student roster (import the DMC file)"),
     "students_n": ("นักเรียน {n} คน", "{n} students"),
     "task_322": ("เมนู 3.2.2 ผลการเรียนสิ้นปี", "Menu 3.2.2: end-of-year results"),
@@ -87,6 +95,14 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "sum_exceptions": ("ข้อยกเว้น", "Exceptions"),
     "sum_cases": ("เรื่องค้าง", "Open cases"),
     "sum_confirmed": ("ยืนยันโดย", "Confirmed by"),
+    "sum_as_confirmed": ("ตามที่เจ้าหน้าที่ยืนยัน", "As the staff confirmed it"),
+    "as_confirmed_counts": ("นักเรียน {students} คน มีตัวตนอยู่จริง {present} คน ข้อยกเว้น {exceptions} คน",
+                            "{students} students: {present} present, {exceptions} exception(s)"),
+    "sum_changed_since": ("เปลี่ยนแปลงหลังการยืนยัน", "Changed since"),
+    "changed_since_text": ("เขตพื้นที่ได้ตัดสินเรื่องที่ค้างหลังเจ้าหน้าที่ยืนยัน ตัวเลขปัจจุบันจึงต่างจากที่ยืนยันไว้ "
+                           "(ผลการตัดสินบันทึกไว้ในประวัติการดำเนินการ)",
+                           "The district decided an open case after the staff confirmed: today's figures differ from "
+                           "the confirmed ones (the decision is in the audit trail)"),
     "by_at": ("{who} เมื่อ {at}", "{who} on {at}"),
     "confirm_button": ("ยืนยันข้อมูล", "Confirm"),
     "confirmed_note": ("ยืนยันข้อมูลแล้ว รอผู้อำนวยการรับรอง", "Confirmed; waiting for the director to certify"),
@@ -123,6 +139,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "dq_kind_late": ("โรงเรียนที่ไม่ทันกำหนด", "Late schools"),
     "dq_items_h": ("รายการ เรียงจากที่รอนานที่สุด", "Items, longest waiting first"),
     "dq_empty": ("ไม่มีงานค้าง", "Nothing is waiting"),
+    # live pages (web/live_pages.py): what a screen reader hears when a change made elsewhere arrives
+    "live_says": ("ข้อมูลในหน้านี้เปลี่ยนแล้ว เมื่อ {at}: {what}", "This page changed at {at}: {what}"),
+    "live_stage": ("สถานะ {stage}", "stage {stage}"),
+    "live_waiting": ("งานรอดำเนินการ {n} รายการ", "{n} items waiting"),
     "dq_item_id_correction": ("แก้ไขเลขประจำตัวประชาชน", "ID correction"),
     "dq_item_dropout": ("ออกกลางคัน", "Dropout"),
     "dq_item_duplicate": ("นักเรียนซ้ำซ้อน", "Duplicate"),
@@ -220,6 +240,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "password": ("รหัสผ่าน", "Password"),
     "login_button": ("เข้าสู่ระบบ", "Log in"),
     "forgot_link": ("ลืมรหัสผ่าน", "Forgot your password?"),
+    "sso_button": ("เข้าสู่ระบบด้วย {name}", "Log in with {name}"),
     "password_set_done": ("ตั้งรหัสผ่านแล้ว เข้าสู่ระบบด้วยรหัสผ่านใหม่ได้เลย", "Your password is set; log in with it"),
     "password_set_h": ("ตั้งรหัสผ่าน", "Set your password"),
     "password_set_lead": ("รหัสผ่านต้องยาวอย่างน้อย {n} ตัวอักษร และต้องไม่มีชื่อผู้ใช้อยู่ในนั้น",
@@ -272,6 +293,33 @@ MESSAGES: dict[str, tuple[str, str]] = {
                                "A password link was sent to the registered email; older links no longer work"),
     "users_notice_no_email": ("ผู้ใช้นี้ไม่มีอีเมลที่ลงทะเบียน จึงส่งลิงก์ไม่ได้",
                               "This user has no registered email, so no link was sent"),
+    # the users CSV upload (web/users.py)
+    "users_import_link": ("นำเข้าผู้ใช้จากไฟล์ CSV", "Import users from a CSV file"),
+    "users_import_h": ("นำเข้าผู้ใช้จากไฟล์ CSV", "Import users from a CSV file"),
+    "users_import_upload_h": ("ส่งไฟล์", "Upload the file"),
+    "users_import_lead": ("ไฟล์ CSV (UTF-8) แถวแรกเป็นชื่อคอลัมน์ดังนี้ ผู้ใช้ใหม่แต่ละคนจะได้รับลิงก์ตั้งรหัสผ่านทางอีเมล "
+                          "ผู้ใช้ที่มีอยู่แล้วจะถูกปรับให้ตรงกับไฟล์ ส่งไฟล์เดิมซ้ำได้โดยไม่เกิดผู้ใช้ซ้ำ",
+                          "A CSV file (UTF-8) whose first row names these columns. Each new user is mailed a link to "
+                          "set a password; existing users are brought in line with the file; sending the same file "
+                          "again creates nobody twice"),
+    "users_import_file": ("ไฟล์รายชื่อผู้ใช้ (CSV)", "The users file (CSV)"),
+    "users_import_hint": ("role เป็น staff, director, district หรือ admin; school_or_area เป็นรหัสโรงเรียน 10 หลัก "
+                          "หรือชื่อเขตพื้นที่; ไม่เกิน {rows} แถว และ {mb} MB",
+                          "role is staff, director, district or admin; school_or_area is the 10-digit school code "
+                          "or the area's name; at most {rows} rows and {mb} MB"),
+    "users_import_button": ("นำเข้าผู้ใช้", "Import the users"),
+    "users_importing": ("กำลังนำเข้า กรุณารอสักครู่", "Importing; please wait"),
+    "users_import_created": ("เพิ่มใหม่", "Created"),
+    "users_import_updated": ("ปรับปรุงแล้ว", "Updated"),
+    "users_import_unchanged": ("มีอยู่แล้ว", "Already present"),
+    "users_import_refused": ("ไม่รับ", "Refused"),
+    "users_import_mailed": ("ลิงก์ตั้งรหัสผ่านที่ส่ง", "Password links sent"),
+    "users_import_table": ("ผลการนำเข้ารายแถว", "The import, row by row"),
+    "users_import_outcome": ("ผล", "Outcome"),
+    "users_import_fields": ("แก้ไข: {fields}", "Changed: {fields}"),
+    "users_import_link_sent": ("ส่งลิงก์ตั้งรหัสผ่านไปยังอีเมลที่ลงทะเบียน", "A password link goes to the registered email"),
+    "users_import_empty": ("ไฟล์ไม่มีแถวข้อมูล", "The file has no rows"),
+    "users_import_back": ("กลับไปที่รายชื่อผู้ใช้", "Back to the users"),
     # the staff's round work: R10's menus, R11's existence (web/round_work_pages.py)
     "menus_label": ("เมนูผลสิ้นปี", "End-of-year menus"),
     "menu_lead_322": ("เลือกชั้นเรียน แล้วตรวจผลสิ้นปีของนักเรียนทุกคน ระบบเลือกเลื่อนชั้น (หรือจบการศึกษาในชั้น ป.6 ม.3 ม.6) "
@@ -328,6 +376,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "existence_class": ("ทุกคนใน {cls} มีตัวตนอยู่จริง", "Everyone in {cls} is present"),
     "existence_one": ("มีตัวตนอยู่จริง", "Present"),
     "existence_list_h": ("รายชื่อนักเรียนที่ยังเรียนอยู่", "Active students"),
+    "existence_classes_lead": ("สรุปทุกห้องเรียน เลือกห้องเพื่อยืนยันทีละคนหรือทั้งห้อง",
+                               "Every class at a glance: open a class to mark its students one by one or all at once"),
     "existence_done_present": ("บันทึกการมีตัวตนแล้ว", "Marked present"),
     "existence_done_exception": ("บันทึกข้อยกเว้นแล้ว", "Exception recorded"),
     "existence_to_confirm": ("กลับไปยืนยันข้อมูลที่หน้าหลัก", "Back to the home page to confirm"),
@@ -446,7 +496,9 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "progress_h": ("ความคืบหน้า", "Progress"),
     "progress_start": ("การเริ่มรอบ", "Starting the round"),
     "progress_extend": ("การขยายเวลา", "The extension"),
-    "progress_n": ("ดำเนินการแล้ว {done} โรงเรียน ข้าม {skipped} โรงเรียน", "{done} schools done, {skipped} skipped"),
+    "progress_started": ("เริ่มงานของโรงเรียนแล้ว {done} จาก {n} โรงเรียน", "{done} of {n} schools started"),
+    "progress_moved": ("ขยายเวลาแล้ว {done} จาก {n} โรงเรียน (โรงเรียนที่รับรองแล้วไม่ต้องขยาย)",
+                       "{done} of {n} schools moved (a certified school needs no extension)"),
     "progress_running": ("กำลังดำเนินการ หน้านี้ปรับข้อมูลเองทุก 2 วินาที", "Running; this part updates itself every 2 seconds"),
     "progress_finished": ("เสร็จแล้ว", "Finished"),
     "progress_reload": ("โหลดความคืบหน้าใหม่", "Reload the progress"),
@@ -569,6 +621,13 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "roster_field_note": ("หลักฐาน", "Evidence"),
     "roster_field_note_hint": ("เช่น เลขที่ใบมรณบัตร", "e.g. the death certificate's number"),
     "roster_deceased_button": ("บันทึกการเสียชีวิต", "Record the death"),
+    # a long import's progress, streamed into its page (web/import_progress.py)
+    "import_progress_h": ("ความคืบหน้าการนำเข้า", "The import's progress"),
+    "import_read": ("อ่านไฟล์แล้ว {rows} แถว ของ {schools} โรงเรียน กำลังตรวจตามกฎและบันทึกทีละแถว…",
+                    "The file is read: {rows} rows of {schools} school(s); checking each row against the rules "
+                    "and saving…"),
+    "import_school": ("บันทึกแล้ว {done} จาก {schools} โรงเรียน", "{done} of {schools} school(s) saved"),
+    "import_done": ("นำเข้าเสร็จแล้ว ผลการนำเข้าอยู่ด้านล่าง", "The import is done: its report is below"),
 }
 
 ROLE_KEYS = {"staff": "role_staff", "director": "role_director", "district": "role_district", "admin": "role_admin"}

@@ -37,6 +37,7 @@ from domain.refusals import Refusal, not_found, refusal
 from domain.roster_rules import StudentIn, StudentUpdateIn
 from domain.spreadsheet_cells import csv_cell
 from domain.thai_time import arabic_digits
+from web import import_progress
 from web.app import PageRoute
 from web.homes import school_round_for
 from web.rendering import page
@@ -213,7 +214,8 @@ def report_csv(report: BatchReport) -> bytes:
 
 
 def _import_page(request: Request, page_user: PageUser, engine, school_code: str, round_id: str,
-                 report: BatchReport | None = None, problem: Refusal | None = None, filename: str = "") -> Response:
+                 report: BatchReport | None = None, problem: Refusal | None = None, filename: str = "",
+                 streaming: bool = False) -> Response:
     with session_scope(engine) as session:
         school, found = _school_and_round(session, page_user, school_code, round_id)
         session.expunge_all()
@@ -221,7 +223,7 @@ def _import_page(request: Request, page_user: PageUser, engine, school_code: str
     if report is not None and report.issues:
         download = "data:text/csv;charset=utf-8;base64," + base64.b64encode(report_csv(report)).decode()
     return page(request, "roster/import.html", user=page_user.user, csrf_token=page_user.csrf_token, school=school,
-                round=found, report=report, download=download, filename=filename, problem=problem,
+                round=found, report=report, download=download, filename=filename, problem=problem, streaming=streaming,
                 base=ROSTER.format(school_code=quote(school.code), round_id=quote(round_id, safe="")),
                 status=problem.status if problem else 200)
 
@@ -240,15 +242,16 @@ async def roster_import_upload(request: Request, school_code: SCHOOL_LIMIT, roun
     _remember(request, page_user)
     require_page_csrf(page_user, csrf_token)
     await asyncio.to_thread(_import_page, request, page_user, engine, school_code, round_id)  # the scope, first
-    try:
-        report = await roster_api.import_roster_file(engine, client, settings, page_user.user, round_id, file)
-    except Refusal as problem:
-        if problem.code in NOT_A_FORM_MATTER:
-            raise
-        return await asyncio.to_thread(_import_page, request, page_user, engine, school_code, round_id,
-                                       problem=problem, filename=file.filename or "")
-    return await asyncio.to_thread(_import_page, request, page_user, engine, school_code, round_id, report,
-                                   filename=file.filename or "")
+
+    def shown(report: BatchReport | None = None, problem: Refusal | None = None, streaming: bool = False) -> Response:
+        return _import_page(request, page_user, engine, school_code, round_id, report, problem, file.filename or "",
+                            streaming=streaming)
+
+    async def run(progress) -> BatchReport:
+        return await roster_api.import_roster_file(engine, client, settings, page_user.user, round_id, file, progress)
+
+    # a long import streams its progress into the page as it goes (web/import_progress.py)
+    return await import_progress.answer(request, run, shown, keep=lambda problem: problem.code not in NOT_A_FORM_MATTER)
 
 
 # --- a new student: add or transfer in ------------------------------------------------------------------

@@ -10,6 +10,7 @@ answer the API; a refusal is shown beside the row or button it is about. Reading
 from __future__ import annotations
 
 import asyncio
+from itertools import groupby
 from typing import Annotated
 from urllib.parse import urlencode
 
@@ -17,18 +18,19 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import RedirectResponse
 from starlette.datastructures import FormData
 from pydantic import ValidationError
-from sqlalchemy import and_
+from sqlalchemy import and_, case, func
 from sqlmodel import select
 
 from api.deps import EngineDep, TemporalDep, require_role, school_in_scope
 from api.routers.existence import list_existence_marks, mark_student_exception, mark_students_present
 from api.routers.roster import record_end_of_year
+from api.views import existence_counts_out
 from api.viewer import CSRF_FIELD, PageUser, PageUserDep, require_page_csrf
 from db.engine import session_scope
 from db.existence import ACTIVE
-from db.models import EndOfYearRecord, Round, School, Student
+from db.models import EndOfYearRecord, ExistenceMark, Round, School, Student
 from domain.end_of_year import Destination, EndOfYearBatch, RepeatReason, Result
-from domain.existence import ExceptionKind, MarkExceptionIn, MarkPresentIn
+from domain.existence import ExceptionKind, ExistenceCounts, Mark, MarkExceptionIn, MarkPresentIn
 from domain.grades import is_graduating
 from domain.refusals import Refusal, invalid, not_found
 from web.app import PageRoute
@@ -207,24 +209,59 @@ async def workbench_record_end_of_year(request: Request, school_code: str, round
 
 # --- R11: existence, record by record -----------------------------------------------------------------------
 
+def _class_counts(session, round_id: str, school_code: str) -> list[dict]:
+    """R11 class by class, in one grouped query: what "every class" shows of a school of 3,000 (its classes and
+    what is left in each), where a row per student would be a 2 MB page no one reads on a phone."""
+    marks = and_(ExistenceMark.student_pk == Student.id, ExistenceMark.round_id == round_id)
+    found = session.execute(
+        select(Student.grade, Student.classroom, func.count(Student.id),
+               func.sum(case((ExistenceMark.mark == Mark.present.value, 1), else_=0)),
+               func.sum(case((ExistenceMark.mark == Mark.exception.value, 1), else_=0)))
+        .select_from(Student).outerjoin(ExistenceMark, marks)
+        .where(Student.school_code == school_code, Student.status == ACTIVE)
+        .group_by(Student.grade, Student.classroom).order_by(Student.grade, Student.classroom)).all()
+    return [dict(grade=grade, room=room, students=n, present=present or 0, exceptions=exceptions or 0,
+                 unmarked=n - (present or 0) - (exceptions or 0)) for grade, room, n, present, exceptions in found]
+
+
+def students_by_class(session, school_code: str) -> list[tuple[tuple[str, str], list[tuple[str, str]]]]:
+    """Every active student for the exception form's list, class by class: ((grade, room), [(id, name)])."""
+    found = session.execute(
+        select(Student.grade, Student.classroom, Student.student_id, Student.prefix, Student.first_name,
+               Student.last_name)
+        .where(Student.school_code == school_code, Student.status == ACTIVE)
+        .order_by(Student.grade, Student.classroom, Student.student_no, Student.id)).all()
+    return [(cls, [(sid, f"{prefix}{first} {last}".strip()) for _, _, sid, prefix, first, last in rows])
+            for cls, rows in groupby(found, key=lambda row: (row[0], row[1]))]
+
+
 async def _existence(request: Request, page_user: PageUser, engine, round_id: str, school_code: str,
                      wanted: str | None, *, problem: Refusal | None = None, problem_for: str | None = None,
                      form: dict | None = None, done: str | None = None) -> Response:
     def scope():  # the school's staff only, before the API's list (which admits officers too)
         with session_scope(engine) as session:
-            return staff_school(session, page_user, school_code, round_id), _classes(session, school_code)
+            school = staff_school(session, page_user, school_code, round_id)
+            classes = _classes(session, school_code)
+            # a class at a time by default; "" (or a class the school does not have) is every class: the classes
+            # with their counts, not 3,000 rows
+            chosen = _chosen(classes, wanted) if wanted != "" else None
+            if chosen is not None:  # the API's own list of the class
+                listing = list_existence_marks(round_id, school_code, page_user.user, session, grade=chosen[0],
+                                               classroom=chosen[1], mark=None)
+                return school, classes, chosen, None, listing.counts, listing.marks, []
+            per_class = _class_counts(session, round_id, school_code)
+            counts = existence_counts_out(ExistenceCounts(  # the school's, as the gate counts them: the classes' sum
+                students=sum(c["students"] for c in per_class), present=sum(c["present"] for c in per_class),
+                exceptions=sum(c["exceptions"] for c in per_class)))
+            return school, classes, None, per_class, counts, [], students_by_class(session, school_code)
 
-    school, classes = await asyncio.to_thread(scope)
-    # a class at a time by default (a school of 3,000 is a long page); "" is every class, as chosen
-    chosen = _chosen(classes, wanted) if wanted != "" else None
-    grade, room = chosen or (None, None)
-    listing = await list_existence_marks(round_id, school_code, page_user.user, engine, grade=grade, classroom=room,
-                                         mark=None)
+    school, classes, chosen, per_class, counts, marks, students = await asyncio.to_thread(scope)
     return await asyncio.to_thread(
         page, request, "work/existence.html", user=page_user.user, csrf_token=page_user.csrf_token, school=school,
-        round_id=round_id, classes=classes, chosen=chosen, counts=listing.counts, marks=listing.marks,
-        kinds=[k.value for k in ExceptionKind], class_key=class_key, problem=problem, problem_for=problem_for,
-        form=form or {"student": "", "kind": "", "note": ""}, done=done, status=problem.status if problem else 200)
+        round_id=round_id, classes=classes, chosen=chosen, counts=counts, marks=marks, per_class=per_class,
+        students=students, kinds=[k.value for k in ExceptionKind], class_key=class_key, problem=problem,
+        problem_for=problem_for, form=form or {"student": "", "kind": "", "note": ""}, done=done,
+        status=problem.status if problem else 200)
 
 
 @router.get(WORK + "/existence", operation_id="workbench_existence", include_in_schema=False)

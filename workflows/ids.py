@@ -28,6 +28,11 @@ def inbound_message_id(sha256: str) -> str:
     return f"inbound/{sha256}"
 
 
+def inbound_intake_id(task_queue: str) -> str:
+    """The one workflow that takes every received message of a task queue (a deployment) in batches."""
+    return f"inbound-intake/{task_queue}"
+
+
 def id_correction_id(ref: str) -> str:
     return f"id-correction/{ref}"
 

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
-from api.dashboard_views import AreaDashboardOut, RoundOverviewOut, area_dashboard_json, round_overview
+from api.dashboard_views import AreaDashboardOut, RoundOverviewOut, area_dashboard_json, round_overview_json
 from api.deps import EngineDep, NowDep, TemporalDep, school_in_scope
 from api.errors import ERROR_RESPONSES
 from api.live import hub_of
@@ -37,27 +37,19 @@ def check_area(engine, user, round_id: str, area: str) -> None:
 @router.get("/rounds/{round_id}/areas/{area}/dashboard", operation_id="area_dashboard", response_model=AreaDashboardOut,
             summary="An area at a glance: funnel of schools by stage, every school's progress and open cases, "
                     "time left, and the schools at risk with a one-line reason (district: own area; admin)")
-async def get_area_dashboard(round_id: str, area: str, user: ViewerDep, engine: EngineDep,
-                             now: NowDep) -> Response:
-    def load() -> bytes:
-        check_area(engine, user, round_id, area)
-        return area_dashboard_json(engine, round_id, area, now).encode()
-
-    return Response(await asyncio.to_thread(load), media_type="application/json")
+def get_area_dashboard(round_id: str, area: str, user: ViewerDep, engine: EngineDep, now: NowDep) -> Response:
+    check_area(engine, user, round_id, area)
+    return Response(area_dashboard_json(engine, round_id, area, now).encode(), media_type="application/json")
 
 
 @router.get("/rounds/{round_id}/overview", operation_id="round_overview", response_model=RoundOverviewOut,
             summary="Every area of a round: funnel counts, schools at risk and open cases (admin)")
-async def get_round_overview(round_id: str, user: ViewerDep, engine: EngineDep, now: NowDep) -> Response:
+def get_round_overview(round_id: str, user: ViewerDep, engine: EngineDep, now: NowDep) -> Response:
     if user.role != "admin":
         raise forbidden("ดูภาพรวมทุกเขตพื้นที่ (เฉพาะผู้ดูแลระบบ)", "see every area of a round (administrators only)")
-
-    def load() -> bytes:
-        with session_scope(engine) as session:
-            round_row(session, round_id)
-        return round_overview(engine, round_id, now).model_dump_json().encode()
-
-    return Response(await asyncio.to_thread(load), media_type="application/json")
+    with session_scope(engine) as session:
+        round_row(session, round_id)
+    return Response(round_overview_json(engine, round_id, now).encode(), media_type="application/json")
 
 
 @router.get("/rounds/{round_id}/areas/{area}/events", operation_id="area_dashboard_events",

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Form, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 from sqlmodel import select
 
-from api.dashboard_views import area_dashboard_json, round_overview
+from api.dashboard_views import area_dashboard_json, round_overview_json
 from api.deps import EngineDep, NowDep, SettingsDep
 from api.pages import CSP, STATIC_FILES, render_page, script_json, static_file
 from api.sign_in import auth_now, failed_sign_in, session_of, session_policy, token_expired
@@ -76,13 +76,13 @@ def _safe_next(value: str | None) -> str:
 @router.get("/dashboard", operation_id="dashboard_page", response_class=HTMLResponse,
             summary="The monitoring dashboard (HTML, Thai; `lang=en`): the login form, an area's live view, "
                     "or a round's overview of every area (administrators)")
-async def dashboard_page(request: Request, engine: EngineDep, settings: SettingsDep, now: NowDep,
-                         round: str | None = None, area: str | None = None,
-                         lang: Literal["th", "en"] | None = None) -> HTMLResponse:
+def dashboard_page(request: Request, engine: EngineDep, settings: SettingsDep, now: NowDep,
+                   round: str | None = None, area: str | None = None,
+                   lang: Literal["th", "en"] | None = None) -> HTMLResponse:
     language = _lang(request, lang)
     here = str(request.url.path) + (f"?{request.url.query}" if request.url.query else "")
     try:
-        found = await asyncio.to_thread(_current_session, request, engine)
+        found = _current_session(request, engine)
     except Refusal as problem:  # too many made-up sessions from here: the form still takes a valid token
         return _shown_login(request, settings, language, here, problem, problem.status)
     if found is None:
@@ -111,11 +111,11 @@ async def dashboard_page(request: Request, engine: EngineDep, settings: Settings
             page["data"] = area_dashboard_json(engine, chosen.id, watched, now)
         else:
             page["mode"] = "overview"
-            page["data"] = round_overview(engine, chosen.id, now).model_dump_json()
+            page["data"] = round_overview_json(engine, chosen.id, now)
         return page
 
     try:
-        page = await asyncio.to_thread(build)
+        page = build()
     except Refusal as problem:
         return _error_page(language, user, problem, web_session.csrf_secret)
     return _html(render_page("dashboard.html", data_json=script_json(page.pop("data")),

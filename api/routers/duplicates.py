@@ -19,7 +19,9 @@ from api.downloads import Sha256, evidence_download
 from api.errors import ERROR_RESPONSES
 from api.views import instant
 from api.workflow_updates import refusal_from_update_failure
+from db.bulk import select_in
 from db.duplicates import CLAIMED, open_affiliation_case
+from db.duplicates import case_id as case_key
 from db.engine import session_scope
 from db.evidence import MAX_EVIDENCE_BYTES, store_evidence
 from db.models import DuplicateCase, EvidenceFile, School, Student
@@ -254,17 +256,22 @@ async def import_affiliation_list(
             stmt = select(Student).where(Student.status == ACTIVE)
             if user.role == "district":
                 stmt = stmt.join(School, School.code == Student.school_code).where(School.area == user.area)
-            found = []
-            keys = list(ids)
-            for start in range(0, len(keys), 500):
-                found += session.exec(stmt.where(Student.student_id.in_(keys[start:start + 500]))).all()
+            found = select_in(session, stmt, Student.student_id, list(ids))
+            # the cases a list sent before opened, read at once (then found by the identity map, not one query each)
+            select_in(session, select(DuplicateCase), DuplicateCase.id,
+                      [case_key(round_id, "affiliation", s.id, agency) for s in found])
             cases = [open_affiliation_case(session, round_id, s, agency)[1] for s in found]
         return rows, cases, issues
 
     rows, cases, issues = await asyncio.to_thread(match)
-    for case in cases:
-        await client.start_workflow(DuplicateCaseWorkflow.run, case, id=duplicate_case_id(case.case_id),
-                                    task_queue=settings.task_queue,
-                                    id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING)
+    starting = asyncio.Semaphore(16)  # a list with thousands of matches: not one start after another
+
+    async def start(case) -> None:
+        async with starting:
+            await client.start_workflow(DuplicateCaseWorkflow.run, case, id=duplicate_case_id(case.case_id),
+                                        task_queue=settings.task_queue,
+                                        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING)
+
+    await asyncio.gather(*(start(case) for case in cases))
     return AffiliationReport(agency=AGENCIES[agency][0], rows=rows, matches=len(cases),
                              cases=[c.case_id for c in cases], issues=issues)

@@ -3,24 +3,27 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Literal
 
 from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, Field
 from sqlmodel import select
-from temporalio.client import WorkflowUpdateFailedError
+from temporalio.client import WithStartWorkflowOperation, WorkflowUpdateFailedError
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from api.deps import EngineDep, SessionDep, TemporalDep, UserDep, actor_of, require_role
+from api.deps import EngineDep, SessionDep, SettingsDep, TemporalDep, UserDep, actor_of, require_role
 from api.downloads import Sha256, evidence_download
 from api.errors import ERROR_RESPONSES
 from api.views import instant
 from api.workflow_updates import refusal_from_update_failure
 from db.engine import session_scope
 from db.models import EvidenceFile, IdCorrection, InboundMessage, School
-from db.id_corrections import flags_of
-from domain.id_corrections import DecideIdCorrection, Flag
-from domain.refusals import not_found, refusal
+from db.id_corrections import flags_of, request_input
+from domain.id_corrections import DecideIdCorrection, Flag, IdCorrectionInput
+from domain.refusals import Refusal, not_found, refusal
 from intake.mail_auth import refusal_reason
 from workflows.id_correction import IdCorrectionWorkflow
 from workflows.ids import id_correction_id
@@ -186,33 +189,43 @@ def get_id_correction_evidence(ref: str, sha256: Sha256, user: UserDep, session:
 @router.post("/{ref}/decision", operation_id="decide_id_correction", response_model=IdCorrectionOut,
              summary="Approve (the roster's ID changes) or reject with a reason; district officers of the area")
 async def decide_id_correction(ref: str, body: DecisionIn, user: UserDep, engine: EngineDep,
-                               client: TemporalDep) -> IdCorrectionOut:
-    return await decide_correction(engine, client, user, ref, body.approve, body.reason)
+                               client: TemporalDep, settings: SettingsDep) -> IdCorrectionOut:
+    return await decide_correction(engine, client, user, ref, body.approve, body.reason, task_queue=settings.task_queue)
 
 
-async def decide_correction(engine, client, user, ref: str, approve: bool, reason: str | None) -> IdCorrectionOut:
-    """The district's decision (the API's route and the workbench's form): the request's workflow decides."""
+async def decide_correction(engine, client, user, ref: str, approve: bool, reason: str | None, *,
+                            task_queue: str) -> IdCorrectionOut:
+    """The district's decision (the API's route and the workbench's form): the request's workflow decides. The
+    first decision starts it (update-with-start): an open request has no workflow until then, and one never
+    decided is started at its cutoff by the intake's workflow, to expire."""
     require_role(user, "district", what_th="พิจารณาคำขอแก้ไขเลขประจำตัวประชาชน", what_en="decide ID corrections")
 
-    def status() -> str:
+    def open_request() -> IdCorrectionInput | None:
         with session_scope(engine) as session:
-            return _officer_row(session, user, ref).status
+            row = _officer_row(session, user, ref)
+            return request_input(session, row) if row.status == "pending" else None
 
-    pending = await asyncio.to_thread(status) == "pending"
+    def settled() -> Refusal:
+        return refusal("already_decided", f"คำขอ {ref} ได้ข้อยุติแล้ว", f"Request {ref} is already settled")
+
+    inp = await asyncio.to_thread(open_request)
+    if inp is None:
+        raise settled()
+    start = WithStartWorkflowOperation(IdCorrectionWorkflow.run, inp, id=id_correction_id(ref), task_queue=task_queue,
+                                       id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+                                       id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE)
     try:
-        await client.get_workflow_handle(id_correction_id(ref)).execute_update(
+        await client.execute_update_with_start_workflow(
             IdCorrectionWorkflow.decide, DecideIdCorrection(approve=approve, reason=reason, area=user.area,
-                                                            actor=actor_of(user)))
+                                                            actor=actor_of(user)), start_workflow_operation=start)
     except WorkflowUpdateFailedError as exc:
         raise refusal_from_update_failure(exc) from None
-    except RPCError as exc:
-        if exc.status != RPCStatusCode.NOT_FOUND:
+    except (WorkflowAlreadyStartedError, RPCError) as exc:
+        if isinstance(exc, RPCError) and exc.status != RPCStatusCode.ALREADY_EXISTS:
             raise  # Temporal unreachable: an error to retry, not an answer about the request
-        if pending and "already completed" not in exc.message:
-            # read from the message, but its workflow not started yet (the worker is behind or restarting)
-            raise refusal("id_correction_starting", f"คำขอ {ref} กำลังลงทะเบียน ลองใหม่อีกครั้งในอีกสักครู่",
-                          f"Request {ref} is still being registered; try again in a moment") from None
-        raise refusal("already_decided", f"คำขอ {ref} ได้ข้อยุติแล้ว", f"Request {ref} is already settled") from None
+        with contextlib.suppress(Exception):
+            await start.workflow_handle()  # the same failure: read, so that it is not logged as unread
+        raise settled() from None  # its workflow ended (decided, or expired) since the row was read
 
     def load() -> IdCorrectionOut:
         with session_scope(engine) as session:

@@ -4,6 +4,7 @@ catcher of its replies. Import `intake_env` into a test module to use it as a fi
 
 from __future__ import annotations
 
+from contextlib import asynccontextmanager
 from datetime import timedelta
 from pathlib import Path
 
@@ -27,8 +28,24 @@ class Setup:
         self.stack, self.intake, self.port, self.rid, self.cutoff = stack, intake, port, rid, cutoff
 
     async def send(self, raw: bytes, sender: str = "dmc@tuayang.ac.th") -> None:
-        """Through the intake's SMTP listener, as the district's relay hands it over."""
-        await aiosmtplib.send(raw, sender=sender, recipients=[INTAKE_ADDRESS], hostname="127.0.0.1", port=self.port)
+        await send_to_intake(self.port, raw, sender)
+
+
+async def send_to_intake(port: int, raw: bytes, sender: str = "dmc@tuayang.ac.th") -> None:
+    """Through the intake's SMTP listener, as the district's relay hands it over."""
+    await aiosmtplib.send(raw, sender=sender, recipients=[INTAKE_ADDRESS], hostname="127.0.0.1", port=port)
+
+
+@asynccontextmanager
+async def intake_listening(stack):
+    """The intake in front of the stack, its SMTP listener on a free loopback port: answers (intake, port)."""
+    intake = Intake(stack.engine, stack.client, stack.settings, dnsfunc=dkim_dns)
+    port = free_port()
+    listener = start_listener(intake, "127.0.0.1", port, stack.settings.intake_max_bytes)
+    try:
+        yield intake, port
+    finally:
+        listener.stop()
 
 
 @pytest.fixture
@@ -42,13 +59,8 @@ async def intake_env(time_env, engine, settings, smtp):
         r = await stack.http.post(f"/rounds/{rid}/students/import", headers=stack.auth("admin"),
                                   files={"file": ("roster.csv", ROSTER.read_bytes(), "text/csv")})
         assert r.json()["applied"] == 14, r.text
-        intake = Intake(engine, stack.client, settings, dnsfunc=dkim_dns)
-        port = free_port()
-        listener = start_listener(intake, "127.0.0.1", port, settings.intake_max_bytes)
-        try:
+        async with intake_listening(stack) as (intake, port):
             yield Setup(stack, intake, port, rid, cutoff)
-        finally:
-            listener.stop()
 
 
 def replies(smtp, message_id: str) -> list:

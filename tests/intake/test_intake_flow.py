@@ -3,12 +3,12 @@ for the district's review, replies caught by a real SMTP server."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from temporalio.service import RPCError
 
 from activities.intake import IntakeActivities
 from db.engine import session_scope
@@ -18,6 +18,7 @@ from tests.intake.env import body, outcome_of, replies
 from tests.intake.messages import block, build, find_samples, letter, nid, sign
 from tests.stack import SCHOOL, keep_history
 from tests.timing import eventually, skip_to
+from workflows.ids import id_correction_id, inbound_intake_id
 
 SAMPLES = find_samples(Path(__file__))
 
@@ -52,7 +53,7 @@ async def test_every_sample_gets_its_outcome_and_exactly_one_reply(intake_env, e
     assert len(set(subjects)) == len(subjects)
 
 
-async def test_review_approve_reject_expire_and_duplicate_delivery(intake_env, engine, smtp):
+async def test_review_approve_reject_expire_and_duplicate_delivery(intake_env, engine, smtp, settings):
     stack = intake_env.stack
     raw = build(letter(block(old="1449900000018", new="1449909000011"), block(old="1449900000026", new="1449909000029"),
                        block(old="G664400000008", new="1449909000037")), message_id="<review@mail.example>")
@@ -102,12 +103,8 @@ async def test_review_approve_reject_expire_and_duplicate_delivery(intake_env, e
                                                                         headers=stack.auth("admin"))).json()}
     assert outcomes == {"1449900000018": "expired", "1449900000026": "rejected", "G664400000008": "approved"}
     assert len(told()) == 3  # and expired
-    await keep_history(stack, f"id-correction/{refs['1449900000018']}", "id_correction_expired")
-    await keep_history(stack, f"id-correction/{refs['G664400000008']}", "id_correction_approved")
-    with session_scope(engine) as s:
-        sha = s.exec(InboundMessage.__table__.select().where(
-            InboundMessage.message_id == "<review@mail.example>")).first().sha256
-    await keep_history(stack, f"inbound/{sha}", "inbound_message_three_requests")
+    await keep_history(stack, f"id-correction/{refs['1449900000018']}", "v7-intake-id_correction_expired_at_cutoff")
+    await keep_history(stack, inbound_intake_id(settings.task_queue), "v7-intake-three_requests_twice_delivered")
 
 
 async def test_refusals_sender_closed_and_crash_between_store_and_parse(intake_env, engine, smtp, settings):
@@ -151,27 +148,26 @@ async def test_a_request_received_in_time_but_handed_over_after_the_cutoff_expir
     assert [i["status"] for i in r.json()] == ["expired"]
 
 
-async def test_a_decision_before_the_request_has_its_workflow_is_asked_again_not_lost(intake_env, engine, settings):
-    """The message was read (the officer sees the request) but its request's workflow is not running yet:
-    the worker died in between, or is behind. The officer is asked to try again, not told that someone
-    already decided (and the request then expired unseen)."""
+async def test_an_open_request_has_no_workflow_until_the_officer_decides_it(intake_env, engine, settings, smtp):
+    """An open request waits for the district without a workflow of its own (issue 18: what the intake costs grows
+    with decisions, not with requests). The officer's decision starts it and is applied at once, even when the
+    message was read and nothing else ran (the worker died right after)."""
     stack = intake_env.stack
     raw = build(letter(block(old="1449900000018", new="1449909000011")), message_id="<behind@mail.example>")
     sha, _ = intake_env.intake.admit(raw, "smtp", await stack.now())
-    IntakeActivities(engine, settings).process_inbound(sha)  # the activity ran; its workflow went no further
+    IntakeActivities(engine, settings).process_inbound(sha)  # the activity ran; no workflow went any further
     [item] = (await stack.http.get("/id-corrections?status=pending", headers=stack.auth("district"))).json()
+    with pytest.raises(RPCError):
+        await stack.client.get_workflow_handle(id_correction_id(item["ref"])).describe()
     r = await stack.http.post(f"/id-corrections/{item['ref']}/decision", headers=stack.auth("district"),
                               json={"approve": True})
-    assert r.status_code == 409 and r.json()["code"] == "id_correction_starting", r.text
-    await intake_env.intake.hand_over(sha)
-    decided = None
-    for _ in range(100):
-        decided = await stack.http.post(f"/id-corrections/{item['ref']}/decision", headers=stack.auth("district"),
-                                        json={"approve": True})
-        if decided.json().get("code") != "id_correction_starting":
-            break
-        await asyncio.sleep(0.1)
-    assert decided.status_code == 200 and decided.json()["status"] == "approved", decided.text
+    assert r.status_code == 200 and r.json()["status"] == "approved", r.text
+    r = await stack.http.post(f"/id-corrections/{item['ref']}/decision", headers=stack.auth("district"),
+                              json={"approve": False, "reason": "ซ้ำ"})
+    assert r.status_code == 409 and r.json()["code"] == "already_decided"
+    await intake_env.intake.hand_over(sha)  # the intake's workflow takes the message up again: one reply
+    await eventually(lambda: replies(smtp, "<behind@mail.example>"))
+    await keep_history(stack, id_correction_id(item["ref"]), "v7-intake-id_correction_started_by_its_decision")
 
 
 @pytest.mark.slow

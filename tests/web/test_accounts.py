@@ -362,6 +362,103 @@ async def test_the_users_page_shows_and_acts_only_within_the_managers_scope(worl
     assert all(f'data-username="{u}"' in everyone for u in world.ids)
 
 
+# --- the users-CSV upload page: the console's import, within the manager's scope --------------------------------
+
+def users_file(rows: list[str]) -> dict:
+    body = ("\ufeffusername,role,school_or_area,name,email\n" + "\n".join(rows) + "\n").encode()
+    return {"file": ("users.csv", body, "text/csv")}
+
+
+def report_rows(html: str) -> dict[int, tuple[str, str, str]]:
+    """The report's table: line -> (username, outcome, the reason cell's text)."""
+    found = re.findall(r'<tr data-line="(\d+)" data-username="([^"]*)" data-outcome="(\w+)"[^>]*>(.*?)</tr>', html, re.S)
+    return {int(line): (name, outcome, cells) for line, name, outcome, cells in found}
+
+
+async def test_a_district_officer_uploads_users_of_its_own_area_only_and_sees_each_row_with_its_reason(world):
+    district = await logged_in(world, "district.mk", "เขตมหาสารคาม-01")
+    listing = await district.get("/users")
+    assert 'href="/users/import"' in listing.text  # linked from the users page
+    form = await district.get("/users/import")
+    assert form.status_code == 200 and 'enctype="multipart/form-data"' in form.text
+    token = CSRF.search(form.text)[1]
+    rows = [f"clerk.tuayang,staff,{SCHOOL},นางใจดี มีสุข,clerk@tuayang.example",  # line 2: its area's school
+            f"dir.tuayang,director,{SCHOOL_2},นายผู้อำนวยการ บ้านทดลอง,dir@banthodlong.example",
+            f"kk.clerk,staff,{OTHER_SCHOOL},ครูขอนแก่น,kk.clerk@example.org",  # another area's school
+            "root2,admin,,ผู้ดูแลอีกคน,root2@example.org",  # an administrator
+            f"district.kk2,district,{OTHER_AREA},เขตขอนแก่น,kk2@example.org",  # another area's officer
+            f"staff.kk,staff,{SCHOOL},ย้ายมาเขตนี้,staff.kk@example.org",  # another area's account, pulled in
+            f"admin1,district,{AREA},ผู้ดูแลระบบ,admin1@example.org",  # an administrator's account, demoted
+            "nobody.school,staff,9999999999,ไม่มีโรงเรียน,nobody@example.org"]
+    r = await district.post("/users/import", data={"csrf_token": token}, files=users_file(rows))
+    assert r.status_code == 200, r.text[:500]
+    report = report_rows(r.text)
+    assert {line: outcome for line, (_, outcome, _) in report.items()} == {
+        2: "created", 3: "created", 4: "refused", 5: "refused", 6: "refused", 7: "refused", 8: "refused",
+        9: "refused"}
+    outside = '<span lang="th">ไม่มีสิทธิ์สร้างผู้ใช้นอกเขตพื้นที่ของตน</span><br><small lang="en">' \
+              'Not allowed to create a user outside your own area</small>'
+    for line in (4, 5, 6):  # the refusal in Thai, the English beside it, in the row it is about
+        assert outside in report[line][2], report[line]
+    for line in (7, 8):
+        assert "เป็นบัญชีนอกขอบเขตของท่าน" in report[line][2] and "outside your scope" in report[line][2]
+    assert "ผู้ใช้ระดับโรงเรียนต้องระบุรหัสโรงเรียนที่มีอยู่" in report[9][2]
+    assert re.search(r'data-count="created">2<', r.text) and re.search(r'data-count="refused">6<', r.text)
+    # each new user, and only they, got a one-time link at the registered address
+    assert sorted(m["X-Envelope-To"] for m in world.smtp.messages) == ["clerk@tuayang.example",
+                                                                     "dir@banthodlong.example"]
+    assert all(LINK.search(b) for b in world.smtp.bodies())
+    assert world.user("clerk.tuayang").school_code == SCHOOL and world.user("dir.tuayang").role == "director"
+    assert (world.user("staff.kk").school_code, world.user("admin1").role) == (OTHER_SCHOOL, "admin")
+    with session_scope(world.engine) as s:
+        assert not s.exec(select(User).where(User.username.in_(["kk.clerk", "root2", "district.kk2"]))).all()
+
+    # the same file again: nobody twice, nobody mailed again, the same refusals
+    again = await district.post("/users/import", data={"csrf_token": token}, files=users_file(rows))
+    assert again.status_code == 200
+    report = report_rows(again.text)
+    assert (report[2][1], report[3][1]) == ("unchanged", "unchanged") and report[4][1] == "refused"
+    assert "มีอยู่แล้ว" in again.text and len(world.smtp.messages) == 2
+    with session_scope(world.engine) as s:
+        assert len(s.exec(select(User).where(User.username == "clerk.tuayang")).all()) == 1
+
+
+async def test_the_users_upload_takes_a_managers_bounded_csv_with_the_forms_token(world, monkeypatch):
+    from web import users as users_page
+
+    admin = await logged_in(world, "admin1", "admin-ผ่านระบบ-01")
+    token = await csrf_of(admin, "/users/import")
+    ok = users_file(["root2,admin,,ผู้ดูแลอีกคน,root2@example.org"])
+    for proof in ({}, {"csrf_token": "not-the-session-token"}):
+        r = await admin.post("/users/import", data=proof, files=ok)
+        assert r.status_code == 403 and refused(r, "csrf_failed")
+    staff = await logged_in(world, "staff.tuayang", GOOD)
+    assert refused(await staff.get("/users/import"), "forbidden")
+    r = await staff.post("/users/import", data={"csrf_token": await csrf_of(staff)}, files=ok)
+    assert r.status_code == 403 and refused(r, "forbidden")
+    assert not world.smtp.messages
+
+    monkeypatch.setattr(users_page, "IMPORT_MAX_BYTES", 1024)
+    for files, status, code in [
+            ({"file": ("big.csv", b"username,role\n" + b"x" * 2000, "text/csv")}, 413, "request_too_large"),
+            ({"file": ("latin.csv", "username;rôle".encode("latin-1"), "text/csv")}, 422, "file_encoding"),
+            ({"file": ("cols.csv", b"username,role\nx,staff\n", "text/csv")}, 422, "file_columns"),
+            ({"file": ("nul.csv", b"username,role,school_or_area,name,email\nx\x00,staff,,a,b@c.d\n", "text/csv")},
+             422, "file_format")]:
+        r = await admin.post("/users/import", data={"csrf_token": token}, files=files)
+        assert r.status_code == status and refused(r, code), (code, r.text[:300])
+        assert 'aria-describedby="users-file-hint users-file-problem" aria-invalid="true"' in r.text  # beside the file
+    monkeypatch.setattr(users_page, "IMPORT_MAX_ROWS", 1)
+    two = users_file(["a.one,admin,,หนึ่ง,a1@example.org", "a.two,admin,,สอง,a2@example.org"])
+    r = await admin.post("/users/import", data={"csrf_token": token}, files=two)
+    assert r.status_code == 413 and refused(r, "file_too_many_rows")
+
+    r = await admin.post("/users/import", data={"csrf_token": token}, files=ok)  # an administrator: any scope
+    assert r.status_code == 200 and report_rows(r.text)[2][1] == "created"
+    assert world.user("root2").role == "admin"
+    assert [m["X-Envelope-To"] for m in world.smtp.messages] == ["root2@example.org"]
+
+
 # --- the demo's contract (./scripts/dev.sh) -----------------------------------------------------------------------
 
 async def test_the_demo_users_log_in_with_their_user_name_as_password(backend, tmp_path, settings):

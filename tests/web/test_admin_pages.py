@@ -175,7 +175,8 @@ async def test_admin_creates_starts_watches_and_extends_a_round_and_edits_a_scho
             # the start's progress, updating itself until every school has its work
             await expect(page.locator("#progress")).to_have_attribute("data-finished", "yes", timeout=TIMEOUT)
             await expect(page.locator("#progress-state")).to_have_text("เสร็จแล้ว")
-            await expect(page.locator("#progress-count")).to_contain_text(f"ดำเนินการแล้ว {schools} โรงเรียน")
+            await expect(page.locator("#progress-count")).to_have_text(
+                f"เริ่มงานของโรงเรียนแล้ว {schools} จาก {schools} โรงเรียน")
             await expect(page.locator("#progress-projection")).to_have_text(
                 f"มีงานของโรงเรียนแล้ว {schools} จาก {schools} โรงเรียน")
             await looked_at(page, "admin-round-started")

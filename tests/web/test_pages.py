@@ -117,16 +117,24 @@ async def test_the_english_switch_keeps_the_page_and_is_remembered(time_env, eng
 # --- the browser: each role's page, looked at, measured with axe, at both widths -------------------
 
 async def open_as(b, base: str, stack, who: str, path: str):
+    page, problems = await new_page(b, base, web_session(stack, who)[0])
+    await page.goto(path)
+    return page, problems
+
+
+async def new_page(b, base: str, session_id: str | None = None):
+    """A page in a browser context of its own (Thai, a time zone far from Bangkok's), signed in when given a session
+    id; answers it and the list of problems (script errors, failed loads) it reports."""
     context = await b.new_context(base_url=base, locale="th-TH", timezone_id="America/New_York",
                                   viewport={"width": WIDTHS["desktop"], "height": 900})
-    await context.add_cookies([{"name": COOKIE, "value": web_session(stack, who)[0], "url": base}])
+    if session_id:
+        await context.add_cookies([{"name": COOKIE, "value": session_id, "url": base}])
     page = await context.new_page()
     problems: list[str] = []
     page.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
     # a refused decision answers its refusal's status (409) with the page that says why: not a problem of the page
     page.on("console", lambda msg: problems.append(f"console {msg.type}: {msg.text}")
             if msg.type == "error" and "status of 409" not in msg.text else None)
-    await page.goto(path)
     return page, problems
 
 
@@ -211,6 +219,8 @@ async def test_staff_confirms_and_the_director_certifies_through_the_pages(time_
             page, problems = await open_as(b, base, stack, "director", home)
             await expect(page.locator("#certify-summary")).to_contain_text("ครูธุรการ")
             await expect(page.locator('#certify-summary [data-count="students"]')).to_have_text("1")
+            await expect(page.locator("#as-confirmed")).to_have_text("นักเรียน 1 คน มีตัวตนอยู่จริง 1 คน ข้อยกเว้น 0 คน")
+            await expect(page.locator("#changed-since")).to_have_count(0)  # nothing decided since the confirmation
             await expect(page.locator("form")).to_have_count(2)  # certify, and log out: nothing else to change
             await looked_at(page, "director-home")
             await page.click("#certify-button")

@@ -186,9 +186,10 @@ async def test_staff_records_the_three_menus_and_existence_then_confirms_through
             await expect(page.locator('#counts [data-count="unmarked"]')).to_have_text("3")
             await expect(page.locator("#marks tbody tr")).to_have_count(2)  # a class at a time: ม.1/1 first
             await looked_at(page, "work-existence")
-            await page.select_option("#class", "")  # every class
+            await page.select_option("#class", "")  # every class: the classes with what is left in each
             await page.click("#choose-class button")
-            await expect(page.locator("#marks tbody tr")).to_have_count(3)
+            await expect(page.locator("#classes tbody tr")).to_have_count(2)
+            await expect(page.locator('#classes tr[data-class="ม.1/1"]')).to_have_attribute("data-unmarked", "2")
             await page.select_option("#exc-student", PUPILS["มานะ"][0])
             await page.select_option("#exc-kind", "transferred_out")
             await page.click("#exception-save")
@@ -198,6 +199,7 @@ async def test_staff_records_the_three_menus_and_existence_then_confirms_through
             await page.fill("#exc-note", "ย้ายไปโรงเรียนในกรุงเทพฯ 1 พ.ค.")
             await page.click("#exception-save")
             await expect(page.locator("#done")).to_have_text("บันทึกข้อยกเว้นแล้ว")
+            await page.click('#classes a:text("ม.1 ห้อง 1")')  # a class's own list: one student at a time
             row = page.locator(f'tr[data-student="{PUPILS["สมชาย"][0]}"]')
             await row.locator("button").click()
             await expect(page.locator(f'tr[data-student="{PUPILS["สมชาย"][0]}"]')).to_have_attribute("data-mark",
