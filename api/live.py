@@ -11,6 +11,7 @@ kind of watcher what it watches, only when that changed:
   scope-checked page.
 The cost of a tick is one statement per area, plus one dashboard build per change when a dashboard is
 watched: the same for 1 or 200 watchers. A poller runs only while a page is subscribed.
+`event_stream` is the one HTTP answer of every feed (the dashboard's JSON, the live pages' digests).
 """
 
 from __future__ import annotations
@@ -18,10 +19,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from fastapi.responses import StreamingResponse
 from sqlalchemy.engine import Engine
 
 from api.dashboard_views import area_dashboard_json
@@ -32,6 +35,8 @@ from db.live_pulse import DASHBOARD, QUEUE, SCHOOL  # noqa: F401 (what a subscri
 log = logging.getLogger(__name__)
 POLL_SECONDS = 1.0
 REFRESH_SECONDS = 30.0
+STREAM_SECONDS = 300  # a feed ends after this long; EventSource reconnects by itself (and the login is checked again)
+KEEPALIVE_SECONDS = 10
 
 
 @dataclass
@@ -122,3 +127,22 @@ def hub_of(app) -> LiveHub:
     if hub is None:
         hub = app.state.live_hub = LiveHub(app.state.engine, app.state.clock)
     return hub
+
+
+def event_stream(hub: LiveHub, round_id: str, area: str, watch: str, event: str) -> StreamingResponse:
+    """Server-Sent Events of what `watch` shows of the area (`hub.subscribe`), each as `event`; a comment every
+    `KEEPALIVE_SECONDS` keeps an idle connection open through proxies, and the stream ends after `STREAM_SECONDS`."""
+    async def stream():
+        yield "retry: 2000\n\n"
+        ends = time.monotonic() + STREAM_SECONDS
+        async with hub.subscribe(round_id, area, watch) as queue:
+            while time.monotonic() < ends:
+                try:
+                    item = await asyncio.wait_for(queue.get(), timeout=KEEPALIVE_SECONDS)
+                except TimeoutError:
+                    yield ": keep-alive\n\n"
+                    continue
+                yield f"event: {event}\ndata: {item}\n\n"
+
+    return StreamingResponse(stream(), media_type="text/event-stream",
+                             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})

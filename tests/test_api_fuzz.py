@@ -28,7 +28,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from schemathesis.generation import GenerationMode
 
-from api.routers import dashboard
+from api import live
 from tests.api_world import EVIDENCE_SHA, populated_world, world_database
 from tests.conftest import free_port
 from tests.db_backends import BACKENDS
@@ -46,7 +46,7 @@ REAL = {"round_id": None, "school_code": SCHOOL, "case_id": None, "ref": None, "
 @pytest.fixture(scope="module", params=BACKENDS)
 async def served(request, migrated_template, tmp_path_factory):
     with world_database(request.param, migrated_template, tmp_path_factory) as url, pytest.MonkeyPatch.context() as mp:
-        mp.setattr(dashboard, "STREAM_SECONDS", 0)  # the live feed ends at once: a request reads it to its end
+        mp.setattr(live, "STREAM_SECONDS", 0)  # the live feed ends at once: a request reads it to its end
         async with serving(url) as found:
             yield found
 

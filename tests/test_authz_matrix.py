@@ -40,8 +40,8 @@ import pytest
 from fastapi.routing import APIRoute
 from sqlmodel import select
 
+from api import live
 from api.app import create_app
-from api.routers import dashboard
 from api.viewer import COOKIE, CSRF_FIELD
 from db import accounts
 from db.directory import user_by_token
@@ -52,7 +52,6 @@ from dmcflow.settings import Settings
 from domain.thai_time import to_bangkok
 from tests.api_world import DROPOUT_EVIDENCE_SHA, DROPOUT_PUPIL, EVIDENCE_SHA, World, fresh_db_url, populated_world
 from tests.stack import AREA, HEADER, OTHER_AREA, OTHER_SCHOOL, READY_IDS, SCHOOL, SCHOOL_2
-from web import live_pages
 
 ACTORS = ("anonymous", "bad_token", "admin", "district", "other_district", "staff", "director", "staff2",
           "director2", "other_staff", "other_director")
@@ -320,7 +319,7 @@ OPS: dict[str, Op] = {
         page=True),
     "withdraw_dropout": Op(post(DROPOUT + "/withdrawal", {"reason": "ทดสอบสิทธิ์"}), {"staff"}),
     "decide_dropout": Op(post(DROPOUT + "/decision", {"approve": False, "reason": "ทดสอบสิทธิ์"}), {"district"}),
-    # the roster pages (web/roster_pages.py): who may see the school reads; its staff changes (the admin imports too);
+    # the roster pages (web/roster_pages/): who may see the school reads; its staff changes (the admin imports too);
     # the forms send nothing that would change the world's student (the staff is refused by the rule, past the door)
     "roster_start_page": Op(get("/roster?school={school}"), AREA_SIDE, credential="cookie", page=True),
     "roster_page": Op(get(ROSTER_PAGE), AREA_SIDE, credential="cookie", page=True),
@@ -531,8 +530,7 @@ def refusal_of(row: Op, r) -> dict:
 async def test_only_the_allowed_cells_get_past_access_control(world, op, monkeypatch):
     # httpx's in-process transport answers only once the app has finished, and the live feed runs for
     # STREAM_SECONDS: here it ends at once (its status and headers are what the row checks)
-    monkeypatch.setattr(dashboard, "STREAM_SECONDS", 0)
-    monkeypatch.setattr(live_pages, "STREAM_SECONDS", 0)
+    monkeypatch.setattr(live, "STREAM_SECONDS", 0)  # every feed's (api/live.py event_stream)
     row = OPS[op]
     wrong = []
     for actor in ACTORS:

@@ -17,9 +17,9 @@ WRONG = re.compile(r"เลขประจำตัว(?!ประชาชน)"
 STUDENT_NUMBER = "เลขประจำตัวนักเรียน"
 # Columns that do hold the student number (`Student.student_no`), as many as each file has: the roster file's
 # (domain/roster_file.py maps it to student_no) and the evidence pack's existence-marks.csv (beside the
-# national ID's own column), and the workbench's menu tables (web/i18n.py `col_no`). Counted, so a second
+# national ID's own column), and the workbench's menu tables (web/i18n/round_work.py `col_no`). Counted, so a second
 # header elsewhere in the file (as dropouts.csv had) is caught.
-STUDENT_NUMBER_COLUMNS = {"domain/roster_file.py": 1, "api/routers/reports.py": 1, "web/i18n.py": 1}
+STUDENT_NUMBER_COLUMNS = {"domain/roster_file.py": 1, "api/routers/reports.py": 1, "web/i18n/round_work.py": 1}
 
 
 def shipped_files() -> list[Path]:

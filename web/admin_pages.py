@@ -25,7 +25,7 @@ from api.deps import EngineDep, NowDep, SessionDep, SettingsDep, TemporalDep, re
 from api.routers.rounds import create_round_row, extend_round_deadline, operation_progress
 from api.routers.schools import save_school
 from api.schemas import ExtensionIn, RoundIn, SchoolIn
-from api.viewer import CSRF_FIELD, PageUser, PageUserDep, require_page_csrf
+from api.viewer import PageUser, PageUserDep, require_page_csrf
 from api.views import round_view, school_round_view
 from db.engine import session_scope
 from db.models import Area, Round, School, SchoolEmail, SchoolRound
@@ -34,12 +34,12 @@ from domain.ids import normalise_school_code
 from domain.refusals import Refusal, invalid, not_found
 from domain.rounds import RoundPolicy
 from domain.thai_time import thai_date
-from web.app import PageRoute
+from web.app import PageRoute, remember
+from web.forms import CsrfForm
 from web.rendering import page, page_language
 from workflows.ids import fanout_id
 
 router = APIRouter(route_class=PageRoute, tags=["workbench"])
-CsrfForm = Annotated[str | None, Form(alias=CSRF_FIELD, max_length=100)]
 RoundId = Annotated[str, Path(max_length=40)]
 SchoolCode = Annotated[str, Path(max_length=20)]
 Text = Annotated[str, Form(max_length=200)]
@@ -53,7 +53,7 @@ FIELD_OF = {"round_exists": "id", "school_code_format": "code", "extension_not_l
 
 
 def _admin(request: Request, page_user: PageUser, csrf_token: str | None = None, *, posted: bool = False) -> None:
-    request.state.page_user = page_user  # a refusal page still shows the user's menu
+    remember(request, page_user)
     if posted:
         require_page_csrf(page_user, csrf_token)  # before anything else: another site's form learns nothing
     require_role(page_user.user, "admin", what_th="จัดการรอบและโรงเรียน (เฉพาะผู้ดูแลระบบ)",

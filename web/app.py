@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Annotated
 from urllib.parse import quote
 
-from fastapi import APIRouter, Form, Query, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import RedirectResponse
 from fastapi.routing import APIRoute
@@ -23,7 +23,7 @@ from temporalio.service import RPCError
 
 from api.deps import EngineDep, NowDep, TemporalDep, actor_of, require_role, school_in_scope
 from api.errors import OUTAGE
-from api.viewer import (COOKIE, CSRF_FIELD, LOGIN_PAGE, PageUser, PageUserDep, SignInRequired,
+from api.viewer import (COOKIE, LOGIN_PAGE, PageUser, PageUserDep, SignInRequired,
                         clear_session_cookie, require_page_csrf)
 from api.views import school_round_view
 from api.workflow_updates import school_update
@@ -31,6 +31,7 @@ from db.engine import session_scope
 from db.models import School
 from domain.refusals import Refusal, not_found, refusal
 from domain.school_round import Stage, already_certified
+from web.forms import CsrfForm
 from web.homes import school_home, work_queue
 from web.rendering import STATIC_TYPES, page, static_file
 from workflows.school_round import SchoolRoundWorkflow
@@ -79,12 +80,17 @@ class PageRoute(APIRoute):
 
 router = APIRouter(route_class=PageRoute, tags=["workbench"])
 RoundQuery = Annotated[str | None, Query(max_length=40)]
-CsrfForm = Annotated[str | None, Form(alias=CSRF_FIELD, max_length=100)]
 SCHOOL_ROLES = ("staff", "director")
 
 
-def _remember(request: Request, page_user: PageUser) -> None:
-    request.state.page_user = page_user  # a refusal page still shows the user's menu
+def remember(request: Request, page_user: PageUser) -> None:
+    """Every page route's first line: a refusal page (`_problem_page`) still shows the user's menu."""
+    request.state.page_user = page_user
+
+
+def path_of(template: str, **parts: str | int) -> str:
+    """A page's path from its route template, each part quoted whole: a `/` in a value stays in its segment."""
+    return template.format(**{name: quote(str(value), safe="") for name, value in parts.items()})
 
 
 def _home(request: Request, page_user: PageUser, engine, now, round_id: str | None,
@@ -109,7 +115,7 @@ def _home(request: Request, page_user: PageUser, engine, now, round_id: str | No
 @router.get("/", operation_id="workbench_home", include_in_schema=False)
 async def workbench_home(request: Request, page_user: PageUserDep, engine: EngineDep, now: NowDep,
                          round: RoundQuery = None) -> Response:
-    _remember(request, page_user)
+    remember(request, page_user)
     return await asyncio.to_thread(_home, request, page_user, engine, now, round)
 
 
@@ -117,7 +123,7 @@ async def _decide(request: Request, page_user: PageUser, engine, client, now, ro
                   csrf_token: str | None, role: str, update, action: str, what: tuple[str, str]) -> Response:
     """The check of the form, then the API's own update; a refusal comes back as the home page with the
     reason beside the button it is about."""
-    _remember(request, page_user)
+    remember(request, page_user)
     require_page_csrf(page_user, csrf_token)  # before anything else: another site's form learns nothing
     user = page_user.user
     require_role(user, role, what_th=what[0], what_en=what[1])

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 from datetime import datetime
 from typing import Annotated
-from urllib.parse import quote, urlencode
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.responses import RedirectResponse
@@ -28,9 +28,9 @@ from db.engine import session_scope
 from db.evidence import MAX_EVIDENCE_BYTES
 from domain.dropouts import REASONS
 from domain.refusals import Refusal, invalid, not_found
-from web.app import PageRoute
+from web.app import PageRoute, path_of, remember
 from web.rendering import page
-from web.round_work_pages import OFF_LIMITS, WORK, remember, staff_form, staff_school, students_by_class
+from web.round_work_pages import OFF_LIMITS, WORK, staff_form, staff_school, students_by_class
 
 router = APIRouter(route_class=PageRoute, tags=["workbench"])
 CASES = WORK + "/cases"
@@ -52,10 +52,6 @@ def _upload(form, name: str) -> UploadFile | None:
 def _text(form, name: str) -> str:
     found = form.get(name)
     return found if isinstance(found, str) else ""
-
-
-def _path(template: str, **parts: str) -> str:
-    return template.format(**{k: quote(v, safe="") for k, v in parts.items()})
 
 
 # --- the list: dropouts, duplicates, ID corrections ------------------------------------------------------------
@@ -82,7 +78,7 @@ async def _cases_page(request: Request, page_user: PageUser, engine, settings, r
                 id_template=ID_TEMPLATE.format(school=school.code), problem=problem, problem_for=problem_for,
                 case_id=case_id, notice=notice if notice in NOTICES else None,
                 form={"student": "", "reason": "", "details": "", "note": "", **(form or {})},
-                base=_path(WORK, school_code=school_code, round_id=round_id),
+                base=path_of(WORK, school_code=school_code, round_id=round_id),
                 status=problem.status if problem else 200)
 
 
@@ -95,7 +91,7 @@ async def workbench_cases(request: Request, school_code: str, round_id: str, pag
 
 
 def _done(school_code: str, round_id: str, notice: str, anchor: str = "") -> RedirectResponse:
-    return RedirectResponse(_path(CASES, school_code=school_code, round_id=round_id) + "?"
+    return RedirectResponse(path_of(CASES, school_code=school_code, round_id=round_id) + "?"
                             + urlencode({"notice": notice}) + anchor, status_code=303)
 
 
@@ -131,8 +127,8 @@ def _dropout_page(request: Request, page_user: PageUser, engine, round_id: str, 
     return page(request, "work/dropout.html", user=page_user.user, csrf_token=page_user.csrf_token, school=school,
                 round_id=round_id, item=item, problem=problem, problem_for=problem_for,
                 form=form or {"text": "", "reason": ""}, notice=notice if notice in NOTICES else None,
-                here=_path(DROPOUT, school_code=school_code, round_id=round_id, request_id=request_id),
-                cases=_path(CASES, school_code=school_code, round_id=round_id),
+                here=path_of(DROPOUT, school_code=school_code, round_id=round_id, request_id=request_id),
+                cases=path_of(CASES, school_code=school_code, round_id=round_id),
                 status=problem.status if problem else 200)
 
 
@@ -162,7 +158,7 @@ async def workbench_school_dropout_evidence(request: Request, school_code: str, 
 
 
 def _back(school_code: str, round_id: str, request_id: str, notice: str) -> RedirectResponse:
-    return RedirectResponse(_path(DROPOUT, school_code=school_code, round_id=round_id, request_id=request_id)
+    return RedirectResponse(path_of(DROPOUT, school_code=school_code, round_id=round_id, request_id=request_id)
                             + "?" + urlencode({"notice": notice}), status_code=303)
 
 

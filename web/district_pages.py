@@ -18,8 +18,7 @@ from urllib.parse import quote
 from fastapi import APIRouter, Form, Path, Query, Request, Response
 from fastapi.responses import RedirectResponse
 from pydantic import ValidationError
-from sqlalchemy import and_, func, or_, select
-from sqlalchemy.orm import aliased
+from sqlalchemy import func, select
 
 from api.deps import EngineDep, NowDep, SettingsDep, TemporalDep, require_role
 from api.downloads import Sha256, evidence_download
@@ -28,20 +27,20 @@ from api.routers import duplicates as duplicate_api
 from api.routers import id_corrections as correction_api
 from api.routers.rounds import extend_round_deadline
 from api.schemas import ExtensionIn
-from api.viewer import CSRF_FIELD, PageUser, PageUserDep, require_page_csrf
+from api.viewer import PageUser, PageUserDep, require_page_csrf
 from db.engine import session_scope
 from db.models import DropoutMessage, DropoutRequest, DuplicateCase, IdCorrection, InboundMessage, School, \
     SchoolRound, Student
-from db.duplicates import CLAIMED
-from db.monitoring import OPEN_DUPLICATE, latest_round
+from db.monitoring import latest_round
 from domain.refusals import Refusal, invalid
 from intake.email_parser import message_text
-from web.app import PageRoute
+from web import waiting
+from web.app import PageRoute, path_of, remember
+from web.forms import CsrfForm
 from web.live_pages import queue_live
 from web.rendering import page
 
 router = APIRouter(route_class=PageRoute, tags=["workbench"])
-CsrfForm = Annotated[str | None, Form(alias=CSRF_FIELD, max_length=100)]
 Text = Annotated[str, Form(max_length=4000)]
 Ref = Annotated[str, Path(max_length=40)]
 PER_KIND = 500  # an area's queue: a few hundred at most; more waits for the next page load
@@ -60,7 +59,7 @@ class Item:
 
 
 def _officer(request: Request, page_user: PageUser) -> None:
-    request.state.page_user = page_user  # a refusal page still shows the user's menu
+    remember(request, page_user)
     require_role(page_user.user, "district", "admin", what_th="ดูงานของเขตพื้นที่", what_en="see an area's work queue")
 
 
@@ -79,11 +78,9 @@ def queue_items(session, user, round_id: str, now: datetime) -> list[Item]:
     rid = quote(round_id, safe="")
     names = dict(session.execute(select(School.code, School.name).where(School.area == area)).all()) if area else {}
     items: list[Item] = []
-    stmt = (select(IdCorrection.id, IdCorrection.school_code, InboundMessage.received_at)
-            .join(InboundMessage, InboundMessage.sha256 == IdCorrection.message_sha)
-            .where(IdCorrection.round_id == round_id, IdCorrection.status == "pending"))
-    if area:
-        stmt = stmt.where(IdCorrection.area == area)
+    stmt = (waiting.id_corrections([IdCorrection.id, IdCorrection.school_code, InboundMessage.received_at],
+                                   round_id, area)
+            .join(InboundMessage, InboundMessage.sha256 == IdCorrection.message_sha))
     for ref, school, since in session.execute(stmt.order_by(InboundMessage.received_at).limit(PER_KIND)):
         items.append(Item("id_correction", ref, f"/queue/id-corrections/{quote(ref, safe='')}", since, school,
                           None))
@@ -91,28 +88,18 @@ def queue_items(session, user, round_id: str, now: datetime) -> list[Item]:
     asked = (select(DropoutMessage.request_id, func.max(DropoutMessage.at).label("at"))
              .where(DropoutMessage.side == "school", DropoutMessage.posted)
              .group_by(DropoutMessage.request_id).subquery())
-    stmt = (select(DropoutRequest.id, DropoutRequest.school_code, func.coalesce(asked.c.at, DropoutRequest.requested_at))
-            .outerjoin(asked, asked.c.request_id == DropoutRequest.id)
-            .where(DropoutRequest.round_id == round_id, DropoutRequest.status == "waiting_district"))
-    if area:
-        stmt = stmt.where(DropoutRequest.area == area)
+    stmt = (waiting.dropouts([DropoutRequest.id, DropoutRequest.school_code,
+                              func.coalesce(asked.c.at, DropoutRequest.requested_at)], round_id, area)
+            .outerjoin(asked, asked.c.request_id == DropoutRequest.id))
     for ref, school, since in session.execute(stmt.limit(PER_KIND)):
         items.append(Item("dropout", ref, f"/queue/rounds/{rid}/dropouts/{quote(ref, safe='')}", since, school,
                           None))
-    holder, claimant = aliased(School), aliased(School)
-    stmt = (select(DuplicateCase.id, DuplicateCase.holder_school, DuplicateCase.opened_at, DuplicateCase.status)
-            .join(holder, holder.code == DuplicateCase.holder_school)
-            .outerjoin(claimant, claimant.code == DuplicateCase.claimant_school)
-            .where(DuplicateCase.round_id == round_id, DuplicateCase.status.in_((CLAIMED, *OPEN_DUPLICATE))))
-    if area:  # a claim is the holder's district's until it opens the case (issue 15)
-        stmt = stmt.where(or_(holder.area == area, and_(claimant.area == area, DuplicateCase.status != CLAIMED)))
+    stmt = waiting.duplicates([DuplicateCase.id, DuplicateCase.holder_school, DuplicateCase.opened_at,
+                               DuplicateCase.status], round_id, area)
     for ref, school, since, status in session.execute(stmt.order_by(DuplicateCase.opened_at).limit(PER_KIND)):
         items.append(Item("duplicate", ref, f"/queue/rounds/{rid}/duplicates/{quote(ref, safe='')}", since, school,
                           None, detail=status))
-    stmt = (select(SchoolRound.school_code, SchoolRound.cutoff_at)
-            .where(SchoolRound.round_id == round_id, SchoolRound.certified_at.is_(None), SchoolRound.cutoff_at <= now))
-    if area:
-        stmt = stmt.where(SchoolRound.area == area)
+    stmt = waiting.late_schools([SchoolRound.school_code, SchoolRound.cutoff_at], round_id, area, now)
     for school, since in session.execute(stmt.order_by(SchoolRound.cutoff_at).limit(PER_KIND)):
         items.append(Item("late", school, f"/queue/rounds/{rid}/extensions?school={school}", since, school,
                           None))
@@ -246,7 +233,7 @@ async def workbench_comment_dropout(request: Request, round_id: Ref, request_id:
     except Refusal as problem:
         return await asyncio.to_thread(_dropout_page, request, page_user, engine, round_id, request_id, problem,
                                        "text", {"text": text, "approve": "", "reason": ""})
-    return _back_to(DROPOUT.format(round_id=quote(round_id, safe=""), request_id=quote(request_id, safe="")))
+    return _back_to(path_of(DROPOUT, round_id=round_id, request_id=request_id))
 
 
 @router.post(DROPOUT + "/decision", operation_id="workbench_decide_dropout", include_in_schema=False)
@@ -263,7 +250,7 @@ async def workbench_decide_dropout(request: Request, round_id: Ref, request_id: 
         where = "reason" if problem.code == "reason_required" else "decision"
         return await asyncio.to_thread(_dropout_page, request, page_user, engine, round_id, request_id, problem,
                                        where, {"text": "", "approve": approve, "reason": reason})
-    return _back_to(DROPOUT.format(round_id=quote(round_id, safe=""), request_id=quote(request_id, safe="")))
+    return _back_to(path_of(DROPOUT, round_id=round_id, request_id=request_id))
 
 
 # --- duplicate cases (R3) ------------------------------------------------------------------------------------
@@ -282,7 +269,7 @@ def _duplicate_page(request, page_user, engine, round_id: str, case_id: str, pro
         opened_at = row.opened_at
         # the holder's side only (case_view hides the holder and the student from the claimant's)
         student = session.get(Student, row.student_pk) if case.holder_school else None
-    base = DUPLICATE.format(round_id=quote(round_id, safe=""), case_id=quote(case_id, safe=""))
+    base = path_of(DUPLICATE, round_id=round_id, case_id=case_id)
     return page(request, "district/duplicate.html", user=page_user.user, csrf_token=page_user.csrf_token, case=case,
                 base=base, opened_at=opened_at,
                 schools=schools, student=student, problem=problem, problem_for=problem_for,
@@ -319,7 +306,7 @@ async def workbench_resolve_duplicate(request: Request, round_id: Ref, case_id: 
         where = DUPLICATE_FIELD.get(problem.code, action)
         return await asyncio.to_thread(_duplicate_page, request, page_user, engine, round_id, case_id, problem, where,
                                        {"action": action, "keep_school": keep_school, "note": note})
-    return _back_to(DUPLICATE.format(round_id=quote(round_id, safe=""), case_id=quote(case_id, safe="")))
+    return _back_to(path_of(DUPLICATE, round_id=round_id, case_id=case_id))
 
 
 # --- deadline extensions and the late list -------------------------------------------------------------------
@@ -379,4 +366,4 @@ async def workbench_extend_deadline(request: Request, round_id: Ref, page_user: 
     except Refusal as problem:
         return await asyncio.to_thread(_extension_page, request, page_user, engine, now, round_id, problem,
                                        EXTENSION_FIELD.get(problem.code, "target"), form)
-    return _back_to(EXTENSIONS.format(round_id=quote(round_id, safe="")) + "?done=extended")
+    return _back_to(path_of(EXTENSIONS, round_id=round_id) + "?done=extended")

@@ -10,14 +10,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from urllib.parse import quote
 
-from sqlalchemy import and_, distinct, func, or_, select
-from sqlalchemy.orm import aliased
+from sqlalchemy import func, select
 from sqlmodel import Session
 
 from api.schemas import SchoolRoundOut
 from api.views import school_round_view
-from db.models import DropoutRequest, DuplicateCase, IdCorrection, Round, School, SchoolRound, User
+from db.models import Round, School, SchoolRound, User
 from db.monitoring import latest_round
+from web import waiting
 
 PROFILE_FIELDS = ("phone", "address", "director_name")  # R1: what the school's basic data must hold
 
@@ -25,7 +25,7 @@ PROFILE_FIELDS = ("phone", "address", "director_name")  # R1: what the school's 
 # (the operation that does it) and are marked "coming"; later sessions replace them with their pages.
 TASK_PAGES: dict[str, tuple[str, bool]] = {
     "profile": ("/school/{school}/rounds/{round}/profile", False),  # web/profile_page.py
-    "roster": ("/roster", False),  # web/roster_pages.py
+    "roster": ("/roster", False),  # web/roster_pages/
     "menus": ("/school/{school}/rounds/{round}/end-of-year", False),  # web/round_work_pages.py
     "existence": ("/school/{school}/rounds/{round}/existence", False),
     "dropout": ("/school/{school}/rounds/{round}/cases#dropouts-h", False),  # web/case_pages.py
@@ -135,28 +135,9 @@ def work_queue(session: Session, user: User, now: datetime) -> WorkQueue:
     queue = WorkQueue(round_id=chosen.id if chosen else None, area=area)
     if chosen is None:
         return queue
-    rid = chosen.id
-
-    def in_area(stmt, column):
-        return stmt.where(column == area) if area is not None else stmt
-
-    queue.id_corrections = session.scalar(in_area(
-        select(func.count()).select_from(IdCorrection)
-        .where(IdCorrection.round_id == rid, IdCorrection.status == "pending"), IdCorrection.area)) or 0
-    queue.dropouts = session.scalar(in_area(
-        select(func.count()).select_from(DropoutRequest)
-        .where(DropoutRequest.round_id == rid, DropoutRequest.status == "waiting_district"), DropoutRequest.area)) or 0
-    holder, claimant = aliased(School), aliased(School)
-    duplicates = (select(func.count(distinct(DuplicateCase.id))).select_from(DuplicateCase)
-                  .join(holder, holder.code == DuplicateCase.holder_school)
-                  .outerjoin(claimant, claimant.code == DuplicateCase.claimant_school)
-                  .where(DuplicateCase.round_id == rid, DuplicateCase.status.in_(("claimed", "open"))))
-    if area is not None:  # a claim is the holder's district's until it opens the case (issue 15)
-        duplicates = duplicates.where(or_(holder.area == area,
-                                          and_(claimant.area == area, DuplicateCase.status == "open")))
-    queue.duplicates = session.scalar(duplicates) or 0
-    queue.late_schools = session.scalar(in_area(
-        select(func.count()).select_from(SchoolRound)
-        .where(SchoolRound.round_id == rid, SchoolRound.certified_at.is_(None), SchoolRound.cutoff_at <= now),
-        SchoolRound.area)) or 0
+    rid, count = chosen.id, [func.count()]  # each kind as the queue lists it (web/waiting.py)
+    queue.id_corrections = session.scalar(waiting.id_corrections(count, rid, area)) or 0
+    queue.dropouts = session.scalar(waiting.dropouts(count, rid, area)) or 0
+    queue.duplicates = session.scalar(waiting.duplicates(count, rid, area)) or 0
+    queue.late_schools = session.scalar(waiting.late_schools(count, rid, area, now)) or 0
     return queue

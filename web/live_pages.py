@@ -14,30 +14,26 @@ Without script the pages are the same pages, current when loaded.
 from __future__ import annotations
 
 import asyncio
-import time
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated
 from urllib.parse import quote
 
 from fastapi import APIRouter, Path, Request, Response
-from fastapi.responses import StreamingResponse
 from sqlmodel import Session
 
 from api.deps import EngineDep, require_role, school_in_scope
-from api.live import QUEUE, SCHOOL, hub_of
+from api.live import QUEUE, SCHOOL, event_stream, hub_of
 from api.viewer import PageUserDep, area_in_scope, round_row
 from db.engine import session_scope
 from db.live_pulse import pulse, queue_digest, school_digest
 from db.models import SchoolRound, User
 from db.monitoring import latest_round
 from domain.refusals import refusal
-from web.app import PageRoute
+from web.app import PageRoute, remember
 from web.homes import school_round_for
 
 router = APIRouter(route_class=PageRoute, tags=["workbench"])
-STREAM_SECONDS = 300  # a feed ends after this long; EventSource reconnects by itself (and the session is checked again)
-KEEPALIVE_SECONDS = 10
 Key = Annotated[str, Path(max_length=120)]
 
 
@@ -76,31 +72,12 @@ def home_live(session: Session, user: User, round_id: str | None, now: datetime)
     return None
 
 
-def _events(request: Request, round_id: str, area: str, watch: str) -> StreamingResponse:
-    hub = hub_of(request.app)
-
-    async def stream():
-        yield "retry: 2000\n\n"
-        ends = time.monotonic() + STREAM_SECONDS
-        async with hub.subscribe(round_id, area, watch) as queue:
-            while time.monotonic() < ends:
-                try:
-                    digest = await asyncio.wait_for(queue.get(), timeout=KEEPALIVE_SECONDS)
-                except TimeoutError:
-                    yield ": keep-alive\n\n"
-                    continue
-                yield f"event: change\ndata: {digest}\n\n"
-
-    return StreamingResponse(stream(), media_type="text/event-stream",
-                             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
-
-
 @router.get("/live/schools/{school_code}/rounds/{round_id}", operation_id="workbench_school_feed",
             include_in_schema=False)
 async def school_feed(request: Request, school_code: Key, round_id: Key, page_user: PageUserDep,
                       engine: EngineDep) -> Response:
     """A school's changes, for its home: its own staff and director only (officers of its area, admins)."""
-    request.state.page_user = page_user
+    remember(request, page_user)
 
     def scope() -> str:
         with session_scope(engine) as session:
@@ -112,7 +89,7 @@ async def school_feed(request: Request, school_code: Key, round_id: Key, page_us
             return row.area  # the feed of the school's area, read from the projection, never from the browser
 
     area = await asyncio.to_thread(scope)
-    return _events(request, round_id, area, SCHOOL + school_code)
+    return event_stream(hub_of(request.app), round_id, area, SCHOOL + school_code, "change")
 
 
 @router.get("/live/areas/{area}/rounds/{round_id}/queue", operation_id="workbench_queue_feed",
@@ -120,7 +97,7 @@ async def school_feed(request: Request, school_code: Key, round_id: Key, page_us
 async def queue_feed(request: Request, area: Key, round_id: Key, page_user: PageUserDep,
                      engine: EngineDep) -> Response:
     """An area's queue changes: that area's officers, or administrators."""
-    request.state.page_user = page_user
+    remember(request, page_user)
     require_role(page_user.user, "district", "admin", what_th="ติดตามงานของเขตพื้นที่",
                  what_en="follow an area's work queue")
 
@@ -130,4 +107,4 @@ async def queue_feed(request: Request, area: Key, round_id: Key, page_user: Page
             area_in_scope(session, page_user.user, area)
 
     await asyncio.to_thread(scope)
-    return _events(request, round_id, area, QUEUE)
+    return event_stream(hub_of(request.app), round_id, area, QUEUE, "change")

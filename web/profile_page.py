@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 from typing import Annotated
-from urllib.parse import quote
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import RedirectResponse
@@ -20,12 +19,13 @@ from api.deps import EngineDep, TemporalDep
 from api.routers import students as students_api
 from api.viewer import PageUser, PageUserDep
 from db.engine import session_scope
-from domain.refusals import Refusal, refusal
+from domain.refusals import Refusal
 from domain.roster_rules import SchoolProfileIn
-from web.app import PageRoute
+from web.app import PageRoute, path_of, remember
+from web.forms import Beside, field_refusal
 from web.homes import PROFILE_FIELDS
 from web.rendering import page
-from web.round_work_pages import OFF_LIMITS, WORK, remember, staff_form, staff_school
+from web.round_work_pages import OFF_LIMITS, WORK, staff_form, staff_school
 
 router = APIRouter(route_class=PageRoute, tags=["workbench"])
 PROFILE = WORK + "/profile"
@@ -41,7 +41,7 @@ def _profile_page(request: Request, page_user: PageUser, engine, school_code: st
                 round_id=round_id, fields=PROFILE_FIELDS, saved=saved and problem is None,
                 form=form or {name: getattr(school, name) or "" for name in PROFILE_FIELDS},
                 problem=problem, problem_for=problem_for,
-                action=PROFILE.format(school_code=quote(school.code, safe=""), round_id=quote(round_id, safe="")),
+                action=path_of(PROFILE, school_code=school.code, round_id=round_id),
                 status=problem.status if problem else 200)
 
 
@@ -63,12 +63,9 @@ async def workbench_save_school_profile(request: Request, school_code: str, roun
         try:
             body = SchoolProfileIn(**sent)
         except ValidationError as exc:
-            first = exc.errors()[0]
-            field = str(first.get("loc", ("",))[-1])
-            raise _Beside(refusal("invalid_field", f"ข้อมูลในช่องนี้ไม่ถูกต้อง: {first.get('msg', '')}",
-                                  f"This field is not valid: {first.get('msg', '')}", 422), field) from None
+            raise Beside(*field_refusal(exc)) from None
         await students_api.update_school_profile(round_id, school_code, body, page_user.user, engine, client)
-    except _Beside as beside:
+    except Beside as beside:
         return await asyncio.to_thread(_profile_page, request, page_user, engine, school_code, round_id, form=sent,
                                        problem=beside.problem, problem_for=beside.field)
     except Refusal as problem:
@@ -76,11 +73,4 @@ async def workbench_save_school_profile(request: Request, school_code: str, roun
             raise
         return await asyncio.to_thread(_profile_page, request, page_user, engine, school_code, round_id, form=sent,
                                        problem=problem, problem_for="submit")
-    return RedirectResponse(PROFILE.format(school_code=quote(school_code, safe=""), round_id=quote(round_id, safe=""))
-                            + "?saved=1", status_code=303)
-
-
-class _Beside(Exception):
-    def __init__(self, problem: Refusal, field: str) -> None:
-        super().__init__(problem.code)
-        self.problem, self.field = problem, field
+    return RedirectResponse(path_of(PROFILE, school_code=school_code, round_id=round_id) + "?saved=1", status_code=303)

@@ -33,7 +33,7 @@ from domain.end_of_year import Destination, EndOfYearBatch, RepeatReason, Result
 from domain.existence import ExceptionKind, ExistenceCounts, Mark, MarkExceptionIn, MarkPresentIn
 from domain.grades import is_graduating
 from domain.refusals import Refusal, invalid, not_found
-from web.app import PageRoute
+from web.app import PageRoute, remember
 from web.rendering import page
 
 router = APIRouter(route_class=PageRoute, tags=["workbench"])
@@ -42,10 +42,6 @@ STEPS = ("3.2.2", "3.2.2.1", "3.2.2.2")
 OFF_LIMITS = ("forbidden", "not_found")
 ClassQuery = Annotated[str | None, Query(alias="class", max_length=20)]
 StepQuery = Annotated[str, Query(max_length=8)]
-
-
-def remember(request: Request, page_user: PageUser) -> None:
-    request.state.page_user = page_user  # a refusal page still shows the user's menu
 
 
 def staff_school(session, page_user: PageUser, school_code: str, round_id: str) -> School:

@@ -24,19 +24,19 @@ from starlette.background import BackgroundTask
 from api.body_limit import too_large
 from api.deps import EngineDep, SettingsDep
 from api.sign_in import auth_now
-from api.viewer import CSRF_FIELD, PageUser, PageUserDep, require_page_csrf
+from api.viewer import PageUser, PageUserDep, require_page_csrf
 from db import accounts
 from db.directory import ROLES, disable_user
 from db.engine import session_scope
 from db.models import User
 from domain.refusals import Refusal, forbidden, refusal
-from web.app import PageRoute
+from web.app import PageRoute, remember
+from web.forms import CsrfForm
 from web.auth import deliver_links
 from web.rendering import page
 
 router = APIRouter(route_class=PageRoute, tags=["accounts"])
 PAGE_SIZE = 100
-CsrfForm = Annotated[str | None, Form(alias=CSRF_FIELD, max_length=100)]
 UserId = Annotated[str, Path(max_length=40)]
 NOTICES = ("created", "disabled", "link_sent", "no_email")
 # the create form's field that a refusal is about (shown beside it)
@@ -53,10 +53,6 @@ def require_manager(user: User) -> None:
     if user.role not in accounts.MANAGERS:
         raise forbidden("จัดการผู้ใช้ (เฉพาะเจ้าหน้าที่เขตและผู้ดูแลระบบ)",
                         "manage users (district officers and administrators only)")
-
-
-def _remember(request: Request, page_user: PageUser) -> None:
-    request.state.page_user = page_user  # a refusal page still shows the user's menu
 
 
 def _users_page(request: Request, page_user: PageUser, engine, *, q: str = "", offset: int = 0,
@@ -77,7 +73,7 @@ def _users_page(request: Request, page_user: PageUser, engine, *, q: str = "", o
 async def users_page(request: Request, page_user: PageUserDep, engine: EngineDep,
                      q: Annotated[str, Query(max_length=120)] = "", offset: Annotated[int, Query(ge=0)] = 0,
                      notice: Annotated[str | None, Query(max_length=20)] = None) -> Response:
-    _remember(request, page_user)
+    remember(request, page_user)
     require_manager(page_user.user)
     return await asyncio.to_thread(_users_page, request, page_user, engine, q=q, offset=offset, notice=notice)
 
@@ -93,7 +89,7 @@ async def create_user_page(request: Request, page_user: PageUserDep, engine: Eng
                            scope: Annotated[str, Form(max_length=120)] = "",
                            name: Annotated[str, Form(max_length=300)] = "",
                            email: Annotated[str, Form(max_length=254)] = "") -> Response:
-    _remember(request, page_user)
+    remember(request, page_user)
     require_page_csrf(page_user, csrf_token)  # before anything else: another site's form learns nothing
     require_manager(page_user.user)
     row = accounts.AccountRow(username=username, role=role, scope=scope, name=name, email=email)
@@ -119,7 +115,7 @@ async def create_user_page(request: Request, page_user: PageUserDep, engine: Eng
 @router.post("/users/{user_id}/disable", operation_id="disable_user_page", include_in_schema=False)
 async def disable_user_page(request: Request, user_id: UserId, page_user: PageUserDep, engine: EngineDep,
                             csrf_token: CsrfForm = None) -> Response:
-    _remember(request, page_user)
+    remember(request, page_user)
     require_page_csrf(page_user, csrf_token)
     require_manager(page_user.user)
 
@@ -138,7 +134,7 @@ async def disable_user_page(request: Request, user_id: UserId, page_user: PageUs
 @router.post("/users/{user_id}/link", operation_id="resend_password_link_page", include_in_schema=False)
 async def resend_password_link_page(request: Request, user_id: UserId, page_user: PageUserDep, engine: EngineDep,
                                     settings: SettingsDep, csrf_token: CsrfForm = None) -> Response:
-    _remember(request, page_user)
+    remember(request, page_user)
     require_page_csrf(page_user, csrf_token)
     require_manager(page_user.user)
 
@@ -170,7 +166,7 @@ def _import_page(request: Request, page_user: PageUser, *, report: accounts.Impo
 
 @router.get("/users/import", operation_id="users_import_page", include_in_schema=False)
 def users_import_page(request: Request, page_user: PageUserDep) -> Response:
-    _remember(request, page_user)
+    remember(request, page_user)
     require_manager(page_user.user)
     return _import_page(request, page_user)
 
@@ -178,7 +174,7 @@ def users_import_page(request: Request, page_user: PageUserDep) -> Response:
 @router.post("/users/import", operation_id="users_import_upload", include_in_schema=False)
 async def users_import_upload(request: Request, page_user: PageUserDep, engine: EngineDep, settings: SettingsDep,
                               file: Annotated[UploadFile, File()], csrf_token: CsrfForm = None) -> Response:
-    _remember(request, page_user)
+    remember(request, page_user)
     require_page_csrf(page_user, csrf_token)  # before anything else: another site's form learns nothing
     require_manager(page_user.user)
     data = await file.read(IMPORT_MAX_BYTES + 1)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import StreamingResponse
@@ -12,7 +11,7 @@ from pydantic import BaseModel
 from api.dashboard_views import AreaDashboardOut, RoundOverviewOut, area_dashboard_json, round_overview_json
 from api.deps import EngineDep, NowDep, TemporalDep, school_in_scope
 from api.errors import ERROR_RESPONSES
-from api.live import hub_of
+from api.live import DASHBOARD, event_stream, hub_of
 from api.schemas import Instant
 from api.viewer import ViewerDep, area_in_scope, round_row
 from api.views import instant
@@ -24,8 +23,6 @@ from domain.monitoring import AuditItem, timeline
 from domain.refusals import forbidden, refusal
 
 router = APIRouter(tags=["dashboard"], responses=ERROR_RESPONSES)
-STREAM_SECONDS = 300  # a feed ends after this long; EventSource reconnects by itself (and re-checks the login)
-KEEPALIVE_SECONDS = 10
 
 
 def check_area(engine, user, round_id: str, area: str) -> None:
@@ -60,22 +57,7 @@ def get_round_overview(round_id: str, user: ViewerDep, engine: EngineDep, now: N
 async def area_dashboard_events(round_id: str, area: str, request: Request, user: ViewerDep,
                                 engine: EngineDep) -> StreamingResponse:
     await asyncio.to_thread(check_area, engine, user, round_id, area)
-    hub = hub_of(request.app)
-
-    async def stream():
-        yield "retry: 2000\n\n"
-        ends = time.monotonic() + STREAM_SECONDS
-        async with hub.subscribe(round_id, area) as queue:
-            while time.monotonic() < ends:
-                try:
-                    data = await asyncio.wait_for(queue.get(), timeout=KEEPALIVE_SECONDS)
-                except TimeoutError:
-                    yield ": keep-alive\n\n"
-                    continue
-                yield f"event: dashboard\ndata: {data}\n\n"
-
-    return StreamingResponse(stream(), media_type="text/event-stream",
-                             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+    return event_stream(hub_of(request.app), round_id, area, DASHBOARD, "dashboard")
 
 
 class TimelineLineOut(BaseModel):

@@ -11,8 +11,11 @@ what a login leaves behind (the password login, web/auth.py, has its own tests).
 
 from __future__ import annotations
 
+import ast
 import re
+from collections import Counter
 from datetime import datetime, timedelta
+from pathlib import Path
 from urllib.parse import quote
 
 import pytest
@@ -27,6 +30,7 @@ from tests.stack import SCHOOL, add_round, make_ready, running_stack, unique_rou
 from tests.test_dashboard_browser import browser, require_browser
 from tests.timing import bangkok_on_day, skip_to
 from tests.web import artifact, served
+from web import i18n
 from web.i18n import MESSAGES, time_left
 
 TIMEOUT = 15_000  # ms
@@ -60,9 +64,31 @@ def test_time_left_reads_in_words_up_to_the_cutoff_in_bangkok_time():
     assert time_left(cutoff, cutoff, "th") == "ปิดระบบแล้ว"
 
 
+def phrase_keys(source: str) -> list[str]:
+    """The keys of a catalogue module's `PHRASES` literal as written, a repeated one as often as it is written
+    (the dict itself would keep only the last)."""
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.AnnAssign | ast.Assign) and isinstance(node.value, ast.Dict) and any(
+                isinstance(target, ast.Name) and target.id == "PHRASES"
+                for target in (node.targets if isinstance(node, ast.Assign) else [node.target])):
+            return [key.value for key in node.value.keys if isinstance(key, ast.Constant)]
+    return []
+
+
 def test_every_phrase_has_thai_and_english():
+    """Every module of the catalogue (web/i18n/), read from its source: each phrase has both languages, each key
+    stands once in all of them (a second one would silently replace the first), and `MESSAGES` is exactly them."""
+    modules = sorted((Path(i18n.__file__).parent).glob("[!_]*.py"))
+    written = {path.stem: phrase_keys(path.read_text(encoding="utf-8")) for path in modules}
+    assert all(written.values()) and len(written) >= 8, written.keys()
+    keys = [key for group in written.values() for key in group]
+    twice = {key: [m for m, group in written.items() if key in group] for key, n in Counter(keys).items() if n > 1}
+    assert not twice, twice
+    assert set(keys) == set(MESSAGES) and len(keys) == len(MESSAGES)
     missing = [key for key, (th, en) in MESSAGES.items() if not th.strip() or not en.strip()]
     assert not missing, missing
+    # the check itself sees a key written twice, in one literal or in two modules
+    assert phrase_keys('PHRASES: dict = {"a": ("ก", "a"), "a": ("ข", "b")}') == ["a", "a"]
 
 
 # --- HTTP: sessions only, CSRF, the English switch ------------------------------------------------

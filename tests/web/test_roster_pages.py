@@ -1,4 +1,4 @@
-"""The staff's roster pages (issue 17, web/roster_pages.py): the DMC export's import with its row-by-row report
+"""The staff's roster pages (issue 17, web/roster_pages/): the DMC export's import with its row-by-row report
 and download, the student list (search, filters, pages, IDs masked), and the forms of the rules table, each
 showing the rule's refusal beside the field it is about.
 
@@ -26,7 +26,7 @@ from tests.stack import HEADER, READY_IDS, SCHOOL, SCHOOL_2, make_ready, running
 from tests.test_dashboard_browser import browser, require_browser
 from tests.web import artifact, served
 from tests.web.test_pages import looked_at, open_as, start_round, tab_to, web_session
-from web.roster_pages import mask_id
+from web.roster_pages.listing import mask_id
 
 NEW_ID = "1449900000093"  # valid check digit, on no roster
 OTHER_NEW_ID = "1449900000107"
