@@ -141,11 +141,11 @@ def area_figures_now(engine: Engine, round_id: str, area: str,
 # Written as JSON text straight away (tests/test_dashboard_api.py validates the answers against the
 # model): building ~10 pydantic objects per school cost more than everything else the request did.
 # What the clock does not move (names, gate counts, cases that block, instants, who decided) is kept
-# per area as JSON fragments (about 4.5 KB a school), checked on every request against each school's
-# row version (`db.monitoring.area_versions`); only a changed school's row is read again. A request
-# reads those versions, the area's open cases and the deciders' names (three small queries), and
-# computes only what moves with time: each school's stage, bucket, risk and warning, by the domain's
-# own rules (`domain.monitoring.school_status`).
+# per area as JSON fragments (about 4 KB a school: 120 MB for the country's 30,000), checked on every
+# request against each school's row version (`db.monitoring.area_versions`); only a changed school's row
+# is read again. A request reads those versions and the area's open cases (two small queries) and works
+# out only what moves with time: each school's stage, bucket, risk and warning, by the domain's own
+# rules (`domain.monitoring.school_status`).
 
 _json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode  # json.dumps made one per call
 _STAGE_JSON = {stage: f'"stage":{_json(stage.value)},"stage_th":{_json(stage_label(stage)[0])},'
@@ -156,7 +156,7 @@ _FUNNEL_JSON = {b: f'{{"bucket":{_json(b.value)},"label_th":{_json(BUCKET_LABELS
 AREA_CACHE_SIZE = 300  # areas kept per database (the country has 245)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class _SchoolPart:
     """A school's row of the dashboard, the parts the clock does not move as JSON text."""
 

@@ -40,7 +40,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import Enum
-from functools import cached_property
+from functools import cached_property, lru_cache
 
 from domain.rounds import RoundPolicy, Schedule
 from domain.school_round import STAGE_TH, BlockingCase, Decision, GateProgress, Stage, stage_at
@@ -87,6 +87,14 @@ CASE_KINDS = {"duplicate": ("นักเรียนซ้ำซ้อน", "du
               "dropout": ("ออกกลางคัน", "dropout")}
 
 
+@lru_cache(maxsize=4096)
+def _schedule(opens_at: datetime, confirm_from: datetime, cutoff_at: datetime) -> Schedule:
+    """One object for the schools that share their instants (most of a round's): the dashboard keeps
+    thousands of snapshots. The projection's instants were validated by the workflow that wrote them:
+    no second validation."""
+    return Schedule.model_construct(opens_at=opens_at, confirm_from=confirm_from, cutoff_at=cutoff_at)
+
+
 @dataclass(frozen=True)
 class SchoolSnapshot:
     """One school's row of the projection, with the counts of its open side cases. School-level only."""
@@ -110,18 +118,12 @@ class SchoolSnapshot:
 
     @cached_property
     def schedule(self) -> Schedule:
-        # the projection's instants were validated by the workflow that wrote them: no second validation
-        return Schedule.model_construct(opens_at=self.opens_at, confirm_from=self.confirm_from, cutoff_at=self.cutoff_at)
-
-    @cached_property
-    def decisions(self) -> tuple[Decision | None, Decision | None]:
-        """(confirmed, certified) as the workflow's types, made once (the dashboard asks for the stage often)."""
-        confirmed = Decision.model_construct(by=self.confirmed_by or "", at=self.confirmed_at) if self.confirmed_at else None
-        certified = Decision.model_construct(by=self.certified_by or "", at=self.certified_at) if self.certified_at else None
-        return confirmed, certified
+        return _schedule(self.opens_at, self.confirm_from, self.cutoff_at)
 
     def stage(self, now: datetime) -> Stage:
-        return stage_at(now, self.schedule, *self.decisions)
+        confirmed = Decision.model_construct(by=self.confirmed_by or "", at=self.confirmed_at) if self.confirmed_at else None
+        certified = Decision.model_construct(by=self.certified_by or "", at=self.certified_at) if self.certified_at else None
+        return stage_at(now, self.schedule, confirmed, certified)
 
 
 def bucket_of(stage: Stage, gate: GateProgress) -> Bucket:
