@@ -64,6 +64,9 @@ class SchoolRoundActivities:
                     raise refusal("batch_mismatch", "ชุดข้อมูลไม่ใช่ของโรงเรียน/รอบนี้",
                                   "The batch belongs to another school or round", 422)
                 report = applied.report
+            # counted once the batch is committed: a read, outside the write (SQLite's one write lock is not
+            # held while it counts, so other schools' batches wait less)
+            with session_scope(self.engine) as session:
                 gate = gate_progress(session, round_id, school_code)
         except Refusal as r:
             raise as_application_error(r) from None  # its status kept: a 422 stays a 422 for the caller

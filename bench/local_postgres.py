@@ -9,15 +9,19 @@ from __future__ import annotations
 
 import glob
 import os
+import pwd
 import shutil
+import signal
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
 
+from bench.harness import cpu_s, die_with_parent
 from bench.local_temporal import free_port
 
 
@@ -30,43 +34,58 @@ def server_binaries() -> Path | None:
     return Path(initdb).parent if initdb else None
 
 
-def _as_server_user(args: list[str]) -> list[str]:
-    return ["runuser", "-u", "postgres", "--", *args] if os.geteuid() == 0 else args
+def _as_server_user() -> None:
+    """In the child: as `postgres` when we are root (initdb and the server refuse root), and SIGKILLed when the
+    benchmark dies, however it dies (os._exit, a timeout): a server left behind would hold its memory."""
+    if os.geteuid() == 0:
+        user = pwd.getpwnam("postgres")
+        os.setgroups([user.pw_gid])
+        os.setgid(user.pw_gid)
+        os.setuid(user.pw_uid)
+    die_with_parent()  # after setuid, which clears it
 
 
 @contextmanager
 def private_server() -> Iterator[tuple[str, int]]:
-    """Yields (URL of an empty database, the postmaster's pid); the server and its folder go at the end."""
+    """Yields (URL of an empty database, the server's pid); the server and its folder go at the end."""
     binaries = server_binaries()
     if binaries is None:
-        raise RuntimeError("PostgreSQL's server binaries (initdb, pg_ctl) are not installed")
+        raise RuntimeError("PostgreSQL's server binaries (initdb, postgres) are not installed")
     folder = Path(tempfile.mkdtemp(prefix="dmcflow-bench-pg-"))
     if os.geteuid() == 0:
         shutil.chown(folder, "postgres", "postgres")
     data, port = folder / "data", free_port()
-    run = {"cwd": "/tmp", "check": True, "stdout": subprocess.DEVNULL}
-    subprocess.run(_as_server_user([str(binaries / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust",
-                                    "-E", "UTF8", "--locale=C.UTF-8"]), **run)
-    options = f"-c listen_addresses=127.0.0.1 -p {port} -k {folder}"
-    pg_ctl = [str(binaries / "pg_ctl"), "-D", str(data), "-w", "-t", "60"]
-    subprocess.run(_as_server_user([*pg_ctl, "-l", str(folder / "server.log"), "-o", options, "start"]), **run)
+    subprocess.run([str(binaries / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust", "-E", "UTF8",
+                    "--locale=C.UTF-8"], cwd="/tmp", check=True, stdout=subprocess.DEVNULL, preexec_fn=_as_server_user)
+    server = subprocess.Popen([str(binaries / "postgres"), "-D", str(data), "-c", "listen_addresses=127.0.0.1",
+                               "-p", str(port), "-k", str(folder)], cwd="/tmp", stdout=open(folder / "server.log", "ab"),
+                              stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=_as_server_user)
     try:
-        with psycopg.connect(f"postgresql://postgres@127.0.0.1:{port}/postgres", autocommit=True) as conn:
-            conn.execute("CREATE ROLE bench LOGIN PASSWORD 'bench'")
-            conn.execute("CREATE DATABASE bench OWNER bench")
-        pid = int((data / "postmaster.pid").read_text().split()[0])
-        yield f"postgresql://bench:bench@127.0.0.1:{port}/bench", pid
+        admin = f"postgresql://postgres@127.0.0.1:{port}/postgres"
+        for _ in range(600):  # accepting connections once its startup is done
+            if server.poll() is not None:
+                raise RuntimeError(f"PostgreSQL did not start: {(folder / 'server.log').read_text()[-2000:]}")
+            try:
+                with psycopg.connect(admin, autocommit=True) as conn:
+                    conn.execute("CREATE ROLE bench LOGIN PASSWORD 'bench'")
+                    conn.execute("CREATE DATABASE bench OWNER bench")
+                break
+            except psycopg.OperationalError:
+                time.sleep(0.1)
+        yield f"postgresql://bench:bench@127.0.0.1:{port}/bench", server.pid
     finally:
-        subprocess.run(_as_server_user([*pg_ctl, "-m", "fast", "stop"]), cwd="/tmp", stdout=subprocess.DEVNULL,
-                       stderr=subprocess.DEVNULL)
+        server.send_signal(signal.SIGINT)  # fast shutdown
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
         shutil.rmtree(folder, ignore_errors=True)
 
 
 def server_cpu_s(postmaster: int) -> float:
     """CPU seconds used so far by the server's processes that are alive (the backends of the benchmark's
     connections stay alive in its pool, so their work is counted)."""
-    from bench.harness import cpu_s
-
     total = 0.0
     for stat in glob.glob("/proc/[0-9]*/stat"):
         try:

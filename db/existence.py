@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import defaultdict
 from datetime import datetime
 
-from sqlalchemy import and_
+from sqlalchemy import and_, bindparam
 from sqlmodel import Session, select
 
 from db.models import AuditEvent, DropoutRequest, DuplicateCase, ExistenceMark, RosterBatch, Student
@@ -24,12 +24,27 @@ ACTIVE = "studying"
 
 # --- counts for the gate (db.gate) --------------------------------------------------------------------------
 
+# Built once, run with the round and the schools as parameters (every roster batch counts its school's gate)
+_EXCEPTION_KINDS = (
+    select(Student.school_code, ExistenceMark.exception_kind, Student.id)
+    .join(ExistenceMark, and_(ExistenceMark.student_pk == Student.id, ExistenceMark.round_id == bindparam("round_id")))
+    .where(Student.school_code.in_(bindparam("school_codes", expanding=True)), Student.status == ACTIVE,
+           ExistenceMark.mark == Mark.exception.value))
+_EXCUSED = (
+    select(DropoutRequest.school_code, DropoutRequest.id)
+    .join(Student, Student.id == DropoutRequest.student_pk)
+    .join(ExistenceMark, and_(ExistenceMark.student_pk == DropoutRequest.student_pk,
+                              ExistenceMark.round_id == DropoutRequest.round_id))
+    .where(DropoutRequest.round_id == bindparam("round_id"),
+           DropoutRequest.school_code.in_(bindparam("school_codes", expanding=True)),
+           DropoutRequest.status.in_(OPEN_STATUSES), Student.status == ACTIVE,
+           Student.school_code == DropoutRequest.school_code,
+           ExistenceMark.mark == Mark.exception.value,
+           ExistenceMark.exception_kind == ExceptionKind.dropout_request.value))
+
+
 def exception_kinds_many(session: Session, round_id: str, school_codes: list[str]) -> dict[str, dict[str, int]]:
-    rows = session.exec(
-        select(Student.school_code, ExistenceMark.exception_kind, Student.id)
-        .join(ExistenceMark, and_(ExistenceMark.student_pk == Student.id, ExistenceMark.round_id == round_id))
-        .where(Student.school_code.in_(school_codes), Student.status == ACTIVE,
-               ExistenceMark.mark == Mark.exception.value)).all()
+    rows = session.execute(_EXCEPTION_KINDS, {"round_id": round_id, "school_codes": list(school_codes)}).all()
     kinds: dict[str, dict[str, int]] = defaultdict(dict)
     for school, kind, _ in rows:
         kinds[school][kind] = kinds[school].get(kind, 0) + 1
@@ -38,16 +53,7 @@ def exception_kinds_many(session: Session, round_id: str, school_codes: list[str
 
 def excused_cases_many(session: Session, round_id: str, school_codes: list[str]) -> dict[str, list[str]]:
     """Open dropout requests whose student the school marked as a dropout-request exception (R11, R8)."""
-    rows = session.exec(
-        select(DropoutRequest.school_code, DropoutRequest.id)
-        .join(Student, Student.id == DropoutRequest.student_pk)
-        .join(ExistenceMark, and_(ExistenceMark.student_pk == DropoutRequest.student_pk,
-                                  ExistenceMark.round_id == DropoutRequest.round_id))
-        .where(DropoutRequest.round_id == round_id, DropoutRequest.school_code.in_(school_codes),
-               DropoutRequest.status.in_(OPEN_STATUSES), Student.status == ACTIVE,
-               Student.school_code == DropoutRequest.school_code,
-               ExistenceMark.mark == Mark.exception.value,
-               ExistenceMark.exception_kind == ExceptionKind.dropout_request.value)).all()
+    rows = session.execute(_EXCUSED, {"round_id": round_id, "school_codes": list(school_codes)}).all()
     found: dict[str, list[str]] = defaultdict(list)
     for school, ref in rows:
         found[school].append(ref)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import and_, case, func, select
+from sqlalchemy import and_, bindparam, case, func, select
 from sqlmodel import Session
 
 from db.existence import exception_kinds_many, excused_cases_many
@@ -13,8 +13,10 @@ from domain.school_round import GateProgress
 ACTIVE = "studying"
 
 
-def _gate_query(round_id: str):
-    r, m = EndOfYearRecord, ExistenceMark
+def _gate_query():
+    """Built once, run with the round and the schools as parameters: each roster batch counts its school's gate,
+    and building the statement cost more than running it."""
+    r, m, round_id = EndOfYearRecord, ExistenceMark, bindparam("round_id")
     repeat = r.result == "repeat"
     graduated = r.result == "graduated"
     return (
@@ -32,9 +34,12 @@ def _gate_query(round_id: str):
         .select_from(Student)
         .outerjoin(r, and_(r.student_pk == Student.id, r.round_id == round_id))
         .outerjoin(m, and_(m.student_pk == Student.id, m.round_id == round_id))
-        .where(Student.status == ACTIVE)
+        .where(Student.status == ACTIVE, Student.school_code.in_(bindparam("school_codes", expanding=True)))
         .group_by(Student.school_code)
     )
+
+
+_GATE = _gate_query()
 
 
 def _progress(row, kinds: dict[str, int], excused: list[str]) -> GateProgress:
@@ -51,7 +56,7 @@ def gate_progress(session: Session, round_id: str, school_code: str) -> GateProg
 
 def gate_progress_many(session: Session, round_id: str, school_codes: list[str]) -> dict[str, GateProgress]:
     """A few queries for a page of schools (starting a round); schools without students get an empty gate."""
-    rows = session.exec(_gate_query(round_id).where(Student.school_code.in_(school_codes))).all()
+    rows = session.execute(_GATE, {"round_id": round_id, "school_codes": list(school_codes)}).all()
     kinds = exception_kinds_many(session, round_id, school_codes)
     excused = excused_cases_many(session, round_id, school_codes)
     found = {row[0]: _progress(row, kinds.get(row[0], {}), excused.get(row[0], [])) for row in rows}

@@ -88,7 +88,7 @@ def apply_import(session: Session, batch: RosterBatch, actor: str, at: datetime,
     rows = _staged_rows(batch.payload)
     columns = [Student.id, Student.student_id, Student.status, Student.left_on,
                *(getattr(Student, f) for f in STUDENT_FIELDS)]
-    existing = {row.student_id: row for row in session.execute(
+    existing = {row.student_id: row for row in session.connection().execute(  # Core rows: no ORM loading
         select(*columns).where(Student.school_code == batch.school_code))}
     # a student not studying here comes back as an admission does: the same search for them on another roster
     ids = [r[1] for r in rows if r[1] not in existing or existing[r[1]].status != ACTIVE]
@@ -101,7 +101,7 @@ def apply_import(session: Session, batch: RosterBatch, actor: str, at: datetime,
     exhausted = too_many_claims_in_file(limits.per_file) if budget == limits.per_file else too_many_claims(retry_after)
     claims = [0]
     round_year = session.get(Round, batch.round_id).academic_year
-    birth = _BIRTH - _FIRST_FIELD
+    birth, school_code = _BIRTH - _FIRST_FIELD, batch.school_code
     for line in rows:
         row_number, sid, entry_year = line[0], line[1], line[2]
         try:  # R5: a row that says it is next year's applicant never enters, new or returning
@@ -126,7 +126,7 @@ def apply_import(session: Session, batch: RosterBatch, actor: str, at: datetime,
                 case = _open_case(session, batch, sid, values, cases, actor, at, claims)
                 issues.append(_issue(row_number, "เลขประจำตัวประชาชน", sid, _elsewhere(case)))
                 continue
-            inserts.append({"school_code": batch.school_code, "student_id": sid, **values, "status": ACTIVE,
+            inserts.append({"school_code": school_code, "student_id": sid, **values, "status": ACTIVE,
                             "updated_at": at})
             audits.append((None, {"student_id": sid, **dict(zip(STUDENT_FIELDS, staged, strict=True))}))
             continue
@@ -158,13 +158,13 @@ def apply_import(session: Session, batch: RosterBatch, actor: str, at: datetime,
         updates.append({"id": current.id, **changed, "status": ACTIVE, "updated_at": at})
         before = {"student_id": sid, "status": current.status, **_jsonable_all({k: getattr(current, k) for k in changed})}
         audits.append((before, {"student_id": sid, "status": ACTIVE, **_jsonable_all(changed)}))
-    insert_rows(session, Student.__table__, inserts)
     if updates:
         session.execute(update(Student), updates)
-    insert_rows(session, AuditEvent.__table__, [
-        {"key": f"{batch.id}/{n}", "at": at, "actor": actor, "action": "import_student", "round_id": batch.round_id,
-         "school_code": batch.school_code, "before": before, "after": after}
-        for n, (before, after) in enumerate(audits)])
+    key, round_id, school = f"{batch.id}/", batch.round_id, batch.school_code
+    insert_rows(session, (Student.__table__, inserts), (AuditEvent.__table__, [
+        {"key": f"{key}{n}", "at": at, "actor": actor, "action": "import_student", "round_id": round_id,
+         "school_code": school, "before": before, "after": after}
+        for n, (before, after) in enumerate(audits)]))
     applied = len(inserts) + len(updates)
     return {"applied": applied, "unchanged": unchanged, "refused": len(issues), "issues": issues, "cases": cases}
 

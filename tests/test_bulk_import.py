@@ -88,9 +88,9 @@ def test_bulk_rows_read_back_as_an_insert_stores_them(backend_engine):
                "sat_final_exam": True, "status": "studying", "updated_at": at}
     students = [student, student | {"student_id": "2", "birth_date": None, "sat_final_exam": False}]
     with session_scope(backend_engine) as s:
-        insert_rows(s, AuditEvent.__table__, audits)
+        insert_rows(s, (AuditEvent.__table__, audits))
         s.execute(insert(AuditEvent), [a | {"key": "i" + a["key"][1:]} for a in audits])
-        insert_rows(s, Student.__table__, students)
+        insert_rows(s, (Student.__table__, students))
         s.execute(insert(Student), [st | {"student_id": "i" + st["student_id"]} for st in students])
     with backend_engine.connect() as c:  # as stored, not as read back through the models
         stored = {r[0]: r[1:] for r in c.execute(text("SELECT key, at, round_id, before, after FROM audit_events"))}
@@ -107,10 +107,10 @@ def test_select_in_finds_every_value_of_a_long_list(backend_engine):
     seed(backend_engine)
     now = datetime.now(timezone.utc)
     with session_scope(backend_engine) as s:
-        insert_rows(s, Student.__table__, [
+        insert_rows(s, (Student.__table__, [
             {"school_code": SCHOOLS[0], "student_id": f"{n:013d}", "student_no": "", "prefix": "", "first_name": "ก",
              "last_name": "ข", "gender": "", "grade": "ม.1", "classroom": "", "sat_final_exam": True,
-             "status": "studying", "updated_at": now} for n in range(1200)])
+             "status": "studying", "updated_at": now} for n in range(1200)]))
     with Session(backend_engine) as s:
         wanted = [f"{n:013d}" for n in range(0, 2400, 2)]  # half of them exist
         found = select_in(s, select(Student.student_id), Student.student_id, wanted)

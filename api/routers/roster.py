@@ -13,7 +13,7 @@ from sqlmodel import select
 
 from api.deps import EngineDep, SettingsDep, TemporalDep, UserDep, require_role, school_in_scope
 from api.errors import ERROR_RESPONSES
-from api.roster_batches import apply_batch
+from api.roster_batches import apply_batch, apply_staged, stage_batches
 from api.schemas import BatchReport
 from db.engine import session_scope
 from db.models import Round, School
@@ -44,7 +44,7 @@ async def import_roster_file(engine, client, settings, user, round_id: str, file
     parsed = await asyncio.to_thread(parse_roster, data, file.filename or "", FileLimits.from_settings(settings))
     report = BatchReport(total_rows=parsed.total_rows, issues=[i.__dict__ for i in parsed.issues])
 
-    def group() -> tuple[dict[str, list[RosterRow]], dict[str, dict]]:
+    def group() -> tuple[dict[str, list[RosterRow]], dict[str, str]]:
         with session_scope(engine) as session:
             if session.get(Round, round_id) is None:
                 raise not_found("รอบ", "round", round_id)
@@ -61,10 +61,11 @@ async def import_roster_file(engine, client, settings, user, round_id: str, file
                                       "message_en": "Staff may import their own school's students only"})
             else:
                 groups[r.school_code].append(r)
-        # each school's staged rows, built here rather than on the event loop (60,000 rows take a while)
-        return groups, {code: import_payload(rs) for code, rs in groups.items()}
+        # each school's rows staged here, off the event loop, in one transaction (60,000 rows take a while)
+        return groups, stage_batches(engine, user, round_id, "import",
+                                     {code: import_payload(rs) for code, rs in sorted(groups.items())})
 
-    groups, payloads = await asyncio.to_thread(group)
+    groups, batch_ids = await asyncio.to_thread(group)
     tell("read", rows=parsed.total_rows, schools=len(groups))
     finished = 0
 
@@ -72,8 +73,8 @@ async def import_roster_file(engine, client, settings, user, round_id: str, file
         nonlocal finished
         async with parallel:
             try:
-                return code, rows, await apply_batch(engine, client, user, round_id, code, "import",
-                                                     payloads[code]), None
+                return code, rows, await apply_staged(engine, client, user, round_id, code, batch_ids[code],
+                                                      "import"), None
             except Refusal as r:
                 return code, rows, None, r
             finally:
