@@ -1,5 +1,6 @@
 """What the dashboard, its live feed and the reports show, built from the projection (db.monitoring)
-with the domain's rules (domain.monitoring). School-level data only: no student appears here."""
+with the domain's rules (domain.funnel, domain.at_risk, domain.area_figures). School-level data only: no student
+appears here."""
 
 from __future__ import annotations
 
@@ -19,9 +20,9 @@ from api.views import instant
 from domain.thai_time import thai_datetime, to_bangkok
 from db import monitoring as reads
 from db.engine import session_scope
-from domain.monitoring import (
-    BUCKET_LABELS, CASE_KINDS, AreaFigures, Bucket, Risk, SchoolSnapshot, area_figures, stage_label,
-)
+from domain.area_figures import AreaFigures, area_figures
+from domain.at_risk import CASE_KINDS, Risk
+from domain.funnel import BUCKET_LABELS, Bucket, SchoolSnapshot, stage_label
 from domain.school_round import Stage
 
 
@@ -69,7 +70,7 @@ class SchoolRowOut(BaseModel):
     certified: Person | None
     risk: RiskOut | None
     warning: RiskOut | None = Field(None, description="blocking_near_cutoff: open cases still block confirmation "
-                                                      "within hours of the cutoff (domain.monitoring.BLOCKING_WARNING)")
+                                                      "within hours of the cutoff (domain.at_risk.BLOCKING_WARNING)")
 
 
 class OpenCases(BaseModel):
@@ -145,7 +146,7 @@ def area_figures_now(engine: Engine, round_id: str, area: str,
 # request against each school's row version (`db.monitoring.area_versions`); only a changed school's row
 # is read again. A request reads those versions and the area's open cases (two small queries) and works
 # out only what moves with time: each school's stage, bucket, risk and warning, by the domain's own
-# rules (`domain.monitoring.school_status`).
+# rules (`domain.area_figures.school_status`).
 
 _json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode  # json.dumps made one per call
 _STAGE_JSON = {stage: f'"stage":{_json(stage.value)},"stage_th":{_json(stage_label(stage)[0])},'

@@ -15,7 +15,7 @@ from db.projection_rows import stage_of
 from domain.refusals import refusal
 from domain.dropouts import REASONS, STATUS_TH
 from domain.existence import EXCEPTION_TH, ExceptionKind, ExistenceCounts
-from domain.monitoring import blocking_warning
+from domain.at_risk import blocking_warning
 from domain.school_round import STAGE_TH, BlockingCase, GateProgress
 from domain.thai_time import thai_datetime, to_bangkok
 from workflows.ids import school_round_id
@@ -70,7 +70,7 @@ def school_round_view(session: Session, round_id: str, school: School, now: date
 
 
 def _warnings(blocking: list[dict], stage, cutoff_at: datetime, now: datetime, excused: set[str]) -> list[WarningOut]:
-    """Issue 16: open cases still blocking the school hours before its cutoff (domain.monitoring.BLOCKING_WARNING)."""
+    """Issue 16: open cases still blocking the school hours before its cutoff (domain.at_risk.BLOCKING_WARNING)."""
     w = blocking_warning([BlockingCase.model_validate(c) for c in blocking], stage, cutoff_at, now, excused)
     return [WarningOut(code=w.code, th=w.th, en=w.en)] if w else []
 

@@ -1,4 +1,4 @@
-"""One school's workflow history, reduced to timeline items (domain.monitoring.HistoryItem).
+"""One school's workflow history, reduced to timeline items (domain.school_timeline.HistoryItem).
 
 Asked of Temporal for that one school only, when someone opens its timeline or evidence pack. The
 history holds no personal data (domain.md, "No personal data in Temporal"); only the names of
@@ -16,7 +16,7 @@ from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import Client
 from temporalio.service import RPCError
 
-from domain.monitoring import HistoryItem
+from domain.school_timeline import HistoryItem
 from workflows import activity_calls as calls
 from workflows.ids import school_round_id
 

@@ -22,9 +22,8 @@ from sqlmodel import Session
 from db.models import (
     AuditEvent, DropoutRequest, DuplicateCase, IdCorrection, Round, School, SchoolRound, Student, User,
 )
-from domain.monitoring import (
-    ATTENTION_HORIZON, DECISION_TIME, LAST_CALL, MIN_OBSERVED, Bucket, SchoolSnapshot, empty_funnel,
-)
+from domain.at_risk import ATTENTION_HORIZON, DECISION_TIME, LAST_CALL, MIN_OBSERVED
+from domain.funnel import Bucket, SchoolSnapshot, empty_funnel
 from domain.school_round import BlockingCase, GateProgress
 
 OPEN_ID_CORRECTION = ("pending",)
@@ -249,7 +248,7 @@ def _facts(round_id: str, dialect: str):
 
 
 def _bucket_expression(f, now: datetime):
-    """`domain.monitoring.bucket_of(stage_at(now, ...))`, computed by the database."""
+    """`domain.funnel.bucket_of(stage_at(now, ...))`, computed by the database."""
     s322 = and_(f.c.students > 0, f.c.results >= f.c.students)
     s3221 = and_(s322, f.c.reasons >= f.c.repeaters)
     s3222 = and_(s3221, f.c.destinations >= f.c.graduates)
@@ -265,8 +264,9 @@ def _bucket_expression(f, now: datetime):
 
 
 def _risk_expression(f, now: datetime):
-    """`domain.monitoring.assess(...).code` (None when on track), computed by the database: the rules
-    of that module's docstring, in the same order. tests/test_dashboard_db.py holds them equal."""
+    """`domain.at_risk.assess(...).code` (None when on track), computed by the database: the rules
+    of that module's docstring, in the same order. tests/test_dashboard_db.py holds them equal on every
+    threshold of the Python rule (cases generated from its constants, one second or one record either side)."""
     now_s = now.timestamp()
     left = f.c.cutoff_s - now_s
     observed = case((now_s - f.c.opens_s > MIN_OBSERVED.total_seconds(), now_s - f.c.opens_s),

@@ -80,7 +80,7 @@ class GateProgress(BaseModel):
 
     @property
     def step_3222_done(self) -> bool:
-        """3.2.2.2 and both menus before it: the funnel's last step (`domain.monitoring`)."""
+        """3.2.2.2 and both menus before it: the funnel's last step (`domain.funnel`)."""
         return self.step_3221_done and self.destinations >= self.graduates
 
     @property

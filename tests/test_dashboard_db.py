@@ -12,8 +12,11 @@ from sqlalchemy import insert
 from db import monitoring
 from db.directory import create_round, upsert_school
 from db.engine import session_scope
-from db.models import DropoutRequest, DuplicateCase, IdCorrection, InboundMessage, SchoolRound, Student, User
-from domain.monitoring import Bucket, area_figures
+from db.models import (
+    DropoutRequest, DuplicateCase, IdCorrection, InboundMessage, School, SchoolRound, Student, User,
+)
+from domain.area_figures import area_figures
+from domain.funnel import Bucket
 from domain.rounds import ROUND_2566_3
 from domain.thai_time import bangkok
 from tests.db_backends import backend_engine, backend_url  # noqa: F401
@@ -84,6 +87,127 @@ def test_the_round_funnel_and_at_risk_counts_agree_with_the_domain(seeded):
     # the data exercise every rule
     assert set(seen_reasons) == {"roster_empty", "not_started", "behind_pace", "blocked", "not_confirmed",
                                  "not_certified"}, seen_reasons
+
+
+# --- the at-risk rule on its every boundary ---------------------------------------------------------------
+# domain/at_risk.py (`assess`) and db/monitoring.py (`_risk_expression`, the round overview's GROUP BY) write
+# the rule twice. The cases below are generated from the Python rule's own thresholds: each instant one
+# second either side of every threshold (and on it, on PostgreSQL: SQLite's julianday arithmetic is off by
+# microseconds, too little to show but enough to break an equality), and the pace rule one record either side.
+# Each case is its own area of the overview, so the SQL's answer per school is compared with `assess`'s.
+
+BOUNDARY_NOW = bangkok(2024, 4, 30, 12, 0)
+SECOND = timedelta(seconds=1)
+
+
+def _gate(students=0, results=0, repeaters=0, reasons=0, graduates=0, destinations=0) -> dict:
+    return {"students": students, "results": results, "repeaters": repeaters, "repeat_reasons": reasons,
+            "graduates": graduates, "destinations": destinations}
+
+
+# (todo, done) shapes spread over the three menus, and over-complete counts (the clamp of `records_left`)
+GATES = [_gate(), _gate(10, 10, 2, 2, 3, 3), _gate(5), _gate(5, 0, 1, 0, 1, 0), _gate(10, 4, 2, 0, 3, 1),
+         _gate(10, 12, 2, 0, 3, 3), _gate(10, 10, 1, 3, 2, 0), _gate(10, 10, 2, 0, 1, 3), _gate(1),
+         _gate(10, 10, 2, 1, 3, 3)]
+
+
+def _pace_cases(deltas: list[int]) -> list[dict]:
+    """Schools whose time left sits on the pace rule's threshold, for several rates and observation times
+    (also either side of `MIN_OBSERVED`), then one record more or less to do or done at that time left."""
+    from domain.at_risk import DECISION_TIME, MIN_OBSERVED
+
+    out = []
+    for observed in (MIN_OBSERVED - SECOND, MIN_OBSERVED + SECOND, timedelta(hours=2), timedelta(days=20)):
+        for todo, done in ((1, 1), (7, 1), (2, 3), (40, 5), (5, 40), (299, 1)):
+            left = max(observed, MIN_OBSERVED) * (todo / done) + DECISION_TIME
+            sides = [(d, 0, 0) for d in deltas] + [(0, dt, dd) for dt, dd in ((1, 0), (-1, 0), (0, 1), (0, -1))]
+            for d, dt, dd in sides:  # one record either side: at the threshold's instant (not an equality)
+                if todo + dt < 1 or done + dd < 1:
+                    continue
+                gate = _gate(students=todo + dt + done + dd, results=done + dd)
+                cutoff_at = BOUNDARY_NOW + left + d * SECOND
+                for window, confirm_from in enumerate((BOUNDARY_NOW - observed, cutoff_at - timedelta(hours=1))):
+                    out.append({"boundary": "pace, time left" if dt == dd == 0 else "pace, records",
+                                "group": (observed, todo, done, window), "side": (d, dt, dd), "gate": gate,
+                                "opens_at": BOUNDARY_NOW - observed, "confirm_from": confirm_from,
+                                "cutoff_at": cutoff_at})
+    return out
+
+
+def _instant_cases(deltas: list[int]) -> list[dict]:
+    """Schools on each threshold of an instant: the horizon (three days, and half of a short round), the
+    last call, the confirmation window's start, the cutoff and the round's opening for the school."""
+    from domain.at_risk import ATTENTION_HORIZON, LAST_CALL
+
+    now, out = BOUNDARY_NOW, []
+    long_ago, short = now - timedelta(days=50), timedelta(hours=2)
+    for d in deltas:
+        s = d * SECOND
+        times = {
+            "horizon": (long_ago, now - timedelta(hours=1), now + ATTENTION_HORIZON + s),
+            "horizon, short round": (now - short, now - short, now + short + s),  # half the round: `short` left
+            "last call": (long_ago, now - timedelta(hours=3), now + LAST_CALL + s),
+            "confirmation window": (long_ago, now + s, now + LAST_CALL - SECOND),
+            "cutoff": (long_ago, now - timedelta(hours=3), now + s),
+            "opens": (now + s, now + s, now + timedelta(minutes=20)),
+        }
+        for boundary, (opens_at, confirm_from, cutoff_at) in times.items():
+            out += [{"boundary": boundary, "group": n, "side": d, "gate": g, "opens_at": opens_at,
+                     "confirm_from": confirm_from, "cutoff_at": cutoff_at} for n, g in enumerate(GATES)]
+    return out
+
+
+def test_the_round_overview_applies_the_at_risk_rule_on_its_every_boundary(backend_engine):  # noqa: F811
+    from domain.at_risk import assess
+    from domain.funnel import SchoolSnapshot
+    from domain.school_round import BlockingCase, GateProgress
+
+    exact = backend_engine.dialect.name == "postgresql"
+    deltas = [-1, 0, 1] if exact else [-1, 1]
+    now, cases = BOUNDARY_NOW, []
+    for base in _instant_cases(deltas) + _pace_cases(deltas):
+        for decided in ("none", "confirmed", "certified"):
+            for blocking in ([], [{"kind": "duplicate", "ref": "dup-1"}]):
+                cases.append(base | {"blocking": blocking, "group": (base["group"], decided, len(blocking)),
+                                     "confirmed_at": None if decided == "none" else now - timedelta(hours=1),
+                                     "certified_at": now - timedelta(minutes=30) if decided == "certified" else None})
+    rows, expected = [], {}
+    for i, c in enumerate(cases):
+        code, area = f"{1000000000 + i}", f"case-{i:05d}"
+        rows.append({"round_id": R.id, "school_code": code, "area": area, "stage": "open", "opens_at": c["opens_at"],
+                     "confirm_from": c["confirm_from"], "cutoff_at": c["cutoff_at"], "gate": c["gate"],
+                     "blocking": c["blocking"], "version": 1, "confirmed_by": c["confirmed_at"] and "u-1",
+                     "confirmed_at": c["confirmed_at"], "certified_by": c["certified_at"] and "u-2",
+                     "certified_at": c["certified_at"], "escalated_at": None, "updated_at": R.opens_at})
+        snap = SchoolSnapshot(
+            school_code=code, school_name=code, area=area, opens_at=c["opens_at"], confirm_from=c["confirm_from"],
+            cutoff_at=c["cutoff_at"], gate=GateProgress.model_validate(c["gate"]), confirmed_by=rows[-1]["confirmed_by"],
+            confirmed_at=c["confirmed_at"], certified_by=rows[-1]["certified_by"], certified_at=c["certified_at"],
+            blocking=tuple(BlockingCase.model_validate(b) for b in c["blocking"]))
+        risk = assess(snap, now)
+        expected[area] = risk.code if risk else None
+    with session_scope(backend_engine) as s:
+        create_round(s, R)
+        upsert_school(s, "1000000000", "โรงเรียนต้นแบบ", AREAS[0], [])
+        s.flush()
+        s.execute(insert(School.__table__), [{"code": r["school_code"], "name": r["school_code"], "area": AREAS[0],
+                                              "updated_at": R.opens_at} for r in rows[1:]])
+        s.execute(insert(SchoolRound.__table__), rows)
+    with session_scope(backend_engine) as s:
+        counts = monitoring.round_funnel(s, R.id, now)
+    got = {area: next(iter(c.at_risk), None) for area, c in counts.items()}
+    wrong = [(cases[int(a[5:])]["boundary"], cases[int(a[5:])]["side"], expected[a], got[a])
+             for a in expected if got[a] != expected[a]]
+    assert not wrong, (len(wrong), wrong[:10])
+    # the cases sit on the thresholds: on each boundary, some school's answer differs either side of it
+    answers: dict[tuple, set] = {}
+    for c, area in zip(cases, expected, strict=True):
+        answers.setdefault((c["boundary"], c["group"]), set()).add(expected[area])
+    flips = Counter(boundary for (boundary, _), codes in answers.items() if len(codes) > 1)
+    assert set(flips) == {"horizon", "horizon, short round", "last call", "confirmation window", "cutoff", "opens",
+                          "pace, time left", "pace, records"}, flips
+    assert set(expected.values()) == {None, "roster_empty", "not_started", "behind_pace", "blocked",
+                                      "not_confirmed", "not_certified"}
 
 
 def test_open_cases_are_counted_per_school_and_area(seeded):

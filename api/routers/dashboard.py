@@ -19,7 +19,7 @@ from api.workflow_history import school_history
 from db import monitoring as reads
 from db.directory import round_spec
 from db.engine import session_scope
-from domain.monitoring import AuditItem, timeline
+from domain.school_timeline import AuditItem, timeline
 from domain.refusals import forbidden, refusal
 
 router = APIRouter(tags=["dashboard"], responses=ERROR_RESPONSES)

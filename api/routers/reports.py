@@ -28,7 +28,9 @@ from db.engine import session_scope
 from db.existence import list_marks
 from domain.dropouts import REASONS
 from domain.duplicates import AGENCIES
-from domain.monitoring import ACTION_LABELS, BUCKET_LABELS, school_status, stage_label
+from domain.area_figures import school_status
+from domain.funnel import BUCKET_LABELS, stage_label
+from domain.school_timeline import ACTION_LABELS
 from domain.refusals import refusal
 from domain.existence import EXCEPTION_TH, MARK_TH, ExceptionKind, Mark
 from domain.spreadsheet_cells import csv_cell, xlsx_cell

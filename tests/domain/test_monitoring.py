@@ -7,18 +7,12 @@ from datetime import timedelta
 
 import pytest
 
-from domain.monitoring import (
-    AuditItem,
-    Bucket,
-    HistoryItem,
-    SchoolSnapshot,
-    area_figures,
-    assess,
-    attention_horizon,
-    timeline,
-)
+from domain.area_figures import area_figures
+from domain.at_risk import assess, attention_horizon
+from domain.funnel import Bucket, SchoolSnapshot
 from domain.rounds import ROUND_2566_3, RoundPolicy
 from domain.school_round import BlockingCase, GateProgress, Stage
+from domain.school_timeline import AuditItem, HistoryItem, timeline
 from domain.thai_time import bangkok
 
 R = ROUND_2566_3
@@ -172,7 +166,7 @@ def test_timeline_merges_audit_and_history_in_thai_without_personal_data():
 
 
 def test_an_open_case_still_blocking_is_warned_six_hours_before_the_cutoff_and_not_earlier():
-    from domain.monitoring import BLOCKING_WARNING, blocking_warning
+    from domain.at_risk import BLOCKING_WARNING, blocking_warning
 
     assert BLOCKING_WARNING == timedelta(hours=6)
     cases = (BlockingCase(kind="dropout", ref="DO-1"),)
