@@ -3,20 +3,23 @@
     python -m bench.intake --messages 200            # both databases, one after the other
     python -m bench.intake --backends sqlite         # one only; --postgres-url to use a running server
 
-The real path on one machine: aiosmtplib clients (the district's relay) → the intake's SMTP listener (the
-door: relay or DKIM authentication, registration, rates; the raw message stored) → InboundIntakeWorkflow
-on a local Temporal dev server (SQLite file) and the dmcflow worker → the reply in the outbox → sent through
-aiosmtplib to an SMTP catcher. The messages are the shared samples' shapes (shared/samples/emails: UTF-8
-base64, TIS-620 8bit, Thai digits, two requests, a refused check digit), each with its own IDs and
-Message-ID; every other one is DKIM-signed (the intake verifies it against a local key table, as the tests'
-resolver answers), the others carry the trusted relay's dmarc=pass. PostgreSQL is a private server at its
-default durability (bench/local_postgres.py) unless --postgres-url names one.
+The real path, in the processes of a deployment: aiosmtplib clients (the district's relay, in this
+process) → the intake's own process (its SMTP listener and door: relay or DKIM authentication,
+registration, rates; the raw message stored; the hash signalled) → InboundIntakeWorkflow on a local
+Temporal dev server (SQLite file) and two worker processes (`worker.py`, compose's replicas) → the reply in the outbox →
+sent through aiosmtplib to an SMTP catcher (in this process). The messages are the shared samples'
+shapes (shared/samples/emails: UTF-8 base64, TIS-620 8bit, Thai digits, two requests, a refused check
+digit), each with its own IDs and Message-ID; every other one is DKIM-signed (the intake verifies it
+against a local key table, as the tests' resolver answers), the others carry the trusted relay's
+dmarc=pass. PostgreSQL is a private server at its default durability (bench/local_postgres.py) unless
+--postgres-url names one.
 
 Figures per database: all messages stored (SMTP 250) per second; from the first receipt until the last
 reply is in the outbox, and until the last reply was caught (sent), messages per second against the goal
 (≥ 50); each message's receipt-to-outbox latency (p50, p95, from the database's own timestamps); CPU
-per message of the Temporal server, of this process (intake, worker, relay clients and catcher) and of
-PostgreSQL.
+per message of each process (from /proc: the Temporal server, the workers, the intake, this process's
+relay clients and catcher, PostgreSQL's), which the machine's other load inflates far less than the
+rates; the load average before and after.
 """
 
 from __future__ import annotations
@@ -176,7 +179,7 @@ def percentile(values: list[float], p: float) -> float:
 
 
 async def one_backend(backend: str, url: str, pg_pid: int | None, raws: list[bytes], olds: list[str],
-                      record: Path, clients: int) -> dict:
+                      record: Path, clients: int, worker_count: int) -> dict:
     upgrade(url)
     engine = make_engine(url)
     now = datetime.now(timezone.utc)
@@ -202,9 +205,11 @@ async def one_backend(backend: str, url: str, pg_pid: int | None, raws: list[byt
                    "DMCFLOW_SMTP_TLS": "off", "DMCFLOW_INTAKE_SMTP_HOST": "127.0.0.1",
                    "DMCFLOW_INTAKE_SMTP_PORT": str(port), "DMCFLOW_INTAKE_AUTHSERV_ID": RELAY,
                    "DMCFLOW_INTAKE_RATE_PER_SENDER": "1000000", "DMCFLOW_INTAKE_RATE_PER_CLIENT": "1000000"}
-            # as deployed: the worker and the intake each in their own process (compose's services)
-            worker = harness._spawn([sys.executable, "worker.py"], env, tmp / "worker.log")
-            stack.callback(harness._stop, worker)
+            # as deployed: the workers and the intake each in their own process (compose's services)
+            workers = [harness._spawn([sys.executable, "worker.py"], env, tmp / f"worker-{i}.log")
+                       for i in range(worker_count)]
+            for worker in workers:
+                stack.callback(harness._stop, worker)
             intake = harness._spawn([sys.executable, "-m", "bench.intake", "--serve", str(record)], env,
                                     tmp / "intake.log")
             stack.callback(harness._stop, intake)
@@ -223,7 +228,8 @@ async def one_backend(backend: str, url: str, pg_pid: int | None, raws: list[byt
                                           hostname="127.0.0.1", port=port)
 
             def cpu() -> dict[str, float]:
-                return {"temporal": cpu_s(server_pid), "worker": cpu_s(worker.pid), "intake": cpu_s(intake.pid),
+                return {"temporal": cpu_s(server_pid), "workers": sum(cpu_s(w.pid) for w in workers),
+                        "intake": cpu_s(intake.pid),
                         "relay_and_catcher": self_cpu_s(), "postgresql": pg_cpu(pg_pid)}
 
             cpu0 = cpu()
@@ -279,7 +285,7 @@ def pg_cpu(pid: int | None) -> float:
 
 def table(figures: dict) -> str:
     lines = [f"email intake: {figures['messages']} messages of the samples' shapes, {figures['smtp_clients']} SMTP "
-             f"clients; goal ≥ {GOAL_PER_S:g} messages/s from SMTP receipt to the reply",
+             f"clients, {figures['workers']} workers; goal ≥ {GOAL_PER_S:g} messages/s from SMTP receipt to the reply",
              f"{'database':<11} {'stored/s':>8} {'→outbox/s':>9} {'ratio':>6} {'→sent/s':>8} {'ratio':>6} "
              f"{'p50 ms':>7} {'p95 ms':>7}  met   CPU ms/message"]
     for backend in figures["backends"]:
@@ -297,6 +303,7 @@ async def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--messages", type=int, default=200)
     ap.add_argument("--clients", type=int, default=8, help="SMTP connections at once (the relay's)")
+    ap.add_argument("--workers", type=int, default=2, help="worker processes (docker-compose.yml: replicas 2)")
     ap.add_argument("--backends", default="sqlite,postgresql")
     ap.add_argument("--postgres-url", default=os.environ.get("DMCFLOW_BENCH_POSTGRES_URL"),
                     help="an empty PostgreSQL database to use instead of a private server")
@@ -311,7 +318,8 @@ async def main() -> None:
     raws, olds, names = messages(args.messages, key)
     record = Path(tempfile.mkdtemp(prefix="dmcflow-intake-")) / "dkim.txt"
     record.write_bytes(dkim_record(key))
-    figures: dict = {"messages": len(raws), "smtp_clients": args.clients, "goal_per_s": GOAL_PER_S,
+    figures: dict = {"messages": len(raws), "smtp_clients": args.clients, "workers": args.workers,
+                     "goal_per_s": GOAL_PER_S,
                      "shapes": {name: names.count(name) for name in sorted(set(names))},
                      "backends": args.backends.split(",")}
     for backend in figures["backends"]:
@@ -325,7 +333,7 @@ async def main() -> None:
 
                 url, pid = stack.enter_context(private_server())
             print(f"{backend}: {len(raws)} messages …", flush=True)
-            figures[backend] = await one_backend(backend, url, pid, raws, olds, record, args.clients)
+            figures[backend] = await one_backend(backend, url, pid, raws, olds, record, args.clients, args.workers)
             print(json.dumps(figures[backend]), flush=True)
     figures["load_average"] = [load_before, round(os.getloadavg()[0], 1)]
     print(table(figures), flush=True)

@@ -13,9 +13,10 @@ from email.message import EmailMessage
 from itertools import chain, repeat
 
 from aiosmtplib import SMTPNotSupported, SMTPRecipientsRefused, SMTPResponseException
+from sqlalchemy import update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from db.engine import session_scope
 from db.models import OutboxMail, utcnow
@@ -82,7 +83,10 @@ def well_formed_headers(msg: EmailMessage, *, subject: str, in_reply_to: str | N
 
 def _due(session: Session, settings: Settings, key: str) -> EmailMessage | None:
     """The mail to send now (its attempt counted), or None when it is sent already or has nobody to go to."""
-    row = session.get(OutboxMail, key)
+    return _due_row(settings, session.get(OutboxMail, key))
+
+
+def _due_row(settings: Settings, row: OutboxMail | None) -> EmailMessage | None:
     if row is None or row.status == "sent":
         return None
     if not row.recipients:
@@ -114,7 +118,8 @@ async def deliver_many(engine: Engine, settings: Settings, keys: list[str]) -> i
     how many were sent now."""
     def due() -> list[tuple[str, EmailMessage]]:
         with session_scope(engine) as session:
-            return [(key, msg) for key in keys if (msg := _due(session, settings, key)) is not None]
+            rows = {row.key: row for row in session.exec(select(OutboxMail).where(OutboxMail.key.in_(keys)))}
+            return [(key, msg) for key in keys if (msg := _due_row(settings, rows.get(key))) is not None]
 
     mails = await asyncio.to_thread(due)
     if not mails:
@@ -140,17 +145,30 @@ async def _mark_sent(engine: Engine, key: str) -> OutboxMail:
     """The mail is out: record it, waiting out a database blip (a restart, a failover) rather than failing
     the activity, whose retry would send it a second time. Only a longer outage, or a crash right here,
     still leads to a resend (the same Message-ID, so the receiver can tell)."""
-    return await asyncio.to_thread(_mark_sent_now, engine, key)
+    def mark() -> OutboxMail:
+        with session_scope(engine) as session:
+            row = session.get(OutboxMail, key)
+            row.status, row.sent_at = "sent", utcnow()
+        return row
+
+    return await asyncio.to_thread(_patiently, mark)
 
 
-def _mark_sent_now(engine: Engine, key: str) -> OutboxMail:
+def _mark_sent_now(engine: Engine, key: str) -> None:
+    """`_mark_sent` in one statement, in the calling thread (deliver_many's)."""
+    def mark() -> None:
+        with session_scope(engine) as session:
+            session.execute(update(OutboxMail).where(OutboxMail.key == key).values(status="sent", sent_at=utcnow()))
+
+    _patiently(mark)
+
+
+def _patiently(write):
+    """`write()`, again while the database is unavailable, for up to MARK_SENT_PATIENCE_S."""
     deadline, delay = time.monotonic() + MARK_SENT_PATIENCE_S, 0.5
     while True:
         try:
-            with session_scope(engine) as session:
-                row = session.get(OutboxMail, key)
-                row.status, row.sent_at = "sent", utcnow()
-            return row
+            return write()
         except OperationalError:
             if time.monotonic() + delay > deadline:
                 raise
