@@ -60,7 +60,7 @@ async def main() -> None:
         client = await Client.connect(address, data_converter=bench_converter())
         settings = Settings(database_url=url, temporal_address=address, task_queue="bench")
         async with build_worker(client, settings, engine=engine):
-            operation, _ = await round_ops.start_round(engine, client, settings.ops_task_queue, "bench")
+            operation, _ = await round_ops.start_round(engine, client, settings, "bench")
             await client.get_workflow_handle(operation).result()
             app = create_app(settings, engine=engine, temporal=client)
             async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api",

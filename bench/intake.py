@@ -99,7 +99,7 @@ async def main() -> None:
                             smtp_tls="off", intake_authserv_id=RELAY, intake_rate_per_sender=10**6,
                             intake_rate_per_client=10**6)
         async with build_worker(client, settings, engine=engine):
-            operation, _ = await round_ops.start_round(engine, client, settings.ops_task_queue, "bench")
+            operation, _ = await round_ops.start_round(engine, client, settings, "bench")
             await client.get_workflow_handle(operation).result()
             intake_port = free_port()
             listener = start_listener(Intake(engine, client, settings), "127.0.0.1", intake_port,
