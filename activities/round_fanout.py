@@ -21,10 +21,12 @@ from db.engine import session_scope
 from db.gate import gate_progress_many
 from db.models import OutboxMail, Round, School, SchoolRound, User
 from db.projection import insert_initial
+from dmcflow.lazy_start import ensure_school_rows, update_school
 from dmcflow.settings import Settings
 from domain.messages import (
-    AreaCutoffInput, AreaCutoffStatus, AreaCutoffStep, FanoutPage, FanoutPageResult, SchoolRoundInput,
+    AreaCutoffInput, AreaCutoffStatus, AreaCutoffStep, AreaRoundInput, FanoutPage, FanoutPageResult, SchoolRoundInput,
 )
+from domain.refusals import Refusal
 from domain.rounds import RoundPolicy, Schedule
 from domain.school_round import SchoolRoundState, Stage
 from mailer import outbox
@@ -32,7 +34,8 @@ from mailer.render import render
 from workflows import activity_calls as calls
 from workflows import search_attributes as sa
 from workflows.area_cutoff import AreaCutoffWorkflow
-from workflows.ids import area_cutoff_id, area_key, school_round_id
+from workflows.area_round import AreaRoundWorkflow
+from workflows.ids import area_cutoff_id, area_key, area_round_id, school_round_id
 from workflows.school_round import SchoolRoundWorkflow
 
 log = logging.getLogger(__name__)
@@ -58,17 +61,31 @@ class RoundFanoutActivities:
 
     # --- start ----------------------------------------------------------------------------------
 
-    def _prepare_page(self, page: FanoutPage) -> tuple[list[SchoolRoundState], list[Stage]]:
-        """Gates of the whole page in one query, projection rows in one transaction: the workflows
-        then start with nothing to load, so starting a round costs the server little more than bare starts."""
+    def _page_schools(self, session, page: FanoutPage) -> list[tuple[str, str]]:
+        stmt = select(School.code, School.area).order_by(School.code).limit(page.limit)
+        if page.after:
+            stmt = stmt.where(School.code > page.after)
+        if page.area:
+            stmt = stmt.where(School.area == page.area)
+        return list(session.exec(stmt))
+
+    def _insert_page(self, page: FanoutPage) -> tuple[bool, list[tuple[str, str]], int]:
+        """An area-timed round's page (issue 18): the schools' projection rows in one INSERT, no workflow; answers
+        (area-timed, the page's schools, rows inserted). Any other round: (False, [], 0), for `_prepare_page`."""
         with session_scope(self.engine) as session:
             rnd = session.get(Round, page.round_id)
-            stmt = select(School.code, School.area).order_by(School.code).limit(page.limit)
-            if page.after:
-                stmt = stmt.where(School.code > page.after)
-            if page.area:
-                stmt = stmt.where(School.area == page.area)
-            schools = list(session.exec(stmt))
+            if rnd.school_queue is None:
+                return False, [], 0
+            schools = self._page_schools(session, page)
+            return True, schools, len(ensure_school_rows(session, rnd, schools, activity_now()))
+
+    def _prepare_page(self, page: FanoutPage) -> tuple[list[SchoolRoundState], list[Stage]]:
+        """A round started before issue 18 (its fan-out resumed after an upgrade): every school's workflow is started.
+        Gates of the whole page in one query, projection rows in one transaction: the workflows then start with
+        nothing to load, so starting a round costs the server little more than bare starts."""
+        with session_scope(self.engine) as session:
+            rnd = session.get(Round, page.round_id)
+            schools = self._page_schools(session, page)
             if not schools:
                 return [], []
             schedule = Schedule(opens_at=rnd.opens_at, confirm_from=rnd.confirm_from, cutoff_at=rnd.cutoff_at)
@@ -84,9 +101,17 @@ class RoundFanoutActivities:
             return states, stages
 
     async def _start_page(self, page: FanoutPage) -> FanoutPageResult:
+        area_timed, schools, inserted = await asyncio.to_thread(self._insert_page, page)
+        if area_timed:
+            # skipped: rows already there (a page retried, or a school's first event came before its page)
+            done, skipped = inserted, len(schools) - inserted
+            if len(schools) < page.limit:  # the last page: the areas' workflows now, not one more round trip
+                await self._start_area_workflows(page.round_id, area_timed=True)
+                return FanoutPageResult(done=done, skipped=skipped, last=None)
+            return FanoutPageResult(done=done, skipped=skipped, last=schools[-1][0])
         states, stages = await asyncio.to_thread(self._prepare_page, page)
         if not states:
-            await self._start_area_workflows(page.round_id)
+            await self._start_area_workflows(page.round_id, area_timed=False)
             return FanoutPageResult(done=0, skipped=0, last=None)
         gate = asyncio.Semaphore(CONCURRENCY)
         skipped = 0
@@ -111,7 +136,9 @@ class RoundFanoutActivities:
         await asyncio.gather(*(start(state, stage) for state, stage in zip(states, stages, strict=True)))
         return FanoutPageResult(done=len(states) - skipped, skipped=skipped, last=states[-1].school_code)
 
-    async def _start_area_workflows(self, round_id: str) -> None:
+    async def _start_area_workflows(self, round_id: str, *, area_timed: bool) -> None:
+        """One workflow per area: an area-timed round's time (AreaRoundWorkflow), or an older round's escalation at
+        each cutoff (AreaCutoffWorkflow)."""
         def areas() -> list[str]:
             with session_scope(self.engine) as session:
                 return list(session.exec(select(School.area).distinct()))
@@ -119,10 +146,15 @@ class RoundFanoutActivities:
         gate = asyncio.Semaphore(CONCURRENCY)
 
         async def start(area: str) -> None:
+            if area_timed:
+                run, inp, wid = AreaRoundWorkflow.run, AreaRoundInput(round_id=round_id, area=area), \
+                    area_round_id(round_id, area)
+            else:
+                run, inp, wid = AreaCutoffWorkflow.run, AreaCutoffInput(round_id=round_id, area=area), \
+                    area_cutoff_id(round_id, area)
             async with gate:
                 await self.client.start_workflow(
-                    AreaCutoffWorkflow.run, AreaCutoffInput(round_id=round_id, area=area),
-                    id=area_cutoff_id(round_id, area), task_queue=self.settings.ops_task_queue,
+                    run, inp, id=wid, task_queue=self.settings.ops_task_queue,
                     id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
                     id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
                     search_attributes=TypedSearchAttributes([SearchAttributePair(sa.ROUND, round_id),
@@ -154,11 +186,13 @@ class RoundFanoutActivities:
 
         async def extend(code: str) -> None:
             nonlocal skipped
-            handle = self.client.get_workflow_handle(school_round_id(page.round_id, code))
             async with gate:
                 try:
-                    await handle.execute_update(SchoolRoundWorkflow.extend_deadline, page.extension)
-                except (WorkflowUpdateFailedError, RPCError):
+                    # an area-timed school that has no workflow yet gets one with its new cutoff: its cutoff is
+                    # never in the projection without being in its workflow (dmcflow/lazy_start.py)
+                    await update_school(self.client, self.engine, page.round_id, code,
+                                        SchoolRoundWorkflow.extend_deadline, page.extension)
+                except (WorkflowUpdateFailedError, RPCError, Refusal):
                     skipped += 1  # refused (e.g. certified meanwhile) or closed: the others still move
                 activity.heartbeat(code)
 
@@ -169,6 +203,8 @@ class RoundFanoutActivities:
     async def _signal_areas(self, page: FanoutPage) -> None:
         def areas() -> list[str]:
             with session_scope(self.engine) as session:
+                if session.get(Round, page.round_id).school_queue is not None:
+                    return []  # area-timed: each extended school tells its area itself, once its cutoff is projected
                 stmt = select(SchoolRound.area).where(SchoolRound.round_id == page.round_id).distinct()
                 return [page.area] if page.area else list(session.exec(stmt))
 

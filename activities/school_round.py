@@ -8,19 +8,22 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Any
 
 from sqlalchemy.engine import Engine
 from sqlmodel import select
 from temporalio import activity
+from temporalio.client import Client
 
 from db.engine import session_scope
 from db.existence import apply_existence_batch
 from db.gate import gate_progress
 from db.models import School, SchoolEmail
-from db.projection import write_transition
+from db.projection import write_change, write_transition
 from db.roster_changes import apply_batch
+from dmcflow.lazy_start import signal_school
 from dmcflow.settings import Settings
-from domain.messages import ApplyRosterBatch, BatchOutcome, ReminderRequest, Transition
+from domain.messages import ApplyRosterBatch, BatchOutcome, ReminderRequest, SchoolChange, Transition
 from domain.refusals import Refusal, refusal
 from domain.school_round import GateProgress
 from mailer import outbox
@@ -49,6 +52,12 @@ class SchoolRoundActivities:
     def record_transition(self, transition: Transition) -> None:
         with session_scope(self.engine) as session:
             write_transition(session, transition)
+
+    @activity.defn(name=calls.RECORD_CHANGE)
+    def record_school_change(self, change: SchoolChange) -> None:
+        """An area-timed school's projection write: what changed, not its whole state (issue 18)."""
+        with session_scope(self.engine) as session:
+            write_change(session, change)
 
     @activity.defn(name=calls.APPLY_ROSTER_BATCH)
     def apply_roster_batch(self, batch: ApplyRosterBatch, round_id: str, school_code: str) -> BatchOutcome:
@@ -90,3 +99,19 @@ class SchoolRoundActivities:
             outbox.enqueue(session, self.settings, key=key, kind="reminder", to=school_emails(session, req.school_code),
                            subject=subject, body=body)
 
+
+class SchoolSignalActivities:
+    """Side processes (a duplicate case, a dropout consultation) telling a school of its cases (issue 18)."""
+
+    def __init__(self, engine: Engine, client: Client) -> None:
+        self.engine = engine
+        self.client = client
+
+    @activity.defn(name=calls.TELL_SCHOOL)
+    async def tell_school(self, round_id: str, school_code: str, signal: str, arg: Any) -> bool:
+        """The signal to the school's workflow. A case that opens on an area-timed school with no workflow yet
+        starts it (signal-with-start): its block must hold when it first acts. Any other news for a school that
+        never started is dropped: a school told a case closed never knew of it, and its gate is counted afresh
+        when it starts. False when not delivered."""
+        starts = self.engine if signal == "case_opened" else None
+        return await signal_school(self.client, starts, round_id, school_code, signal, arg)

@@ -47,7 +47,7 @@ async def apply_staged(engine, client, user, round_id: str, school_code: str, ba
         outcome = await school_update(
             client, round_id, school_code, SchoolRoundWorkflow.apply_roster_batch,
             ApplyRosterBatch(batch_id=batch_id, kind=kind, step=step, actor=actor_of(user)),
-            result_type=BatchOutcome)
+            result_type=BatchOutcome, engine=engine)  # a first change starts the school's workflow (issue 18)
     except Refusal:
         await asyncio.to_thread(finish, True)
         raise

@@ -16,7 +16,9 @@ from domain.refusals import refusal
 from domain.dropouts import REASONS, STATUS_TH
 from domain.existence import EXCEPTION_TH, ExceptionKind, ExistenceCounts
 from domain.at_risk import blocking_warning
-from domain.school_round import STAGE_TH, BlockingCase, GateProgress
+from domain.rounds import Schedule
+from domain.messages import SchoolDecided
+from domain.school_round import STAGE_TH, BlockingCase, Decision, GateProgress, SchoolRoundState, stage_at
 from domain.thai_time import thai_datetime, to_bangkok
 from workflows.ids import school_round_id
 
@@ -67,6 +69,37 @@ def school_round_view(session: Session, round_id: str, school: School, now: date
         blocking_cases=[_excused(blocking_case(session, c, school.code), excused) for c in row.blocking],
         warnings=_warnings(row.blocking, stage, row.cutoff_at, now, set(getattr(gate, "excused_cases", ()))),
         workflow_id=school_round_id(round_id, school.code))
+
+
+def decided_view(before: SchoolRoundOut, decided: SchoolDecided | SchoolRoundState, user: User,
+                 now: datetime) -> SchoolRoundOut:
+    """The school after a decision, from its view just before and the workflow's answer (issue 18: no second read).
+    Only the decisions and the cutoff move; the gate and the cases are as read before. A person other than
+    `user` can only be one the view before already named."""
+    if isinstance(decided, SchoolRoundState):  # a school started before issue 18 answers its whole state
+        confirmed, certified, cutoff_at = decided.confirmed, decided.certified, decided.schedule.cutoff_at
+    else:
+        confirmed, certified, cutoff_at = decided.confirmed, decided.certified, decided.cutoff_at
+    schedule = Schedule(opens_at=before.opens_at.iso, confirm_from=before.confirm_from.iso, cutoff_at=cutoff_at)
+    stage = stage_at(now, schedule, confirmed, certified)
+
+    def person(d: Decision | None, was: Person | None) -> Person | None:
+        if d is None:
+            return None
+        if was is not None and was.by == d.by and was.at.iso == d.at:
+            return was
+        return Person(by=d.by, by_name=user.display_name if d.by == user.id else None, at=instant(d.at))
+
+    confirmed_out = person(confirmed, before.confirmed)
+    if confirmed_out is not None and not isinstance(confirmed_out, ConfirmedOut):
+        confirmed_out = ConfirmedOut(**confirmed_out.model_dump(),
+                                     existence=existence_counts_out(confirmed.counts) if confirmed.counts else None)
+    blocking = [{"kind": c.kind, "ref": c.ref} for c in before.blocking_cases]
+    excused = {c.ref for c in before.blocking_cases if not c.blocks_confirmation}
+    return before.model_copy(update=dict(
+        stage=stage.value, stage_th=STAGE_TH[stage], cutoff_at=instant(cutoff_at),
+        seconds_to_cutoff=max(0, int((cutoff_at - now).total_seconds())), confirmed=confirmed_out,
+        certified=person(certified, before.certified), warnings=_warnings(blocking, stage, cutoff_at, now, excused)))
 
 
 def _warnings(blocking: list[dict], stage, cutoff_at: datetime, now: datetime, excused: set[str]) -> list[WarningOut]:

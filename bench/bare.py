@@ -102,6 +102,43 @@ class SchoolShaped:
 WORKFLOWS = [Trivial, SchoolShaped, Approvable, StormSchool]
 
 
+# --- the HTTP front a user of raw Temporal would build (issue 18's approval path) ----------------------------
+
+def bare_api():
+    """A minimal FastAPI route that sends the decision as `execute_update`: the same HTTP clients, the same bearer
+    header, the same Temporal client and data converter as dmcflow's API, and no database (the token is taken as
+    the actor, unchecked). `uvicorn bench.bare:bare_api --factory`, with DMCFLOW_TEMPORAL_ADDRESS set."""
+    from contextlib import asynccontextmanager
+
+    from fastapi import FastAPI, Header
+    from fastapi.responses import JSONResponse
+    from temporalio.client import WorkflowUpdateFailedError
+
+    from dmcflow.temporal_client import connect
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        app.state.client = await connect(Settings())
+        yield
+
+    app = FastAPI(lifespan=lifespan)
+
+    @app.post("/approvals/{workflow_id}/{action}")
+    async def decide(workflow_id: str, action: str, authorization: str = Header("")) -> JSONResponse:
+        if not authorization.startswith("Bearer "):
+            return JSONResponse({"code": "unauthenticated"}, status_code=401)
+        update = {"confirmation": Approvable.confirm, "certification": Approvable.certify}.get(action)
+        if update is None:
+            return JSONResponse({"code": "not_found"}, status_code=404)
+        try:
+            await app.state.client.get_workflow_handle(workflow_id).execute_update(update, authorization[7:])
+        except WorkflowUpdateFailedError as exc:
+            return JSONResponse({"code": "refused", "message_en": str(exc.cause)}, status_code=409)
+        return JSONResponse({"workflow_id": workflow_id, "action": action, "done": True})
+
+    return app
+
+
 async def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--address", required=True)

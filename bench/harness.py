@@ -60,12 +60,15 @@ class Stack:
     bare_pid: int
     api_pid: int
     env: dict
+    bare_api: str = ""  # the bare side's HTTP front (bench/bare.py `bare_api`)
+    bare_api_pid: int = 0
     task_queue: str = "dmcflow"
     bare_queue: str = "bench-bare"
 
     def cpu(self) -> dict[str, float]:
         return {"server": cpu_s(self.server_pid), "worker": cpu_s(self.worker_pid), "bare": cpu_s(self.bare_pid),
-                "api": cpu_s(self.api_pid), "client": self_cpu_s()}
+                "api": cpu_s(self.api_pid), "bare_api": cpu_s(self.bare_api_pid) if self.bare_api_pid else 0.0,
+                "client": self_cpu_s()}
 
     async def settle(self, idle_cores: float = 0.1, timeout: float = 3600) -> float:
         """Wait until the server and both workers are idle (each under `idle_cores` for two seconds running):
@@ -128,13 +131,20 @@ async def running(workdir: Path, database_url: str):
         api = _spawn([sys.executable, "-m", "uvicorn", "api.app:app_from_env", "--factory", "--host", "127.0.0.1",
                       "--port", str(api_port), "--log-level", "warning", "--no-access-log"], env, workdir / "api.log")
         stack.callback(_stop, api)
-        for _ in range(300):
-            if port_open("127.0.0.1", api_port):
-                break
-            await asyncio.sleep(0.1)
+        bare_api_port = free_port()  # the bare side's HTTP front: the same uvicorn, a route calling execute_update
+        bare_api = _spawn([sys.executable, "-m", "uvicorn", "bench.bare:bare_api", "--factory", "--host", "127.0.0.1",
+                           "--port", str(bare_api_port), "--log-level", "warning", "--no-access-log"], env,
+                          workdir / "bare_api.log")
+        stack.callback(_stop, bare_api)
+        for port in (api_port, bare_api_port):
+            for _ in range(300):
+                if port_open("127.0.0.1", port):
+                    break
+                await asyncio.sleep(0.1)
         await asyncio.sleep(2)  # the workers' pollers
         yield Stack(address=address, api=f"http://127.0.0.1:{api_port}", server_pid=server_pid, worker_pid=worker.pid,
-                    bare_pid=bare.pid, api_pid=api.pid, env=env)
+                    bare_pid=bare.pid, api_pid=api.pid, env=env, bare_api=f"http://127.0.0.1:{bare_api_port}",
+                    bare_api_pid=bare_api.pid)
 
 
 def seed(engine, *, schools: int, areas: int, ready_round: str | None, approvers: int, now: datetime) -> list[str]:

@@ -85,7 +85,7 @@ async def one_database(url: str, postmaster: int | None, files: dict[str, bytes]
     converter = bench_converter()  # before the processes start: they take the run's key from the environment
     async with harness.running(tmp, url) as stack:
         client = await Client.connect(stack.address, data_converter=converter)
-        operation, _ = await round_ops.start_round(engine, client, Settings().ops_task_queue, "bench")
+        operation, _ = await round_ops.start_round(engine, client, Settings(), "bench")
         await client.get_workflow_handle(operation).result()
         # each school's first workflow task runs after start_round has answered: the start's cost, not the import's
         await stack.settle()

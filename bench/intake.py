@@ -214,7 +214,7 @@ async def one_backend(backend: str, url: str, pg_pid: int | None, raws: list[byt
                                     tmp / "intake.log")
             stack.callback(harness._stop, intake)
             client = await Client.connect(address, data_converter=bench_converter())
-            operation, _ = await round_ops.start_round(engine, client, settings.ops_task_queue, "bench")
+            operation, _ = await round_ops.start_round(engine, client, settings, "bench")
             await client.get_workflow_handle(operation).result()
             for _ in range(300):
                 if port_open("127.0.0.1", port):

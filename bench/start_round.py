@@ -89,7 +89,7 @@ async def main() -> None:
                 Worker(client, task_queue="bench-bare", workflows=[Trivial]):
             bare = None if args.skip_bare else await bare_starts(client, args.schools, "bench-bare")
             t0 = time.perf_counter()
-            operation, _ = await round_ops.start_round(engine, client, settings.ops_task_queue, "bench")
+            operation, _ = await round_ops.start_round(engine, client, settings, "bench")
             result = await client.get_workflow_handle(operation).result()
             started = time.perf_counter() - t0
             while True:

@@ -107,6 +107,9 @@ class Round(SQLModel, table=True):
     policy: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     created_at: datetime = Field(default_factory=utcnow, sa_column=Column(AwareDateTime(), nullable=False))
     started_at: datetime | None = Field(default=None, sa_column=Column(AwareDateTime(), nullable=True))
+    # issue 18: set when the round started area-timed (its areas keep its time): the task queue its schools' workflows
+    # start on, each on its first event. None for a round started before: every school started at once, own timers.
+    school_queue: str | None = Field(default=None, max_length=100)
 
 
 class SchoolRound(SQLModel, table=True):

@@ -163,7 +163,7 @@ def cmd_rounds_show(a: argparse.Namespace) -> None:
 async def _start(round_id: str, wait: bool) -> None:
     settings = get_settings()
     client = await connect(settings)
-    operation, schools = await round_ops.start_round(_engine(), client, settings.ops_task_queue, round_id)
+    operation, schools = await round_ops.start_round(_engine(), client, settings, round_id)
     print(f"starting {schools} schools of round {round_id}: operation {operation}")
     if wait:
         print(await client.get_workflow_handle(operation).result())

@@ -160,7 +160,7 @@ async def run(settings: Settings, *, start_demo_round: bool = True) -> None:
         stop_intake = asyncio.Event()
         async with worker:
             if start_demo_round:
-                await round_ops.start_round(engine, client, settings.ops_task_queue, "demo")
+                await round_ops.start_round(engine, client, settings, "demo")
             intake = asyncio.create_task(run_intake(engine, client, settings, stop_intake))
             banner(settings)
             await server.serve()

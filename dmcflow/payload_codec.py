@@ -35,7 +35,7 @@ from typing import Any
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from temporalio.api.common.v1 import Payload
-from temporalio.contrib.pydantic import PydanticPayloadConverter
+from temporalio.contrib.pydantic import PydanticJSONPlainPayloadConverter, PydanticPayloadConverter
 from temporalio.converter import DataConverter, EncodingPayloadConverter, PayloadCodec
 
 from domain.refusals import Refusal, refusal
@@ -185,12 +185,19 @@ class RefusedPayloadConverter(EncodingPayloadConverter):
         raise as_application_error(payload_refusal())
 
 
+# One JSON converter, and so one cache of pydantic TypeAdapters, per process: the SDK builds a payload converter
+# for every workflow instance, and each built its own adapters for the same few types (memory and CPU per
+# cached workflow). It holds no state but that cache (thread-safe).
+_SHARED_JSON = PydanticJSONPlainPayloadConverter()
+
+
 class DmcflowPayloadConverter(PydanticPayloadConverter):
     """The pydantic converter that also knows refused payloads (nullary: the SDK rebuilds it per context)."""
 
     def __init__(self) -> None:
-        super().__init__()
-        self._set_converters(*self.converters.values(), RefusedPayloadConverter())
+        super().__init__(max_cached_type_adapters=0)  # its own JSON converter is replaced by the shared one
+        self._set_converters(*(_SHARED_JSON if isinstance(c, PydanticJSONPlainPayloadConverter) else c
+                               for c in self.converters.values()), RefusedPayloadConverter())
 
 
 def data_converter_for(ring: KeyRing, *, accept_plaintext: bool = False) -> DataConverter:

@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 
 from domain.duplicates import DuplicateCaseInput
 from domain.end_of_year import Step
-from domain.school_round import Actor, BlockingCase, GateProgress, SchoolRoundState, Stage
+from domain.school_round import Actor, BlockingCase, Decision, GateProgress, SchoolRoundState, Stage
 
 
 class SchoolRoundInput(BaseModel):
@@ -20,6 +20,10 @@ class SchoolRoundInput(BaseModel):
     projected: bool = False  # True when the starter already wrote the gate and the projection row
     # the stage that row shows: a first run after a boundary (the worker was down) projects its own stage
     projected_stage: Stage | None = None
+    # issue 18: True = the round's time is its area's (AreaRoundWorkflow sends the reminders and moves the school to
+    # `late`); the school's workflow waits for events, with one timer (closing after the late grace). False, as in
+    # every history stored before it, = the school keeps its own timers.
+    area_timed: bool = False
 
 
 class SchoolRoundResult(BaseModel):
@@ -123,6 +127,67 @@ class AreaCutoffStep(BaseModel):
 class AreaCutoffStatus(BaseModel):
     escalated: int = 0  # schools listed in the email just sent
     next_cutoff: datetime | None = None  # the next cutoff of a school still open, None when none is
+
+
+class AreaRoundInput(BaseModel):
+    """AreaRoundWorkflow's input; after continue-as-new it carries how far the reminders have gone."""
+    round_id: str
+    area: str
+    reminded_through: datetime | None = None  # reminder instants up to this one have been handled
+
+
+class AreaInstant(BaseModel):
+    """An area's batch step at `at` (the workflow's clock): reminders due in (`since`, `at`], or cutoffs due by `at`."""
+    round_id: str
+    area: str
+    at: datetime
+    since: datetime | None = None
+
+
+class AreaSchedule(BaseModel):
+    """What the area's schools still await, from the projection: the workflow sleeps until the earliest."""
+    next_reminder: datetime | None = None
+    next_cutoff: datetime | None = None  # the earliest cutoff of a school not yet moved to `late`
+    close_at: datetime | None = None  # the last uncertified school's cutoff + late grace; None: all certified
+    reminded: int = 0  # schools reminded by this step
+    late: int = 0  # schools moved to `late` by this step (listed in its escalation)
+    mail: list[str] = Field(default_factory=list)  # outbox keys this step enqueued, to deliver
+
+
+class DeadlineMoved(BaseModel):
+    """Signal to the area from an area-timed school after its extension was projected."""
+    school_code: str
+    cutoff_at: datetime
+
+
+
+class SchoolChange(BaseModel):
+    """One projection write of an area-timed school (issue 18): what changed, not the whole state.
+
+    `fields` names the columns this write carries (a withdrawal: ["confirmed"] with `confirmed` None); the stage and
+    the version always go. Safe only because an area-timed school writes its projection under its lock, one write
+    after the other: an older write never lands after a newer one's fields."""
+    round_id: str
+    school_code: str
+    version: int
+    stage: Stage
+    fields: list[Literal["confirmed", "certified", "cutoff_at", "gate", "blocking"]] = Field(default_factory=list)
+    confirmed: Decision | None = None
+    certified: Decision | None = None
+    cutoff_at: datetime | None = None
+    gate: GateProgress | None = None
+    blocking: list[BlockingCase] | None = None
+    audit: AuditEntry | None = None
+
+
+class SchoolDecided(BaseModel):
+    """An area-timed school's answer to a decision (confirm, withdraw, certify, extend): enough for the API's reply
+    without reading the projection again."""
+    stage: Stage
+    version: int
+    cutoff_at: datetime
+    confirmed: Decision | None = None
+    certified: Decision | None = None
 
 
 __all__ = ["Actor", "BlockingCase"]

@@ -59,6 +59,8 @@ ACTION_LABELS: dict[str, tuple[str, str]] = {
     "withdraw_confirmation": ("เจ้าหน้าที่ยกเลิกการยืนยัน", "Staff withdrew the confirmation"),
     "certify": ("ผู้อำนวยการรับรองข้อมูล (ข้อ 12)", "The director certified (R12)"),
     "extend_deadline": ("ขยายกำหนดส่ง", "Deadline extended"),
+    # issue 18: written by the area's batch at the cutoff, dated at the cutoff itself
+    "late": ("ไม่ทันกำหนด: ถึงกำหนดส่งโดยผู้อำนวยการยังไม่รับรองข้อมูล", "Late: the cutoff passed before certification"),
     "end_of_year_3.2.2": ("บันทึกผลสิ้นปี เมนู 3.2.2", "End-of-year results, menu 3.2.2"),
     "end_of_year_3.2.2.1": ("บันทึกสาเหตุซ้ำชั้น เมนู 3.2.2.1", "Reasons for repeating, menu 3.2.2.1"),
     "end_of_year_3.2.2.2": ("บันทึกการศึกษาต่อ เมนู 3.2.2.2", "Further study, menu 3.2.2.2"),

@@ -19,6 +19,7 @@ from api.dashboard_views import AreaDashboardOut, RoundOverviewOut
 from db.directory import upsert_school
 from db.engine import session_scope
 from db.models import AuditEvent, DropoutRequest, IdCorrection, InboundMessage, Round, SchoolRound, Student
+from domain.rounds import RoundPolicy
 from domain.thai_time import thai_datetime
 from tests.stack import AREA, OTHER_AREA, SCHOOL, SCHOOL_2, add_round, make_ready, running_stack, unique_round
 from tests.test_api_access import assert_refusal
@@ -220,8 +221,10 @@ async def test_timeline_reports_and_evidence_pack(time_env, engine, settings):
         assert [x["at"]["iso"] for x in lines] == sorted(x["at"]["iso"] for x in lines)
         texts = [x["th"] for x in lines]
         assert texts[0] == "เริ่มติดตามรอบของโรงเรียน"
-        assert f"ตั้งเวลา: เริ่มยืนยัน/รับรองข้อมูล {thai_datetime(confirm_from)}" in texts
-        assert "ถึงเวลา: เริ่มยืนยัน/รับรองข้อมูล" in texts
+        # an area-timed school keeps one timer, its close after the late grace; the certification ended it
+        close_at = cutoff + RoundPolicy().late_grace
+        assert f"ตั้งเวลา: ปิดงานของรอบ (พ้นระยะขยายเวลา) {thai_datetime(close_at)}" in texts
+        assert f"ยกเลิกเวลาที่ตั้งไว้: ปิดงานของรอบ (พ้นระยะขยายเวลา) {thai_datetime(close_at)}" in texts
         assert "นำเข้าทะเบียนนักเรียน 1 รายการ" in texts and "บันทึกผลสิ้นปี เมนู 3.2.2 1 รายการ" in texts
         decisions = [(x["code"], x["actor_name"], x["source"]) for x in lines if x["code"] in ("confirm", "certify")]
         assert decisions == [("confirm", "ครูธุรการ", "audit"), ("certify", "ผอ.โรงเรียน", "audit")]

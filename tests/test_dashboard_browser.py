@@ -162,7 +162,8 @@ async def test_officer_follows_the_area_live(time_env, engine, settings):
             timeline = page.locator("#timeline-list li")
             await expect(page.locator("#timeline")).to_have_attribute("data-loaded", SCHOOL_2, timeout=TIMEOUT)
             await expect(timeline.filter(has_text="ผู้อำนวยการรับรองข้อมูล (ข้อ 12)")).to_contain_text("ผอ. 2")
-            await expect(timeline.filter(has_text="ตั้งเวลา: เริ่มยืนยัน/รับรองข้อมูล").first).to_contain_text(
+            # (an area-timed school's one timer: its close after the late grace, issue 18)
+            await expect(timeline.filter(has_text="ตั้งเวลา: ปิดงานของรอบ").first).to_contain_text(
                 re.compile(r"\d+ [ก-๙.]+ 25\d\d \d\d\.\d\d น\. ตั้งเวลา"))
             await expect(page.locator("#evidence-link")).to_have_attribute(
                 "href", f"/rounds/{rid}/schools/{SCHOOL_2}/evidence-pack")

@@ -21,14 +21,14 @@ from temporalio.testing import ActivityEnvironment
 
 from activities.round_fanout import RoundFanoutActivities
 from db.engine import session_scope
-from db.models import SchoolRound
+from db.models import Round, SchoolRound
 from db.projection import insert_initial
 from tests.payload_keys import DATA_CONVERTER
 from domain.messages import AreaCutoffStep, SchoolRoundInput
 from domain.rounds import RoundPolicy, Schedule
 from domain.school_round import SchoolRoundState, Stage
 from tests.stack import (
-    AREA, READY_IDS, SCHOOL, SCHOOL_2, add_round, api_only, keep_history, make_ready, seed, unique_round,
+    AREA, OTHER_SCHOOL, READY_IDS, SCHOOL, SCHOOL_2, add_round, api_only, keep_history, make_ready, seed, unique_round,
 )
 from tests.timing import eventually
 from worker import build_worker
@@ -113,14 +113,17 @@ async def test_worker_killed_and_restarted_mid_round(dev_env, engine, settings, 
 
 
 async def test_schools_first_run_after_a_boundary_is_projected_in_its_stage(dev_env, engine, settings):
-    """The round starts while the schools' worker is down (crashed, or far behind): the fan-out writes each
-    row as `open`. The workflows first run after confirmation opened: the row and the DmcStage search
-    attribute that the dashboard reads must say so (they stayed `open` until the next boundary, or for
-    good when that first run came after the cutoff)."""
+    """A round started before issue 18 (every school's workflow started at once, each with its own timers; its
+    fan-out may still be running after the upgrade) starts while the schools' worker is down (crashed, or far
+    behind): the fan-out writes each row as `open`. The workflows first run after confirmation opened: the row
+    and the DmcStage search attribute that the dashboard reads must say so (they stayed `open` until the next
+    boundary, or for good when that first run came after the cutoff)."""
     now = datetime.now(timezone.utc)
     rid = unique_round()
     confirm_from = now + timedelta(seconds=4)
     add_round(engine, rid, now - timedelta(seconds=1), confirm_from, now + timedelta(hours=1))
+    with session_scope(engine) as s:  # started before issue 18: no school queue, so the start stays eager
+        s.get(Round, rid).started_at = now
     # its own connection: a worker set built but not run keeps its task queue registered on its client
     other = await Client.connect(dev_env.client.service_client.config.target_host, data_converter=DATA_CONVERTER)
     _, ops_only = build_worker(other, settings, engine=engine).workers
@@ -133,6 +136,24 @@ async def test_schools_first_run_after_a_boundary_is_projected_in_its_stage(dev_
             await eventually(lambda: projected_stage(engine, rid) == "confirmation_window")
             described = await dev_env.client.get_workflow_handle(school_round_id(rid, SCHOOL)).describe()
             assert described.typed_search_attributes.get(sa.STAGE) == "confirmation_window"
+
+
+async def test_an_area_timed_round_starts_whole_while_the_schools_worker_is_down(dev_env, engine, settings):
+    """Issue 18: the same outage at an area-timed round's start holds nothing back: every school is in the
+    projection, and answers in its stage by the clock (confirmation opened meanwhile), with no school workflow."""
+    now = datetime.now(timezone.utc)
+    rid = unique_round()
+    confirm_from = now + timedelta(seconds=2)
+    add_round(engine, rid, now - timedelta(seconds=1), confirm_from, now + timedelta(hours=1))
+    other = await Client.connect(dev_env.client.service_client.config.target_host, data_converter=DATA_CONVERTER)
+    _, ops_only = build_worker(other, settings, engine=engine).workers
+    async with api_only(dev_env.client, engine, settings, env=dev_env) as stack, ops_only:
+        await stack.start_round(rid)
+        await until(confirm_from + timedelta(seconds=1))
+        for school, who in ((SCHOOL, "staff"), (SCHOOL_2, "staff2"), (OTHER_SCHOOL, "other_staff")):
+            r = await stack.http.get(f"/rounds/{rid}/schools/{school}", headers=stack.auth(who))
+            assert r.status_code == 200 and r.json()["stage"] == "confirmation_window", r.text
+        assert (await dev_env.client.count_workflows(f'WorkflowId = "{school_round_id(rid, SCHOOL)}"')).count == 0
 
 
 def projected_stage(engine, rid: str) -> str:

@@ -234,7 +234,7 @@ def admin_round_progress_part(request: Request, round_id: RoundId, page_user: Pa
 async def admin_start_round_page(request: Request, round_id: RoundId, page_user: PageUserDep, engine: EngineDep,
                                  client: TemporalDep, settings: SettingsDep, csrf_token: CsrfForm = None) -> Response:
     _admin(request, page_user, csrf_token, posted=True)
-    operation, _ = await round_ops.start_round(engine, client, settings.ops_task_queue, round_id)
+    operation, _ = await round_ops.start_round(engine, client, settings, round_id)
     return RedirectResponse(f"/admin/rounds/{quote(round_id, safe='')}?{urlencode({'operation': operation})}",
                             status_code=303)
 

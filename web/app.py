@@ -136,7 +136,7 @@ async def _decide(request: Request, page_user: PageUser, engine, client, now, ro
     try:
         if current.stage == Stage.certified.value:
             raise already_certified()  # its workflow has ended: say why, not "not running"
-        await school_update(client, round_id, school_code, update, actor_of(user))
+        await school_update(client, round_id, school_code, update, actor_of(user), engine=engine)
     except Refusal as problem:
         return await asyncio.to_thread(_home, request, page_user, engine, now, round_id, problem, action)
     return RedirectResponse(f"/?round={quote(round_id, safe='')}", status_code=303)

@@ -3,6 +3,8 @@
 One per round and area (245 areas, not 30,000 schools): it sleeps until the next cutoff among the
 area's schools, lets the schools' own cutoff timers settle, then sends one email listing every school
 that passed its cutoff uncertified. A deadline extension signals it to recompute its next instant.
+Rounds started before issue 18 only (their schools keep their own timers); an area-timed round has an
+AreaRoundWorkflow per area instead (workflows/area_round.py).
 """
 
 from __future__ import annotations

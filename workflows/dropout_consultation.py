@@ -103,6 +103,12 @@ class DropoutConsultationWorkflow:
         await workflow.execute_activity(calls.NOTIFY_DROPOUT, args=[self.inp.request_id, event, ref], **calls.MAIL)
 
     async def _tell_school(self, signal: str, arg) -> None:
+        if workflow.patched("tell-school-by-activity"):
+            # issue 18: the school of an area-timed round may have no workflow yet; the activity starts it with the
+            # block (signal-with-start), which a workflow cannot do
+            await workflow.execute_activity(calls.TELL_SCHOOL, args=[self.inp.round_id, self.inp.school_code, signal,
+                                                                     arg], result_type=bool, **calls.DATABASE)
+            return
         handle = workflow.get_external_workflow_handle(school_round_id(self.inp.round_id, self.inp.school_code))
         try:
             await handle.signal(signal, arg)

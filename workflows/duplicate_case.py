@@ -95,6 +95,12 @@ class DuplicateCaseWorkflow:
 
     async def _tell_schools(self, signal: str, arg, schools: list[str] | None = None) -> None:
         for school in self.state.inp.parties if schools is None else schools:
+            if workflow.patched("tell-school-by-activity"):
+                # issue 18: a party of an area-timed round may have no workflow yet; the activity starts it with
+                # the block (signal-with-start), which a workflow cannot do
+                await workflow.execute_activity(calls.TELL_SCHOOL, args=[self.state.inp.round_id, school, signal, arg],
+                                                result_type=bool, **calls.DATABASE)
+                continue
             handle = workflow.get_external_workflow_handle(school_round_id(self.state.inp.round_id, school))
             try:
                 await handle.signal(signal, arg)

@@ -16,6 +16,11 @@ def area_cutoff_id(round_id: str, area: str) -> str:
     return f"area-cutoff/{round_id}/{area_key(area)}"
 
 
+def area_round_id(round_id: str, area: str) -> str:
+    """The area's own time for an area-timed round (issue 18): reminders, `late` and the escalation."""
+    return f"area-round/{round_id}/{area_key(area)}"
+
+
 def fanout_id(round_id: str, operation: str, token: str = "") -> str:
     return f"round-{operation}/{round_id}" + (f"/{token}" if token else "")
 

@@ -1,7 +1,12 @@
 """SchoolRoundWorkflow: one school's round-3 lifecycle, from `not_open` to `certified` or `late`.
 
-Time: one durable timer at a time, always aimed at the next instant that matters (opening,
-confirmation window, a reminder, the cutoff); an extension wakes the loop so the timer is re-armed.
+Time, in an area-timed round (issue 18, `SchoolRoundInput.area_timed`): the area's workflow sends the
+reminders and moves the school to `late` (workflows/area_round.py); the school waits for events, with one
+timer, closing after the late grace, and tells its area when an extension moved its cutoff. Stages need no
+timer: they are a pure function of time and decisions (`stage_at`), and the validators refuse at the cutoff.
+Time, in a round started before (every stored history): one durable timer at a time, always aimed at the
+next instant that matters (opening, confirmation window, a reminder, the cutoff); an extension wakes the
+loop so the timer is re-armed.
 Humans: confirmation, withdrawal, certification, extension and roster changes are updates whose
 validators answer at once with the domain's refusal.
 """
@@ -9,16 +14,17 @@ validators answer at once with the domain's refusal.
 from __future__ import annotations
 
 import asyncio
+from contextlib import nullcontext
 from datetime import datetime, timedelta
 
 from temporalio import workflow
-from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.exceptions import FailureError, WorkflowAlreadyStartedError
 from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
     from domain.messages import (
-        ApplyRosterBatch, AuditEntry, BatchOutcome, ExtendDeadline, ReminderRequest, SchoolRoundInput,
-        SchoolRoundResult, Transition,
+        ApplyRosterBatch, AuditEntry, BatchOutcome, DeadlineMoved, ExtendDeadline, ReminderRequest, SchoolChange,
+        SchoolDecided, SchoolRoundInput, SchoolRoundResult, Transition,
     )
     from domain.actor_scope import check_actor_scope, role_refused
     from domain.refusals import Refusal
@@ -29,13 +35,14 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows import activity_calls as calls
     from workflows import search_attributes as sa
-    from workflows.ids import duplicate_case_id
+    from workflows.ids import area_round_id, duplicate_case_id
     from workflows.refusal_errors import as_application_error
 
 # A reminder whose instant passed more than this long ago (the round started late, or the worker was
 # down for hours) is skipped rather than sent out of its moment.
 REMINDER_TOLERANCE = timedelta(minutes=15)
 HISTORY_LIMIT = 4000
+ALL_FIELDS = ("confirmed", "certified", "cutoff_at", "gate", "blocking")  # an area-timed school's first write
 
 
 def _require_role(actor: Actor, *roles: str) -> None:
@@ -63,6 +70,7 @@ class SchoolRoundWorkflow:
         self._wake = False
         self._lock = asyncio.Lock()  # roster changes and decisions never interleave
         self._recorded: Stage | None = None  # the stage the last projection write carried
+        self._area_timed = inp.area_timed
 
     # --- the lifecycle ------------------------------------------------------------------------
 
@@ -72,7 +80,34 @@ class SchoolRoundWorkflow:
             self.state.gate = await workflow.execute_activity(
                 calls.LOAD_GATE, args=[self.state.round_id, self.state.school_code],
                 result_type=GateProgress, **calls.DATABASE)
-            await self._record(None)
+            async with self._signal_lock():
+                await self._record(None, *ALL_FIELDS)
+        if inp.area_timed:
+            await self._wait_for_events()
+        else:
+            await self._keep_own_time(inp)
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        return SchoolRoundResult(
+            stage=self.state.stage(workflow.now()),
+            confirmed_by=self.state.confirmed.by if self.state.confirmed else None,
+            certified_by=self.state.certified.by if self.state.certified else None,
+        )
+
+    async def _wait_for_events(self) -> None:
+        """Area-timed: decisions, roster changes and case signals come as they come; the one timer closes the
+        workflow after the late grace (an extension re-arms it), a certification ends it at once."""
+        while self.state.certified is None:
+            close_at = self.state.schedule.cutoff_at + self.state.policy.late_grace
+            if workflow.now() >= close_at:
+                return
+            await self._sleep_until(close_at)
+            if self._history_is_long():
+                await workflow.wait_condition(workflow.all_handlers_finished)
+                workflow.continue_as_new(SchoolRoundInput(state=self.state, version=self.version, continued=True,
+                                                          area_timed=True))
+
+    async def _keep_own_time(self, inp: SchoolRoundInput) -> None:
+        """A round started before issue 18: the school's own timers for its stages and reminders."""
         projected = inp.projected_stage or self.state.stage(workflow.now())
         while True:
             now = workflow.now()
@@ -84,11 +119,11 @@ class SchoolRoundWorkflow:
                 # a second write would cost an activity per school on the busiest afternoon
                 projected = stage
             if stage is Stage.certified:
-                break
+                return
             if stage is Stage.late:
                 close_at = self.state.schedule.cutoff_at + self.state.policy.late_grace
                 if now >= close_at:
-                    break
+                    return
                 await self._sleep_until(close_at)  # an extension may still reopen the school
                 continue
             await self._send_due_reminders(now)
@@ -97,12 +132,6 @@ class SchoolRoundWorkflow:
                 await workflow.wait_condition(workflow.all_handlers_finished)
                 workflow.continue_as_new(SchoolRoundInput(state=self.state, version=self.version, continued=True,
                                                           projected_stage=projected))
-        await workflow.wait_condition(workflow.all_handlers_finished)
-        return SchoolRoundResult(
-            stage=self.state.stage(workflow.now()),
-            confirmed_by=self.state.confirmed.by if self.state.confirmed else None,
-            certified_by=self.state.certified.by if self.state.certified else None,
-        )
 
     def _next_instant(self, now: datetime) -> datetime:
         s = self.state.schedule
@@ -129,6 +158,15 @@ class SchoolRoundWorkflow:
                                 stage=self.state.stage(now), cutoff_at=self.state.schedule.cutoff_at, due_at=due),
                 result_type=bool, **calls.MAIL)
 
+    async def _tell_area(self, cutoff_at: datetime) -> None:
+        """The area keeps this school's reminders and cutoff: it looks again once the new cutoff is projected."""
+        area = workflow.get_external_workflow_handle(area_round_id(self.state.round_id, self.state.area))
+        try:
+            await area.signal("deadline_moved", DeadlineMoved(school_code=self.state.school_code, cutoff_at=cutoff_at))
+        except FailureError:
+            # no area workflow any more: it ends only after the last late grace, when this school has closed too
+            workflow.logger.warning("area workflow of round %s not reachable", self.state.round_id)
+
     async def _sleep_until(self, instant: datetime) -> None:
         delay = instant - workflow.now()
         if delay > timedelta(0):
@@ -142,17 +180,49 @@ class SchoolRoundWorkflow:
         info = workflow.info()
         return info.is_continue_as_new_suggested() or info.get_current_history_length() > HISTORY_LIMIT
 
-    async def _record(self, audit: AuditEntry | None) -> None:
-        """Project the state (database row and search attribute) and write the audit event, once."""
+    async def _record(self, audit: AuditEntry | None, *fields: str) -> None:
+        """Project the state (database row and search attribute) and write the audit event, once.
+
+        Area-timed, the write carries only `fields`, what changed (the row is there from the round's start, and
+        every write is made under the lock, one after the other); the DmcStage search attribute is set only on
+        certification, the one stage a reader of visibility asks for (the area's late step): each upsert costs
+        the server about 40 % of an update's CPU."""
         self.version += 1
         stage = self.state.stage(workflow.now())
-        workflow.upsert_search_attributes([sa.STAGE.value_set(stage.value)])
         self._recorded = stage
-        await workflow.execute_activity(
-            calls.RECORD_TRANSITION, Transition(state=self.state, stage=stage, version=self.version, audit=audit),
-            **calls.DATABASE)
+        if not self._area_timed:
+            workflow.upsert_search_attributes([sa.STAGE.value_set(stage.value)])
+            await workflow.execute_activity(
+                calls.RECORD_TRANSITION, Transition(state=self.state, stage=stage, version=self.version, audit=audit),
+                **calls.DATABASE)
+        else:
+            if stage is Stage.certified:
+                workflow.upsert_search_attributes([sa.STAGE.value_set(stage.value)])
+            s = self.state
+            change = SchoolChange(round_id=s.round_id, school_code=s.school_code, version=self.version, stage=stage,
+                                  fields=list(fields), audit=audit,
+                                  **{f: getattr(s, f) if f != "cutoff_at" else s.schedule.cutoff_at for f in fields})
+            await workflow.execute_activity(calls.RECORD_CHANGE, change, **calls.DATABASE)
         if self._history_is_long():
             self._wake = True  # many roster changes on one day: let the loop continue as new
+
+    def _patched(self, patch_id: str) -> bool:
+        """An area-timed workflow runs today's code only: every patch is on, and asking would cost a marker event and
+        a visibility write (the SDK's TemporalChangeVersion upsert) the first time each is asked."""
+        return self._area_timed or workflow.patched(patch_id)
+
+    def _decided(self) -> SchoolRoundState | SchoolDecided:
+        """An update's answer: area-timed, what the API shows of the decision (not the whole state)."""
+        if not self._area_timed:
+            return self.state
+        s = self.state
+        return SchoolDecided(stage=s.stage(workflow.now()), version=self.version, cutoff_at=s.schedule.cutoff_at,
+                             confirmed=s.confirmed, certified=s.certified)
+
+    def _signal_lock(self):
+        """Area-timed, signals write under the lock too (partial writes must land in order); a round started before
+        keeps its histories' interleaving."""
+        return self._lock if self._area_timed else nullcontext()
 
     def _audit(self, actor: str, action: str, before: dict | None = None, after: dict | None = None,
                reason: str | None = None) -> AuditEntry:
@@ -178,17 +248,17 @@ class SchoolRoundWorkflow:
     # --- decisions (updates) ------------------------------------------------------------------
 
     @workflow.update
-    async def confirm(self, actor: Actor) -> SchoolRoundState:
+    async def confirm(self, actor: Actor) -> SchoolRoundState | SchoolDecided:
         async with self._lock:
             # R11 "every record": confirmations accepted before existence marks existed replay without them
-            every_record = workflow.patched("r11-existence-marks")
+            every_record = self._patched("r11-existence-marks")
             # again under the lock: the gate may have moved meanwhile
             self._check(lambda: check_can_confirm(self.state, workflow.now(), existence=every_record))
             counts = self.state.gate.existence if every_record else None
             self.state.confirmed = Decision(by=actor.user_id, at=workflow.now(), counts=counts)
             after = {"stage": Stage.confirmed.value, **({"existence": counts.model_dump()} if counts else {})}
-            await self._record(self._audit(actor.user_id, "confirm", after=after))
-            return self.state
+            await self._record(self._audit(actor.user_id, "confirm", after=after), "confirmed")
+            return self._decided()
 
     @confirm.validator
     def _validate_confirm(self, actor: Actor) -> None:
@@ -196,13 +266,13 @@ class SchoolRoundWorkflow:
         self._check(check_can_confirm, self.state, workflow.now())
 
     @workflow.update
-    async def withdraw_confirmation(self, actor: Actor) -> SchoolRoundState:
+    async def withdraw_confirmation(self, actor: Actor) -> SchoolRoundState | SchoolDecided:
         async with self._lock:
             self._check(check_can_withdraw, self.state, workflow.now())
             before = self.state.confirmed.model_dump(mode="json") if self.state.confirmed else None
             self.state.confirmed = None
-            await self._record(self._audit(actor.user_id, "withdraw_confirmation", before=before))
-            return self.state
+            await self._record(self._audit(actor.user_id, "withdraw_confirmation", before=before), "confirmed")
+            return self._decided()
 
     @withdraw_confirmation.validator
     def _validate_withdraw(self, actor: Actor) -> None:
@@ -210,13 +280,14 @@ class SchoolRoundWorkflow:
         self._check(check_can_withdraw, self.state, workflow.now())
 
     @workflow.update
-    async def certify(self, actor: Actor) -> SchoolRoundState:
+    async def certify(self, actor: Actor) -> SchoolRoundState | SchoolDecided:
         async with self._lock:
             self._check(check_can_certify, self.state, workflow.now())
             self.state.certified = Decision(by=actor.user_id, at=workflow.now())
-            await self._record(self._audit(actor.user_id, "certify", after={"stage": Stage.certified.value}))
+            await self._record(self._audit(actor.user_id, "certify", after={"stage": Stage.certified.value}),
+                               "certified")
             self._wake = True  # certified is final: let the loop finish
-            return self.state
+            return self._decided()
 
     @certify.validator
     def _validate_certify(self, actor: Actor) -> None:
@@ -224,18 +295,20 @@ class SchoolRoundWorkflow:
         self._check(check_can_certify, self.state, workflow.now())
 
     @workflow.update
-    async def extend_deadline(self, change: ExtendDeadline) -> SchoolRoundState:
+    async def extend_deadline(self, change: ExtendDeadline) -> SchoolRoundState | SchoolDecided:
         async with self._lock:
             # an extension that shortened a cutoff was accepted before the only-later rule: replay it as it was
-            only_later = workflow.patched("extension-only-later")
+            only_later = self._patched("extension-only-later")
             self._check(lambda: check_extension(self.state, workflow.now(), change.cutoff_at, only_later=only_later))
             before = {"cutoff_at": self.state.schedule.cutoff_at.isoformat()}
             self.state.schedule = self.state.schedule.with_cutoff(change.cutoff_at)
             await self._record(self._audit(change.actor.user_id, "extend_deadline", before=before,
                                            after={"cutoff_at": change.cutoff_at.isoformat(), "scope": change.scope},
-                                           reason=change.reason))
+                                           reason=change.reason), "cutoff_at")
             self._wake = True  # re-arm the timers against the new cutoff
-            return self.state
+            if self._area_timed:
+                await self._tell_area(change.cutoff_at)
+            return self._decided()
 
     @extend_deadline.validator
     def _validate_extend(self, change: ExtendDeadline) -> None:
@@ -251,7 +324,7 @@ class SchoolRoundWorkflow:
                 result_type=BatchOutcome, **calls.DATABASE)
             if outcome.gate != self.state.gate:
                 self.state.gate = outcome.gate
-                await self._record(None)
+                await self._record(None, "gate")
             for case in outcome.cases:  # R3: a duplicate found by this change becomes its own process
                 try:
                     await workflow.start_child_workflow(
@@ -276,31 +349,35 @@ class SchoolRoundWorkflow:
 
     @workflow.signal
     async def case_opened(self, case: BlockingCase) -> None:
-        if all(c.ref != case.ref for c in self.state.blocking):
-            self.state.blocking.append(case)
-            await self._record(None)
+        async with self._signal_lock():
+            if all(c.ref != case.ref for c in self.state.blocking):
+                self.state.blocking.append(case)
+                await self._record(None, "blocking")
 
     @workflow.signal
     async def case_closed(self, ref: str) -> None:
-        if any(c.ref == ref for c in self.state.blocking):
-            self.state.blocking = [c for c in self.state.blocking if c.ref != ref]
-            if workflow.patched("gate-reload-on-case-close"):
-                # the case's outcome may have added or removed a student: count the gate again
-                self.state.gate = await workflow.execute_activity(
-                    calls.LOAD_GATE, args=[self.state.round_id, self.state.school_code],
-                    result_type=GateProgress, **calls.DATABASE)
-            await self._record(None)
+        async with self._signal_lock():
+            if any(c.ref == ref for c in self.state.blocking):
+                self.state.blocking = [c for c in self.state.blocking if c.ref != ref]
+                if self._patched("gate-reload-on-case-close"):
+                    # the case's outcome may have added or removed a student: count the gate again
+                    self.state.gate = await workflow.execute_activity(
+                        calls.LOAD_GATE, args=[self.state.round_id, self.state.school_code],
+                        result_type=GateProgress, **calls.DATABASE)
+                await self._record(None, "blocking", "gate")
 
     @workflow.signal
     async def roster_changed(self, ref: str) -> None:
         """A case that no longer blocked this school (it had declared its part, issue 16) changed its roster when
         it closed: count the gate again, as `case_closed` does for a blocked school. A new signal: no stored
         history holds one."""
-        gate = await workflow.execute_activity(calls.LOAD_GATE, args=[self.state.round_id, self.state.school_code],
-                                               result_type=GateProgress, **calls.DATABASE)
-        if gate != self.state.gate:
-            self.state.gate = gate
-            await self._record(None)
+        async with self._signal_lock():
+            gate = await workflow.execute_activity(
+                calls.LOAD_GATE, args=[self.state.round_id, self.state.school_code], result_type=GateProgress,
+                **calls.DATABASE)
+            if gate != self.state.gate:
+                self.state.gate = gate
+                await self._record(None, "gate")
 
     @workflow.query
     def snapshot(self) -> SchoolRoundState:

@@ -29,13 +29,13 @@ from db.engine import session_scope
 from db.evidence import MAX_EVIDENCE_BYTES, store_evidence
 from db.models import DropoutMessage, DropoutRequest, EvidenceFile, School, SchoolRound, Student, User
 from db.projection_rows import state_of
+from dmcflow.lazy_start import signal_school
 from domain.dropouts import REASONS, STATUS_TH, CommentDropout, DecideDropout, WithdrawDropout, reason_code
 from domain.ids import normalise_student_id
 from domain.refusals import invalid, not_found, refusal
 from domain.school_round import BlockingCase, check_roster_editable
 from workflows.dropout_consultation import DropoutConsultationWorkflow
-from workflows.ids import dropout_id, school_round_id
-from workflows.school_round import SchoolRoundWorkflow
+from workflows.ids import dropout_id
 
 router = APIRouter(prefix="/rounds/{round_id}", tags=["dropouts"], responses=ERROR_RESPONSES)
 log = logging.getLogger(__name__)
@@ -196,9 +196,9 @@ async def request_dropout(
         raise
     # Block the confirmation now, not when the consultation's workflow first runs (its own signal, which
     # the school ignores as a repeat, can come much later when the worker is down or behind).
-    try:
-        await client.get_workflow_handle(school_round_id(round_id, inp.school_code)).signal(
-            SchoolRoundWorkflow.case_opened, BlockingCase(kind="dropout", ref=request_id))
+    try:  # an area-timed school with no workflow yet gets one, blocked from the start (issue 18)
+        await signal_school(client, engine, round_id, inp.school_code, "case_opened",
+                            BlockingCase(kind="dropout", ref=request_id))
     except RPCError:
         log.warning("dropout %s: the school's round did not take the block; the consultation will send it", request_id)
     return await _settled_view(engine, user, round_id, request_id, lambda _, r: r.status != "starting")

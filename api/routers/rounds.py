@@ -17,7 +17,7 @@ from db.directory import create_round as create
 from db.engine import session_scope
 from db.models import Area, AuditEvent, Round, utcnow
 from dmcflow import round_ops
-from domain.messages import ExtendDeadline, FanoutInput
+from domain.messages import ExtendDeadline, FanoutInput, SchoolDecided
 from domain.refusals import forbidden, invalid, not_found, refusal
 from domain.rounds import RoundPolicy, RoundSpec
 from domain.school_round import SchoolRoundState, check_later_cutoff
@@ -70,7 +70,7 @@ def get_round(round_id: str, user: UserDep, session: SessionDep) -> RoundOut:
 async def start_round(round_id: str, user: UserDep, engine: EngineDep, client: TemporalDep,
                       settings: SettingsDep) -> StartedOut:
     require_role(user, "admin", what_th="เริ่มรอบ", what_en="start rounds")
-    operation, schools = await round_ops.start_round(engine, client, settings.ops_task_queue, round_id)
+    operation, schools = await round_ops.start_round(engine, client, settings, round_id)
     return StartedOut(round_id=round_id, operation_id=operation, schools=schools)
 
 
@@ -156,10 +156,12 @@ async def extend_round_deadline(engine, client, settings, user, round_id: str, b
     change = ExtendDeadline(cutoff_at=cutoff, reason=body.reason, actor=actor_of(user),
                             scope=scope)
     if body.school_code:
-        state = await school_update(client, round_id, body.school_code, SchoolRoundWorkflow.extend_deadline, change,
-                                    result_type=SchoolRoundState)
-        return ExtensionOut(round_id=round_id, scope=scope, cutoff_at=instant(state.schedule.cutoff_at),
-                            school={"school_code": body.school_code, "stage": state.stage(now).value})
+        moved = await school_update(client, round_id, body.school_code, SchoolRoundWorkflow.extend_deadline, change,
+                                    result_type=SchoolRoundState | SchoolDecided, engine=engine)
+        cutoff_at = moved.schedule.cutoff_at if isinstance(moved, SchoolRoundState) else moved.cutoff_at
+        stage = moved.stage(now) if isinstance(moved, SchoolRoundState) else moved.stage
+        return ExtensionOut(round_id=round_id, scope=scope, cutoff_at=instant(cutoff_at),
+                            school={"school_code": body.school_code, "stage": stage.value})
     operation = fanout_id(round_id, "extend", uuid.uuid4().hex[:12])
     await client.start_workflow(
         RoundFanoutWorkflow.run, FanoutInput(round_id=round_id, operation="extend", area=body.area, extension=change),

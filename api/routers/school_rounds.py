@@ -12,13 +12,14 @@ from api.deps import EngineDep, NowDep, SessionDep, TemporalDep, UserDep, actor_
 from api.errors import ERROR_RESPONSES
 from api.blocking_cases import BLOCKING_CASES, name_blocking_refusal
 from api.schemas import AuditOut, SchoolRoundOut
-from api.views import instant, school_round_view
+from api.views import decided_view, instant, school_round_view
 from api.workflow_updates import school_update
 from db.engine import session_scope
 from db.models import User
 from db.monitoring import school_audit
+from domain.messages import SchoolDecided
 from domain.refusals import Refusal
-from domain.school_round import Stage, already_certified
+from domain.school_round import SchoolRoundState, Stage, already_certified
 from workflows.school_round import SchoolRoundWorkflow
 
 router = APIRouter(prefix="/rounds/{round_id}/schools/{school_code}", tags=["school rounds"],
@@ -36,13 +37,14 @@ async def _decide(engine, client, user, round_id, school_code, update, now: date
     if view.stage == Stage.certified.value:
         raise already_certified()  # its workflow has ended; answer with the reason, not "not running"
     try:
-        await school_update(client, round_id, school_code, update, actor_of(user))
+        decided = await school_update(client, round_id, school_code, update, actor_of(user),
+                                      SchoolRoundState | SchoolDecided, engine=engine)
     except Refusal as refused:
         if refused.code != BLOCKING_CASES:
             raise
         # open cases: named for the school's staff, from its own records
         raise await asyncio.to_thread(_named, engine, refused, school_code) from None
-    return await asyncio.to_thread(_view, engine, user, round_id, school_code, now)
+    return decided_view(view, decided, user, now)  # the workflow's answer: no second read of the projection
 
 
 def _named(engine, refused: Refusal, school_code: str) -> Refusal:

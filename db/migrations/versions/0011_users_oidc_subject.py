@@ -1,7 +1,7 @@
 """users: the OpenID Connect issuer and subject an account is bound to (single sign-on, web/oidc.py)
 
 Revision ID: 0011
-Revises: 0013 (for now: 0012 and 0013 were numbered at the same time; the chain only needs to stay linear)
+Revises: 0013 (merged after it; the three are independent)
 """
 from alembic import op
 import sqlalchemy as sa
