@@ -30,6 +30,7 @@ def activities(log: Calls, cutoff_at: datetime, held_until: datetime | None = No
         stub(log, calls.POST_DROPOUT_MESSAGE),
         stub(log, calls.SETTLE_DROPOUT, lambda ref, action, *rest: SETTLED[action]),
         stub(log, calls.HOLD_DROPOUT_PAST_CUTOFF, held_until),
+        stub(log, calls.TELL_SCHOOL, True),  # the school's block (signal-with-start: issue 18)
     ]
 
 
