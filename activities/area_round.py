@@ -108,6 +108,22 @@ def _enqueue_many(session: Session, settings: Settings, mails: list[dict]) -> li
     return keys
 
 
+async def certified_in_visibility(client: Client, round_id: str, area: str) -> set[str]:
+    """Schools of the area whose certification was accepted, from the DmcStage search attribute: it is upserted
+    when the workflow accepts the certification, while the projection row may still wait for its write (a worker
+    that died mid-write is noticed only at the activity's timeout). Used by the area's late step and by the older
+    rounds' escalation step."""
+    query = (f"WorkflowType = 'SchoolRoundWorkflow' AND {sa.ROUND.name} = {json.dumps(round_id)} "
+             f"AND {sa.AREA.name} = {json.dumps(area, ensure_ascii=False)} "
+             f"AND {sa.STAGE.name} = '{Stage.certified.value}'")
+    try:
+        return {w.id.rsplit("/", 1)[-1] async for w in client.list_workflows(query)}
+    except RPCError as exc:
+        if exc.status != RPCStatusCode.UNIMPLEMENTED:  # the time-skipping test server has no visibility
+            raise
+        return set()
+
+
 class AreaRoundActivities:
     def __init__(self, engine: Engine, settings: Settings, client: Client) -> None:
         self.engine = engine
@@ -161,17 +177,7 @@ class AreaRoundActivities:
         return await asyncio.to_thread(self._late, step, certified)
 
     async def _certified_in_visibility(self, step: AreaInstant) -> set[str]:
-        """Schools whose certification was accepted, from the DmcStage search attribute: it is upserted when
-        the workflow accepts the certification, while the projection row may still wait for its write."""
-        query = (f"WorkflowType = 'SchoolRoundWorkflow' AND {sa.ROUND.name} = {json.dumps(step.round_id)} "
-                 f"AND {sa.AREA.name} = {json.dumps(step.area, ensure_ascii=False)} "
-                 f"AND {sa.STAGE.name} = '{Stage.certified.value}'")
-        try:
-            return {w.id.rsplit("/", 1)[-1] async for w in self.client.list_workflows(query)}
-        except RPCError as exc:
-            if exc.status != RPCStatusCode.UNIMPLEMENTED:  # the time-skipping test server has no visibility
-                raise
-            return set()
+        return await certified_in_visibility(self.client, step.round_id, step.area)
 
     def _late(self, step: AreaInstant, certified: set[str]) -> AreaSchedule:
         """One statement moves every uncertified school whose cutoff passed to `late` (and marks it handled),

@@ -4,7 +4,6 @@ and the area's cutoff escalation."""
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 
 from sqlalchemy.engine import Engine
@@ -13,8 +12,9 @@ from temporalio import activity
 from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
-from temporalio.service import RPCError, RPCStatusCode
+from temporalio.service import RPCError
 
+from activities.area_round import certified_in_visibility
 from activities.school_round import school_emails
 from db.deferred_changes import apply_deferred
 from db.engine import session_scope
@@ -226,18 +226,7 @@ class RoundFanoutActivities:
         return status
 
     async def _certified_in_visibility(self, step: AreaCutoffStep) -> set[str]:
-        """Schools of the area whose certification was accepted, from the DmcStage search attribute: it is
-        upserted when the workflow accepts the certification, while the projection row may still wait for
-        its write (a worker that died mid-write is noticed only at the activity's timeout, past SETTLE)."""
-        query = (f"WorkflowType = 'SchoolRoundWorkflow' AND {sa.ROUND.name} = {json.dumps(step.round_id)} "
-                 f"AND {sa.AREA.name} = {json.dumps(step.area, ensure_ascii=False)} "
-                 f"AND {sa.STAGE.name} = '{Stage.certified.value}'")
-        try:
-            return {w.id.rsplit("/", 1)[-1] async for w in self.client.list_workflows(query)}
-        except RPCError as exc:
-            if exc.status != RPCStatusCode.UNIMPLEMENTED:  # the time-skipping test server has no visibility
-                raise
-            return set()
+        return await certified_in_visibility(self.client, step.round_id, step.area)
 
     def _escalate(self, step: AreaCutoffStep, certified: set[str]) -> tuple[AreaCutoffStatus, list[str]]:
         prefix = f"escalation/{step.round_id}/{area_key(step.area)}/"
