@@ -6,6 +6,7 @@ import os
 import shutil
 import socket
 import sys
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
@@ -120,6 +121,20 @@ def settings(db_url, smtp) -> Settings:
     return Settings(database_url=db_url, smtp_host=smtp.host, smtp_port=smtp.port, smtp_tls="off",
                     task_queue=f"tq-{uuid.uuid4().hex[:8]}", public_url="http://dmcflow.test",
                     session_cookie_secure=False)
+
+
+@pytest.fixture(params=["UTC", "America/Los_Angeles"])
+def process_tz(request):
+    """The test process's own time zone, one run in each: Bangkok instants must not depend on it."""
+    old = os.environ.get("TZ")
+    os.environ["TZ"] = request.param
+    time.tzset()
+    yield request.param
+    if old is None:
+        os.environ.pop("TZ", None)
+    else:
+        os.environ["TZ"] = old
+    time.tzset()
 
 
 # --- Temporal --------------------------------------------------------------------------------------

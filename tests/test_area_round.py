@@ -8,8 +8,6 @@ extension after the cutoff reopens a late school, which becomes late again at it
 
 from __future__ import annotations
 
-import os
-import time
 from datetime import datetime, timedelta
 
 import pytest
@@ -24,19 +22,6 @@ from tests.stack import AREA, OTHER_AREA, OTHER_SCHOOL, SCHOOL, SCHOOL_2, add_ro
 from tests.timing import bangkok_on_day, eventually, skip_to
 from workflows.area_round import SETTLE, AreaRoundWorkflow
 from workflows.ids import area_round_id, school_round_id
-
-
-@pytest.fixture(params=["UTC", "America/Los_Angeles"])
-def process_tz(request):
-    old = os.environ.get("TZ")
-    os.environ["TZ"] = request.param
-    time.tzset()
-    yield request.param
-    if old is None:
-        os.environ.pop("TZ", None)
-    else:
-        os.environ["TZ"] = old
-    time.tzset()
 
 
 async def tomorrows_area_round(stack) -> tuple[str, datetime, datetime, datetime]:

@@ -5,11 +5,8 @@ Each boundary is checked with the process in two time zones: the server's own zo
 
 from __future__ import annotations
 
-import os
-import time
 from datetime import datetime, timedelta
 
-import pytest
 
 from tests.stack import (
     tomorrows_round,
@@ -17,19 +14,6 @@ from tests.stack import (
 )
 from workflows.ids import area_cutoff_id, fanout_id
 from tests.timing import bangkok_on_day, eventually, skip_to
-
-
-@pytest.fixture(params=["UTC", "America/Los_Angeles"])
-def process_tz(request):
-    old = os.environ.get("TZ")
-    os.environ["TZ"] = request.param
-    time.tzset()
-    yield request.param
-    if old is None:
-        os.environ.pop("TZ", None)
-    else:
-        os.environ["TZ"] = old
-    time.tzset()
 
 
 def url(rid: str, school: str) -> str:
