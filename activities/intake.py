@@ -19,17 +19,21 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from activities.deferred_notices import enqueue_deferral_notices
 from activities.school_round import school_emails
 from db.engine import session_scope
-from db.id_corrections import apply_correction, canonical_for_message_id, decide_message, follow_cutoff, \
-    follow_up, open_past_cutoff, registered_schools, sender_area, settle
+from db.bulk import select_in
+from db.id_corrections import Known, apply_correction, canonical_for_message_id, decide_message, follow_cutoff, \
+    follow_up, open_past_cutoff, read_known, sender_area, settle
 from db.models import IdCorrection, InboundMessage, OutboxMail, School, Student, utcnow
 from dmcflow.settings import Settings
+from domain.correction_requests import Field, ParsedMessage
 from domain.id_corrections import IdCorrectionInput, digits_sent
 from domain.intake_messages import InboundBatch, InboundOutcome
-from intake.email_parser import Field, parse_message, too_large
+from intake.email_parsing.message import parse_message
 from intake.mime_limits import MimeLimits
 from mailer import outbox
+from mailer.id_correction_refusals import too_large
 from mailer.render import render
 from workflows import activity_calls as calls
+from workflows.id_correction import IdCorrectionWorkflow
 from workflows.ids import id_correction_id
 
 log = logging.getLogger(__name__)
@@ -47,8 +51,7 @@ class IntakeActivities:
     @activity.defn(name=calls.PROCESS_INBOUND)
     def process_inbound(self, sha256: str) -> InboundOutcome:
         """Idempotent: a message already processed answers what it answered the first time."""
-        with session_scope(self.engine) as session:
-            return self._process(session, sha256)
+        return self._process_many([sha256], strict=True)[0][sha256]
 
     @activity.defn(name=calls.PROCESS_INBOUND_BATCH)
     def process_inbound_batch(self, shas: list[str], strict: bool = False) -> InboundBatch:
@@ -76,7 +79,7 @@ class IntakeActivities:
             async with gate:
                 try:
                     await self.client.start_workflow(
-                        "IdCorrectionWorkflow", request, id=id_correction_id(request.ref),
+                        IdCorrectionWorkflow.run, request, id=id_correction_id(request.ref),
                         task_queue=self.settings.task_queue, id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE)
                 except WorkflowAlreadyStartedError:
                     pass  # decided meanwhile (its workflow started with the decision), or expiring already
@@ -87,23 +90,58 @@ class IntakeActivities:
         return following
 
     def _process_many(self, shas: list[str], strict: bool) -> tuple[dict[str, InboundOutcome], list[str]]:
+        # The batch's rows, their parses and what deciding them reads besides (`Known`) are read once, in a few
+        # queries for the whole batch; then each message is decided in its own transaction.
+        with session_scope(self.engine) as session:
+            rows = {r.sha256: r for r in select_in(session, select(InboundMessage), InboundMessage.sha256, shas)}
+        parses = {sha: self._parse(row) for sha, row in rows.items() if row.status == "stored" and row.auth_domain}
+        try:
+            with session_scope(self.engine) as session:
+                known = read_known(session, [(rows[sha], _parsed(p)) for sha, p in parses.items()])
+        except Exception:  # noqa: BLE001  one message's odd value must not hold up the others: each reads its own
+            if strict:
+                raise
+            log.exception("intake: the batch's lookups failed; each message reads its own")
+            known = None
         # PostgreSQL decides several messages at once (a message is mostly round trips to the server); SQLite has
         # one writer, and its waiting writers sleep: one at a time
         at_once = min(len(shas), 1 if self.engine.dialect.name == "sqlite" else DECIDE_AT_ONCE)
+
+        def one(sha: str) -> InboundOutcome | None:
+            return self._process_one(sha, rows.get(sha), parses.get(sha), known, strict)
+
         if at_once > 1:
             with ThreadPoolExecutor(at_once, thread_name_prefix="intake-decide") as pool:
-                decided = list(pool.map(lambda sha: self._process_one(sha, strict), shas))
+                decided = list(pool.map(one, shas))
         else:
-            decided = [self._process_one(sha, strict) for sha in shas]
+            decided = [one(sha) for sha in shas]
         outcomes = {sha: outcome for sha, outcome in zip(shas, decided, strict=True) if outcome is not None}
         return outcomes, [sha for sha in shas if sha not in outcomes]
 
-    def _process_one(self, sha: str, strict: bool) -> InboundOutcome | None:
+    def _parse(self, row: InboundMessage) -> ParsedMessage | Exception:
+        """The message read (no database work); what its reading raised is raised when the message needs it."""
+        try:
+            parsed = parse_message(row.raw, max_bytes=self.settings.intake_max_bytes, limits=MimeLimits(
+                self.settings.intake_max_mime_parts, self.settings.intake_max_mime_depth,
+                self.settings.intake_max_decoded_bytes))
+        except Exception as exc:  # noqa: BLE001
+            return exc
+        if row.truncated:
+            parsed = dataclasses.replace(parsed, problem=too_large(self.settings.intake_max_bytes))
+        return parsed
+
+    def _process_one(self, sha: str, row: InboundMessage | None, parsed: ParsedMessage | Exception | None,
+                     known: Known | None, strict: bool) -> InboundOutcome | None:
         """The message's outcome, or None when its processing failed (in a batch: the others go on)."""
         for attempt in range(3):
             try:
-                with session_scope(self.engine) as session:
-                    return self._process(session, sha)
+                # Nothing is written before the commit: on SQLite the first write takes the database's one write
+                # lock, which the receipt path waits for (in sleeps of up to 100 ms), so it is held for the commit only.
+                with session_scope(self.engine) as session, session.no_autoflush:
+                    if row is None:
+                        raise LookupError(f"no stored message {sha[:12]}")
+                    mine = session.merge(row, load=False)  # as read for the batch: no second read of it
+                    return self._decide(session, mine, parsed, known or read_known(session, [(mine, _parsed(parsed))]))
             except Exception as exc:  # noqa: BLE001  one message must not hold up the others
                 if isinstance(exc, IntegrityError) and attempt < 2:
                     continue  # a message decided at the same time stored the same evidence first: now it is seen
@@ -113,14 +151,9 @@ class IntakeActivities:
                 return None
         return None
 
-    def _process(self, session, sha256: str) -> InboundOutcome:
-        # Nothing is written before the commit: on SQLite the first write takes the database's one write lock,
-        # which the receipt path waits for (in sleeps of up to 100 ms), so it is held for the commit only.
-        with session.no_autoflush:
-            return self._decide(session, sha256)
-
-    def _decide(self, session, sha256: str) -> InboundOutcome:
-        row = session.get(InboundMessage, sha256)
+    def _decide(self, session, row: InboundMessage, parsed: ParsedMessage | Exception | None,
+                known: Known) -> InboundOutcome:
+        sha256 = row.sha256
         reply_key = f"reply/{sha256}"
         if row.status == "duplicate":
             return InboundOutcome(outcome="duplicate")
@@ -132,23 +165,20 @@ class IntakeActivities:
                                   reply_key=reply_key if session.get(OutboxMail, reply_key) else None)
         if not row.auth_domain:
             return self._refuse(session, row, "refused:not_authenticated")  # stored past the door (by hand)
-        if not canonical_for_message_id(session, row):
+        if not canonical_for_message_id(known, row):
             row.status, row.outcome, row.processed_at = "duplicate", "duplicate", utcnow()
             session.add(row)
             return InboundOutcome(outcome="duplicate")  # same Message-ID: no second request, no second reply
-        parsed = parse_message(row.raw, max_bytes=self.settings.intake_max_bytes, limits=MimeLimits(
-            self.settings.intake_max_mime_parts, self.settings.intake_max_mime_depth,
-            self.settings.intake_max_decoded_bytes))
-        if row.truncated:
-            parsed = dataclasses.replace(parsed, problem=too_large(self.settings.intake_max_bytes))
+        if isinstance(parsed, Exception):
+            raise parsed
         if parsed.sender is None or parsed.sender.rsplit("@", 1)[1] != row.auth_domain:
             return self._refuse(session, row, "refused:not_authenticated")  # read otherwise than at the door
-        rows, problem = decide_message(session, row, parsed)
-        if not rows and not registered_schools(session, parsed.sender):
+        rows, problem = decide_message(session, row, parsed, known)
+        if not rows and not known.registered(parsed.sender):
             return self._refuse(session, row, row.outcome)  # registered for no school (any more): no reply
         # exactly one reply, to the authenticated, registered sender
-        school = session.get(School, row.school_code) if row.school_code else None
-        names = {r.id: _roster_name(session, r.student_pk) for r in rows}
+        school = known.schools.get(row.school_code) if row.school_code else None
+        names = {r.id: _roster_name(session, r.student_pk, known) for r in rows}
         subject, body = render("id_correction_reply.txt.j2", rows=rows, names=names, school=school,
                                received_at=row.received_at, problem=problem, sent=_new_ids_sent(rows, parsed))
         outbox.enqueue(session, self.settings, key=reply_key, kind="id_correction_reply", to=[parsed.sender],
@@ -215,7 +245,11 @@ def _new_ids_sent(rows: list[IdCorrection], parsed) -> dict[str, str]:
     return {r.id: sent for r in rows if not r.new_id and (sent := digits_sent(typed.get(r.block)))}
 
 
-def _roster_name(session, student_pk: int | None) -> str | None:
+def _parsed(parsed: ParsedMessage | Exception | None) -> ParsedMessage | None:
+    return parsed if isinstance(parsed, ParsedMessage) else None
+
+
+def _roster_name(session, student_pk: int | None, known: Known | None = None) -> str | None:
     """The name on the roster, never the one typed in the email: a reply echoes nothing the sender chose."""
-    student = session.get(Student, student_pk) if student_pk else None
+    student = ((known and known.by_pk.get(student_pk)) or session.get(Student, student_pk)) if student_pk else None
     return " ".join(p for p in (student.first_name, student.last_name) if p) if student else None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Container
 
 from sqlmodel import Session
 
@@ -26,3 +27,12 @@ def store_evidence(session: Session, data: bytes, filename: str = "") -> Evidenc
         row = EvidenceFile(sha256=digest, content_type=ctype, size=len(data), filename=name, data=data)
         session.add(row)
     return row
+
+
+def stored_evidence_sha(session: Session, data: bytes, filename: str, stored: Container[str]) -> str:
+    """`store_evidence(...).sha256`, without reading the row (and its bytes) back when `stored` says it is there
+    already: the intake reads which of a batch's files are stored in one query (evidence is never deleted)."""
+    digest = hashlib.sha256(data).hexdigest()
+    if digest in stored and len(data) <= MAX_EVIDENCE_BYTES and sniff_evidence(data) is not None:
+        return digest
+    return store_evidence(session, data, filename).sha256

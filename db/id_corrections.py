@@ -4,19 +4,24 @@ from __future__ import annotations
 
 import hashlib
 import re
+from dataclasses import dataclass, field
 from datetime import datetime
 from email.parser import BytesHeaderParser
 
 from sqlalchemy import and_
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, select
 
 from db.deferred_changes import defer, roster_is_certified
-from db.evidence import store_evidence
-from db.models import AuditEvent, IdCorrection, InboundMessage, School, SchoolEmail, SchoolRound, Student, utcnow
+from db.bulk import select_in
+from db.evidence import stored_evidence_sha
+from db.models import (
+    AuditEvent, EvidenceFile, IdCorrection, InboundMessage, School, SchoolEmail, SchoolRound, Student, utcnow,
+)
+from domain.correction_requests import ParsedMessage
 from domain.id_corrections import Flag, IdCorrectionInput, flags_for, reference
 from domain.refusals import Refusal, refusal
 from domain.thai_time import english_datetime, thai_datetime
-from intake.email_parser import ParsedMessage
 from intake.mail_auth import Verdict
 
 HEAD_BYTES = 256 * 1024  # of a message over the limit, kept to read its headers and reply
@@ -29,15 +34,16 @@ def store_raw(session: Session, raw: bytes, via: str, received_at: datetime, max
     """Answers (sha256, newly stored). Nothing is parsed yet: whatever fails later, the message is kept.
     `verdict` is the door's authentication of its sender (none: the message will be refused unanswered)."""
     digest = hashlib.sha256(raw).hexdigest()
-    if session.get(InboundMessage, digest) is not None:
-        return digest, False
     truncated = len(raw) > max_bytes
-    session.add(InboundMessage(sha256=digest, via=via, received_at=received_at, size=len(raw),
-                               raw=raw[:HEAD_BYTES] if truncated else raw, truncated=truncated,
-                               message_id=_message_id(raw), client_address=client,
-                               auth_domain=verdict.domain if verdict else None,
-                               auth_method=verdict.method if verdict else None))
-    return digest, True
+    # one statement that stores it unless its bytes are there already (a look first, then an insert, was two
+    # round trips and an ORM object for each message at the door)
+    insert = (postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert)(InboundMessage)
+    stored = session.execute(insert.values(
+        sha256=digest, via=via, received_at=received_at, size=len(raw), raw=raw[:HEAD_BYTES] if truncated else raw,
+        truncated=truncated, message_id=_message_id(raw), status="stored", client_address=client,
+        auth_domain=verdict.domain if verdict else None, auth_method=verdict.method if verdict else None,
+        evidence=[]).on_conflict_do_nothing().returning(InboundMessage.sha256)).first()
+    return digest, stored is not None
 
 
 def registered_schools(session: Session, sender: str | None) -> set[str]:
@@ -83,22 +89,70 @@ def _message_id(raw: bytes) -> str | None:
     return re.sub(r"[\s\x00-\x1f\x7f]+", "", str(value))[:250] if value else None
 
 
-def canonical_for_message_id(session: Session, row: InboundMessage) -> bool:
+@dataclass
+class Known:
+    """What deciding messages reads besides each message's own row: other copies of their Message-IDs, the
+    registry (senders' schools, rounds, schools), the roster (students by national ID) and requests and evidence
+    stored already. `read_known` reads them for a whole batch in one query each: one query per message and per
+    lookup was most of a message's database time (issue 18; on PostgreSQL each is a round trip). They are read
+    before the messages' own transactions, as each message read them before its own writes did."""
+
+    copies: dict[tuple[str, str], list[tuple[datetime, str, str]]] = field(default_factory=dict)
+    registrations: dict[str, set[str]] = field(default_factory=dict)  # sender -> its schools
+    rounds: dict[str, list[SchoolRound]] = field(default_factory=dict)  # school -> its rounds, latest opening first
+    schools: dict[str, School] = field(default_factory=dict)
+    students: dict[str, list[Student]] = field(default_factory=dict)  # national ID -> students, any school or status
+    corrections: dict[str, IdCorrection] = field(default_factory=dict)  # by reference
+    evidence: set[str] = field(default_factory=set)  # digests of evidence files stored
+    by_pk: dict[int, Student] = field(default_factory=dict)  # the same students by primary key
+
+    def registered(self, sender: str | None) -> set[str]:
+        return set(self.registrations.get(sender or "", ()))
+
+
+def read_known(session: Session, messages: list[tuple[InboundMessage, ParsedMessage | None]]) -> Known:
+    """`Known` for these messages (each with its parse, None when it could not be parsed)."""
+    known = Known()
+    parsed = [p for _, p in messages if p is not None]
+    ids = sorted({r.message_id for r, _ in messages if r.message_id})
+    for sha, message_id, domain, received_at, status in select_in(session, select(
+            InboundMessage.sha256, InboundMessage.message_id, InboundMessage.auth_domain, InboundMessage.received_at,
+            InboundMessage.status), InboundMessage.message_id, ids):
+        known.copies.setdefault((message_id, domain), []).append((received_at, sha, status))
+    for code, email in select_in(session, select(SchoolEmail.school_code, SchoolEmail.email), SchoolEmail.email,
+                                 sorted({p.sender for p in parsed if p.sender})):
+        known.registrations.setdefault(email, set()).add(code)
+    codes = sorted({c for found in known.registrations.values() for c in found}
+                   | {r.school_code for p in parsed for r in p.requests if r.school_code})
+    for rnd in sorted(select_in(session, select(SchoolRound), SchoolRound.school_code, codes),
+                      key=lambda r: r.opens_at, reverse=True):
+        known.rounds.setdefault(rnd.school_code, []).append(rnd)
+    known.schools = {s.code: s for s in select_in(session, select(School), School.code, codes)}
+    national_ids = sorted({i for p in parsed for r in p.requests for i in (r.old_id, r.new_id) if i})
+    for student in sorted(select_in(session, select(Student), Student.student_id, national_ids), key=lambda s: s.id):
+        known.students.setdefault(student.student_id, []).append(student)
+        known.by_pk[student.id] = student
+    refs = [reference(r.sha256, q.index) for r, p in messages if p is not None for q in p.requests]
+    known.corrections = {c.id: c for c in select_in(session, select(IdCorrection), IdCorrection.id, refs)}
+    digests = sorted({hashlib.sha256(a.content).hexdigest() for p in parsed for a in p.evidence})
+    known.evidence = set(select_in(session, select(EvidenceFile.sha256), EvidenceFile.sha256, digests))
+    return known
+
+
+def canonical_for_message_id(known: Known, row: InboundMessage) -> bool:
     """Of several deliveries of one Message-ID from one authenticated sender domain, one is processed (and
     replied to): one already processed, else the first received (mailbox dates have one-second resolution:
     the hash breaks ties). Per domain: another sender's message cannot swallow a school's by its Message-ID."""
     if not row.message_id:
         return True
-    others = session.exec(select(InboundMessage).where(InboundMessage.message_id == row.message_id,
-                                                       InboundMessage.auth_domain == row.auth_domain,
-                                                       InboundMessage.sha256 != row.sha256)).all()
-    if any(o.status == "processed" for o in others):
+    others = [o for o in known.copies.get((row.message_id, row.auth_domain), []) if o[1] != row.sha256]
+    if any(status == "processed" for _, _, status in others):
         return False
-    return all((row.received_at, row.sha256) < (o.received_at, o.sha256) for o in others)
+    return all((row.received_at, row.sha256) < (at, sha) for at, sha, _ in others)
 
 
-def _sender_school(session: Session, parsed: ParsedMessage) -> tuple[str | None, Refusal | None]:
-    registered = registered_schools(session, parsed.sender)
+def _sender_school(known: Known, parsed: ParsedMessage) -> tuple[str | None, Refusal | None]:
+    registered = known.registered(parsed.sender)
     named = {r.school_code for r in parsed.requests if r.school_code}
     if not registered:
         return None, refusal("sender_not_registered",
@@ -120,9 +174,8 @@ def _sender_school(session: Session, parsed: ParsedMessage) -> tuple[str | None,
                          "This address is registered for several schools: give the school code", 422)
 
 
-def _round_for(session: Session, school: str, at: datetime) -> tuple[SchoolRound | None, Refusal | None]:
-    row = session.exec(select(SchoolRound).where(SchoolRound.school_code == school, SchoolRound.opens_at <= at)
-                       .order_by(SchoolRound.opens_at.desc())).first()
+def _round_for(known: Known, school: str, at: datetime) -> tuple[SchoolRound | None, Refusal | None]:
+    row = next((r for r in known.rounds.get(school, ()) if r.opens_at <= at), None)
     if row is None:
         return None, refusal("round_not_open", "ยังไม่เปิดรอบให้แก้ไขเลขประจำตัวประชาชน", "No round is open for corrections")
     if at >= row.cutoff_at:
@@ -131,42 +184,40 @@ def _round_for(session: Session, school: str, at: datetime) -> tuple[SchoolRound
     return row, None
 
 
-def decide_message(session: Session, row: InboundMessage,
-                   parsed: ParsedMessage) -> tuple[list[IdCorrection], Refusal | None]:
-    """Every check of the spec that needs the registry and the roster; writes one IdCorrection a request.
-    Answers the requests, or the refusal of the whole message."""
+def decide_message(session: Session, row: InboundMessage, parsed: ParsedMessage,
+                   known: Known) -> tuple[list[IdCorrection], Refusal | None]:
+    """Every check of the spec that needs the registry and the roster (read in `known`); writes one IdCorrection
+    a request. Answers the requests, or the refusal of the whole message."""
     row.sender = parsed.sender
-    school, problem = _sender_school(session, parsed) if parsed.problem is None else (None, parsed.problem)
+    school, problem = _sender_school(known, parsed) if parsed.problem is None else (None, parsed.problem)
     rnd = None
     if problem is None:
-        rnd, problem = _round_for(session, school, row.received_at)
+        rnd, problem = _round_for(known, school, row.received_at)
     row.school_code, row.round_id = school, rnd.round_id if rnd else None
     if problem is not None:
         row.outcome = f"refused:{problem.code}"
         return [], problem
-    row.evidence = [{"sha256": store_evidence(session, a.content, a.filename or "").sha256,
+    row.evidence = [{"sha256": stored_evidence_sha(session, a.content, a.filename or "", known.evidence),
                      "filename": a.filename, "content_type": a.evidence_type} for a in parsed.evidence]
     results, seen_new = [], set()
     for request in parsed.requests:
         ref = reference(row.sha256, request.index)
-        existing = session.get(IdCorrection, ref)
+        existing = known.corrections.get(ref)
         if existing is not None:
             results.append(existing)
             continue
         problem, student = request.problem, None
         if problem is None:
-            student = session.exec(select(Student).where(Student.school_code == school, Student.student_id == request.old_id,
-                                                         Student.status == ACTIVE)).first()
+            active = [s for s in known.students.get(request.old_id, ()) if s.status == ACTIVE]
+            student = next((s for s in active if s.school_code == school), None)
             if student is None:
-                elsewhere = session.exec(select(Student.id).where(Student.student_id == request.old_id,
-                                                                  Student.status == ACTIVE)).first()
+                elsewhere = bool(active)
                 problem = refusal("other_school_student" if elsewhere else "not_on_roster",
                                   "นักเรียนเลขเดิมนี้เป็นของโรงเรียนอื่น" if elsewhere else
                                   "ไม่พบเลขเดิมนี้ในทะเบียนนักเรียนของโรงเรียน",
                                   "The old ID belongs to another school's student" if elsewhere else
                                   "The old ID is not on the school's roster")
-        if problem is None and (request.new_id in seen_new or session.exec(select(Student.id).where(
-                Student.student_id == request.new_id)).first()):
+        if problem is None and (request.new_id in seen_new or known.students.get(request.new_id)):
             problem = refusal("new_id_taken", "เลขใหม่นี้เป็นของนักเรียนคนอื่นแล้ว (อาจเป็นข้อมูลซ้ำซ้อน)",
                               "The new ID already belongs to another student (a duplicate in the making)")
         seen_new.add(request.new_id)

@@ -24,7 +24,7 @@ from email.policy import compat32
 import authres
 import dkim
 
-from intake.email_parser import sender_address
+from intake.email_parsing.headers import sender_address
 
 log = logging.getLogger(__name__)
 

@@ -27,6 +27,7 @@ from dmcflow.settings import Settings
 from domain.intake_messages import IntakeRun
 from intake.mail_auth import DnsFunc, Verdict, authenticate, from_sender, header_values
 from intake.rate_limits import SlidingWindow
+from workflows.activity_calls import signal_name
 from workflows.ids import inbound_intake_id
 from workflows.inbound_intake import InboundIntakeWorkflow
 
@@ -120,7 +121,7 @@ class Intake:
             try:
                 await self.client.start_workflow(
                     InboundIntakeWorkflow.run, IntakeRun(), id=inbound_intake_id(self.settings.task_queue),
-                    task_queue=self.settings.task_queue, start_signal="received",
+                    task_queue=self.settings.task_queue, start_signal=signal_name(InboundIntakeWorkflow.received),
                     start_signal_args=[[sha for shas, _ in taken for sha in shas]])
             except Exception as exc:  # noqa: BLE001  each waiting receipt fails with it (SMTP 451, IMAP unmarked)
                 for _, done in taken:

@@ -16,7 +16,7 @@ from email.message import Message
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 
-from intake.email_parser import decode_text, decode_words
+from intake.email_parsing.decoding import decode_text, decode_words
 
 _NO_DATE = datetime.min.replace(tzinfo=timezone.utc)
 

@@ -12,7 +12,7 @@ from domain.id_corrections import (
 )
 from domain.refusals import Refusal
 from domain.school_round import Actor
-from intake.email_parser import parse_message
+from intake.email_parsing.message import parse_message
 from tests.intake.messages import block, build, letter
 
 

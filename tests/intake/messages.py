@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from domain.ids import national_id_check_digit
-from intake.email_parser import sender_address
+from intake.email_parsing.headers import sender_address
 
 # Python knows TIS-620 but not the name windows-874; both are read as cp874 by the intake.
 _CODECS = {"tis-620": "cp874", "windows-874": "cp874"}

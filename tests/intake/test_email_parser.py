@@ -14,16 +14,10 @@ from pathlib import Path
 
 import pytest
 
+from domain.correction_requests import LABELS, CorrectionRequest, Field, ParsedMessage
 from domain.refusals import Refusal
-from intake.email_parser import (
-    LABELS,
-    MAX_BYTES,
-    CorrectionRequest,
-    Field,
-    ParsedMessage,
-    parse_message,
-    sender_address,
-)
+from intake.email_parsing.headers import sender_address
+from intake.email_parsing.message import MAX_BYTES, parse_message
 from tests.intake.messages import (
     ENGLISH_LABELS,
     EVIDENCE,

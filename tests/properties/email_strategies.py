@@ -13,7 +13,7 @@ from pathlib import Path
 
 from hypothesis import strategies as st
 
-from intake.email_parser import LABELS
+from domain.correction_requests import LABELS
 from tests.intake.messages import JPEG, PDF, PNG, SENDER, find_samples, nid
 
 SAMPLES = find_samples(Path(__file__))

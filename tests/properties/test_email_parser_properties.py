@@ -8,9 +8,10 @@ import re
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
+from domain.correction_requests import ParsedMessage
 from domain.evidence import sniff_evidence
 from domain.ids import is_gcode, is_national_id
-from intake.email_parser import ParsedMessage, parse_message
+from intake.email_parsing.message import parse_message
 from tests.hypothesis_profiles import examples
 from tests.properties.email_strategies import SAMPLE_BYTES, any_mail, messages, mutated_samples
 
@@ -84,7 +85,7 @@ def test_the_samples_are_in_the_mutation_pool():
 
 def test_addresses_and_ids_with_control_characters_or_too_long_are_not_trusted():
     """Found on PostgreSQL: a NUL or a 300-character address could be stored, and failed there."""
-    from intake.email_parser import sender_address
+    from intake.email_parsing.headers import sender_address
 
     assert sender_address(["dmc\x00@tuayang.ac.th"]) is None
     assert sender_address(["x" * 250 + "@tuayang.ac.th"]) is None

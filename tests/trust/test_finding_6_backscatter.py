@@ -19,7 +19,7 @@ from sqlmodel import func, select
 
 from db.engine import session_scope
 from db.models import InboundMessage
-from intake.email_parser import parse_message
+from intake.email_parsing.message import parse_message
 from intake.pipeline import Intake
 from intake.smtp_listener import start_listener
 from tests.conftest import free_port
