@@ -136,7 +136,7 @@ class Settings(BaseSettings):
     max_upload_bytes: int = 50 * 1024 * 1024
     max_json_bytes: int = 1024 * 1024
     # an uploaded roster or affiliation list (CSV/XLSX) is read row by row within these; past any of them it is
-    # refused (413) with the limit named (domain/spreadsheet_stream.py). A whole area's DMC export is 60,000 rows
+    # refused (413) with the limit named (domain/spreadsheet_limits.py). A whole area's DMC export is 60,000 rows
     # of 12 columns, whose XLSX unpacks to about 45 MB
     upload_max_rows: int = Field(200_000, ge=1)
     upload_max_columns: int = Field(64, ge=1, le=16384)

@@ -12,7 +12,8 @@ from datetime import date
 from domain.grades import normalise_grade
 from domain.ids import normalise_name, normalise_school_code, normalise_student_id
 from domain.refusals import Refusal, invalid
-from domain.spreadsheet_stream import FileLimits, spreadsheet_rows
+from domain.spreadsheet_limits import FileLimits
+from domain.spreadsheet_stream import spreadsheet_rows
 from domain.thai_time import arabic_digits
 
 # Thai headers of the DMC export, as in samples/roster-phase3-2566.csv.

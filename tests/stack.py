@@ -40,12 +40,9 @@ class Stack:
     client: Client
     engine: object
     settings: Settings
-    env: WorkflowEnvironment | None  # None: a server of the test's own, on the wall clock
+    env: WorkflowEnvironment | None  # None: a server of the test's own
     tokens: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def clock(self) -> Callable[[], Awaitable[datetime]]:
-        return clock_of(self.env)
+    clock: Callable[[], Awaitable[datetime]] = wall_clock  # the API's: the time-skipping server's, or the wall clock
 
     def auth(self, who: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.tokens[who]}"}
@@ -90,26 +87,34 @@ def add_round(engine, round_id: str, opens_at: datetime, confirm_from: datetime,
 
 @asynccontextmanager
 async def api_only(client: Client, engine, settings: Settings, env: WorkflowEnvironment | None = None,
-                   timeout: float = 5):
-    """The API on `client`'s Temporal, with the seeded schools and users, and no worker: the test runs its own."""
+                   timeout: float = 5, clock: Callable[[], Awaitable[datetime]] | None = None):
+    """The API on `client`'s Temporal, with the seeded schools and users, and no worker: the test runs its own.
+    Its clock is `clock`, else `env`'s."""
     tokens: dict[str, str] = {}
     seed(engine, tokens)
-    app = create_app(settings, engine=engine, temporal=client, clock=clock_of(env))
+    clock = clock or clock_of(env)
+    app = create_app(settings, engine=engine, temporal=client, clock=clock)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api",
                                  timeout=timeout) as http:
-        yield Stack(http=http, client=client, engine=engine, settings=settings, env=env, tokens=tokens)
+        yield Stack(http=http, client=client, engine=engine, settings=settings, env=env, tokens=tokens, clock=clock)
 
 
 @asynccontextmanager
 async def serving(client: Client, engine, settings: Settings, env: WorkflowEnvironment | None = None,
-                  timeout: float = 5):
+                  timeout: float = 5, clock: Callable[[], Awaitable[datetime]] | None = None):
     """The API and, in this process, the worker on `client`'s Temporal, with the seeded schools and users."""
-    async with build_worker(client, settings, engine=engine), api_only(client, engine, settings, env, timeout) as stack:
+    async with build_worker(client, settings, engine=engine), \
+            api_only(client, engine, settings, env, timeout, clock) as stack:
         yield stack
 
 
-def running_stack(env: WorkflowEnvironment, engine, settings: Settings):
-    return serving(env.client, engine, settings, env=env)
+def running_stack(temporal: WorkflowEnvironment | Client, engine, settings: Settings, *,
+                  clock: Callable[[], Awaitable[datetime]] | None = None, timeout: float = 5):
+    """The whole stack on `temporal`: a test environment (the time-skipping server, the API on its clock), or the
+    client of a Temporal server of the test's own (the API on `clock`, the wall clock unless given)."""
+    if isinstance(temporal, WorkflowEnvironment):
+        return serving(temporal.client, engine, settings, env=temporal, timeout=timeout, clock=clock)
+    return serving(temporal, engine, settings, timeout=timeout, clock=clock)
 
 
 def unique_round() -> str:

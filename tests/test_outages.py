@@ -7,7 +7,7 @@ file, the real worker and API; a database file that cannot be opened.
 from __future__ import annotations
 
 import signal
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 
 import httpx
 import pytest
@@ -20,7 +20,7 @@ from db.models import AuditEvent
 from tests.payload_keys import DATA_CONVERTER
 from tests.conftest import free_port
 from tests.faults.processes import DevServer
-from tests.stack import SCHOOL, add_round, make_ready, serving, unique_round
+from tests.stack import SCHOOL, add_round, make_ready, running_stack, unique_round
 
 pytestmark = pytest.mark.slow
 
@@ -39,9 +39,9 @@ async def test_a_decision_while_temporal_is_down_is_answered_503_and_taken_once_
     await server.start()
     try:
         client = await Client.connect(server.address, data_converter=DATA_CONVERTER)
-        async with serving(client, engine, settings, timeout=120) as stack:
+        async with running_stack(client, engine, settings, timeout=120) as stack:  # on the wall clock
             http = stack.http
-            now = datetime.now(timezone.utc)
+            now = await stack.now()
             rid = unique_round()
             add_round(engine, rid, now, now, now + timedelta(hours=2))
             await stack.start_round(rid)

@@ -21,7 +21,7 @@ from db.roster_changes import import_payload
 from domain.end_of_year import EndOfYearBatch
 from domain.refusals import Refusal, invalid, not_found
 from domain.roster_file import HEADER_OF, RosterRow, parse_roster
-from domain.spreadsheet_stream import MAX_BYTES, FileLimits
+from domain.spreadsheet_limits import MAX_BYTES, FileLimits
 
 router = APIRouter(prefix="/rounds/{round_id}", tags=["roster"], responses=ERROR_RESPONSES)
 

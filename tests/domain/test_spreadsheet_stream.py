@@ -11,7 +11,8 @@ import zipfile
 import pytest
 
 from domain.refusals import Refusal
-from domain.spreadsheet_stream import ZIP_MAX_MEMBERS, FileLimits, spreadsheet_rows
+from domain.spreadsheet_limits import ZIP_MAX_MEMBERS, FileLimits
+from domain.spreadsheet_stream import spreadsheet_rows
 from tests.handmade_xlsx import (MAIN, cell, column_letter, rows_xml, shared_strings_bomb, shared_strings_xml,
                                  sheet_xml, sparse_far_cell, table_workbook, workbook)
 

@@ -22,6 +22,8 @@ import random
 import re
 import time
 from collections import Counter
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta, timezone
 from email.utils import formataddr, formatdate
@@ -239,6 +241,7 @@ class RoundRun:
         self.notes: list[str] = []
         self.timings: dict[str, float] = {}
         self.latencies: list[float] = []  # seconds from a user's first try to their answer
+        self.worker: WorkerProcess | None = None  # set by start_with_worker
 
     # --- set up ---------------------------------------------------------------------------------
 
@@ -259,14 +262,22 @@ class RoundRun:
         seed_end_of_year(self.engine, self.round_id)
         self._plan()
 
-    def begin(self, temporal_address: str, worker_log: Path) -> WorkerProcess:
-        """Every scenario's first steps: the population, the worker in its own process (the one a fault
-        may kill), and a round that opens three seconds later. Answers the worker."""
-        self.populate()
-        worker = WorkerProcess(self.settings, temporal_address, worker_log)
-        worker.start()
-        self.schedule(opens_in_s=3)
-        return worker
+    @classmethod
+    @asynccontextmanager
+    async def start_with_worker(cls, name: str, *, engine, settings: Settings, client: Client, smtp: Catcher,
+                                worker_log: Path) -> AsyncIterator[RoundRun]:
+        """Every scenario's setup and teardown: the population, the worker in its own process on `client`'s
+        server (`run.worker`, the one a fault may kill), and a round that opens three seconds later; the worker
+        is stopped however the scenario ends."""
+        run = cls(name, engine=engine, settings=settings, client=client, smtp=smtp)
+        run.populate()
+        run.worker = WorkerProcess(settings, client.service_client.config.target_host, worker_log)
+        run.worker.start()
+        try:
+            run.schedule(opens_in_s=3)
+            yield run
+        finally:
+            run.worker.stop()
 
     def offset(self, at: datetime | None = None) -> float:
         """Seconds after confirmation opened (negative: before)."""
@@ -317,6 +328,12 @@ class RoundRun:
                 self.schools[code].kind = "blocked"  # it will try to confirm and be refused: the request is open
 
     # --- run ------------------------------------------------------------------------------------
+
+    async def play(self, faults) -> dict:
+        """The round with `faults` (a coroutine) striking, then every check: answers the summary to `report`
+        (the scenario asserts its `problems` is empty)."""
+        await self.run(faults)
+        return await self.verify()
 
     async def run(self, faults) -> None:
         """Start the round, play every user's part while `faults` (a coroutine) runs, then wait until the

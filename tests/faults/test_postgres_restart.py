@@ -52,31 +52,29 @@ async def test_postgres_restarted_activities_retry_nothing_half_written(postgres
         conn.execute(sql.SQL("ALTER DATABASE {} SET synchronous_commit = on").format(
             sql.Identifier(make_url(db_url).database)))
     engine.dispose()
-    run = RoundRun("postgres-restart", engine=engine, settings=settings, client=dev_env.client, smtp=smtp)
-    worker = run.begin(dev_env.client.service_client.config.target_host, tmp_path / "worker.log")
-    if long_form():
-        starts = run.moments(4, run.confirm_from - timedelta(seconds=5), run.escalation_at, spacing_s=30)
-        outages = [(at, run.rng.choice(["fast", "immediate"]), run.rng.uniform(5, 20)) for at in starts]
-    else:  # amid the confirmations, then over the reminders
-        outages = [(run.confirm_from + timedelta(seconds=run.rng.uniform(4, 9)), "fast", 8.0),
-                   (run.reminder_at - timedelta(seconds=2), "immediate", 6.0)]
+    async with RoundRun.start_with_worker("postgres-restart", engine=engine, settings=settings, client=dev_env.client,
+                                          smtp=smtp, worker_log=tmp_path / "worker.log") as run:
+        if long_form():
+            starts = run.moments(4, run.confirm_from - timedelta(seconds=5), run.escalation_at, spacing_s=30)
+            outages = [(at, run.rng.choice(["fast", "immediate"]), run.rng.uniform(5, 20)) for at in starts]
+        else:  # amid the confirmations, then over the reminders
+            outages = [(run.confirm_from + timedelta(seconds=run.rng.uniform(4, 9)), "fast", 8.0),
+                       (run.reminder_at - timedelta(seconds=2), "immediate", 6.0)]
 
-    async def faults() -> None:
-        for at, mode, seconds in outages:
-            await until(at)
-            await asyncio.to_thread(postgres.stop, mode)
-            run.record_fault(f"PostgreSQL stopped (-m {mode})", down_s=round(seconds, 1))
-            await asyncio.sleep(seconds)
-            await asyncio.to_thread(postgres.start)
-            run.record_fault("PostgreSQL started")
+        async def faults() -> None:
+            for at, mode, seconds in outages:
+                await until(at)
+                await asyncio.to_thread(postgres.stop, mode)
+                run.record_fault(f"PostgreSQL stopped (-m {mode})", down_s=round(seconds, 1))
+                await asyncio.sleep(seconds)
+                await asyncio.to_thread(postgres.start)
+                run.record_fault("PostgreSQL started")
 
-    try:
-        await run.run(faults())
-        summary = await run.verify()
-        survived = worker.proc.poll() is None
-    finally:
-        worker.stop()
-        await asyncio.to_thread(postgres.ensure_running)
+        try:
+            summary = await run.play(faults())
+            survived = run.worker.proc.poll() is None
+        finally:
+            await asyncio.to_thread(postgres.ensure_running)
     summary["found"]["worker_survived"] = survived
     report(summary)
     assert summary["problems"] == []

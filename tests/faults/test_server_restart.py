@@ -33,45 +33,43 @@ pytestmark = pytest.mark.slow
 async def test_server_restarted_on_its_file_timers_fire_and_work_resumes(engine, settings, smtp, tmp_path):
     server = DevServer(tmp_path, free_port())
     await server.start()
-    worker = None
     try:
         client = await Client.connect(server.address, data_converter=DATA_CONVERTER)
-        run = RoundRun("server-restart", engine=engine, settings=settings, client=client, smtp=smtp)
-        worker = run.begin(server.address, tmp_path / "worker.log")
-        if long_form():
-            starts = run.moments(4, run.confirm_from - timedelta(seconds=5), run.escalation_at, spacing_s=30)
-            outages = [(at, run.rng.choice([signal.SIGTERM, signal.SIGKILL]), run.rng.uniform(5, 20)) for at in starts]
-        else:  # the reminder's timers, then the cutoff's, come due while the server is away
-            outages = [(run.reminder_at - timedelta(seconds=5), signal.SIGTERM, 8.0),
-                       (run.cutoff - timedelta(seconds=3), signal.SIGKILL, 6.0)]
-        back: list = []
+        async with RoundRun.start_with_worker("server-restart", engine=engine, settings=settings, client=client,
+                                              smtp=smtp, worker_log=tmp_path / "worker.log") as run:
+            if long_form():
+                starts = run.moments(4, run.confirm_from - timedelta(seconds=5), run.escalation_at, spacing_s=30)
+                outages = [(at, run.rng.choice([signal.SIGTERM, signal.SIGKILL]), run.rng.uniform(5, 20))
+                           for at in starts]
+            else:  # the reminder's timers, then the cutoff's, come due while the server is away
+                outages = [(run.reminder_at - timedelta(seconds=5), signal.SIGTERM, 8.0),
+                           (run.cutoff - timedelta(seconds=3), signal.SIGKILL, 6.0)]
+            back: list = []
 
-        async def faults() -> None:
-            for at, sig, seconds in outages:
-                await until(at)
-                await server.stop(sig)
-                run.record_fault(f"Temporal server stopped ({signal.Signals(sig).name})", down_s=round(seconds, 1))
-                await asyncio.sleep(seconds)
-                took = await server.start()
-                back.append(utcnow())
-                run.record_fault("Temporal server started on the same file", serving_after_s=round(took, 1))
+            async def faults() -> None:
+                for at, sig, seconds in outages:
+                    await until(at)
+                    await server.stop(sig)
+                    run.record_fault(f"Temporal server stopped ({signal.Signals(sig).name})",
+                                     down_s=round(seconds, 1))
+                    await asyncio.sleep(seconds)
+                    took = await server.start()
+                    back.append(utcnow())
+                    run.record_fault("Temporal server started on the same file", serving_after_s=round(took, 1))
 
-        await run.run(faults())
-        summary = await run.verify()
-        with session_scope(engine) as s:
-            reminders = [r.created_at for r in s.exec(select(OutboxMail).where(OutboxMail.kind == "reminder"))]
-            late_rows = [r.updated_at for r in s.exec(select(SchoolRound).where(SchoolRound.stage == "late"))]
-        found = summary["found"]
-        found["timers_fired_after_a_restart"] = {
-            "reminders": sum(any(b <= at for b in back) for at in reminders),
-            "late_stages_recorded": sum(any(b <= at for b in back) for at in late_rows)}
-        found["worker_starts"] = worker.starts
-        report(summary)
-        assert summary["problems"] == []
-        if not long_form():  # the outages covered the reminder instant and the cutoff: their timers fired after
-            assert found["timers_fired_after_a_restart"]["reminders"] > 0
-            assert found["timers_fired_after_a_restart"]["late_stages_recorded"] == found["stages"].get("late", 0)
+            summary = await run.play(faults())
     finally:
-        if worker is not None:
-            worker.stop()
         await server.stop()
+    with session_scope(engine) as s:
+        reminders = [r.created_at for r in s.exec(select(OutboxMail).where(OutboxMail.kind == "reminder"))]
+        late_rows = [r.updated_at for r in s.exec(select(SchoolRound).where(SchoolRound.stage == "late"))]
+    found = summary["found"]
+    found["timers_fired_after_a_restart"] = {
+        "reminders": sum(any(b <= at for b in back) for at in reminders),
+        "late_stages_recorded": sum(any(b <= at for b in back) for at in late_rows)}
+    found["worker_starts"] = run.worker.starts
+    report(summary)
+    assert summary["problems"] == []
+    if not long_form():  # the outages covered the reminder instant and the cutoff: their timers fired after
+        assert found["timers_fired_after_a_restart"]["reminders"] > 0
+        assert found["timers_fired_after_a_restart"]["late_stages_recorded"] == found["stages"].get("late", 0)

@@ -26,30 +26,27 @@ pytestmark = pytest.mark.slow
 
 
 async def test_smtp_down_mails_go_out_once_when_it_returns(dev_env, engine, settings, smtp, tmp_path):
-    run = RoundRun("smtp-outage", engine=engine, settings=settings, client=dev_env.client, smtp=smtp)
-    worker = run.begin(dev_env.client.service_client.config.target_host, tmp_path / "worker.log")
-    if long_form():
-        starts = run.moments(3, run.confirm_from - timedelta(seconds=10), run.escalation_at, spacing_s=100)
-        outages = [(at, run.rng.uniform(30, 90)) for at in starts]
-    else:  # over the reminders, then over the escalations
-        outages = [(run.reminder_at - timedelta(seconds=4), 18.0), (run.escalation_at - timedelta(seconds=2), 12.0)]
-    returned = []
+    async with RoundRun.start_with_worker("smtp-outage", engine=engine, settings=settings, client=dev_env.client,
+                                          smtp=smtp, worker_log=tmp_path / "worker.log") as run:
+        if long_form():
+            starts = run.moments(3, run.confirm_from - timedelta(seconds=10), run.escalation_at, spacing_s=100)
+            outages = [(at, run.rng.uniform(30, 90)) for at in starts]
+        else:  # over the reminders, then over the escalations
+            outages = [(run.reminder_at - timedelta(seconds=4), 18.0),
+                       (run.escalation_at - timedelta(seconds=2), 12.0)]
+        returned = []
 
-    async def faults() -> None:
-        for at, seconds in outages:
-            await until(at)
-            smtp.down()
-            run.record_fault("SMTP server down", outage_s=round(seconds, 1))
-            await asyncio.sleep(seconds)
-            smtp.up()
-            returned.append(utcnow())
-            run.record_fault("SMTP server back")
+        async def faults() -> None:
+            for at, seconds in outages:
+                await until(at)
+                smtp.down()
+                run.record_fault("SMTP server down", outage_s=round(seconds, 1))
+                await asyncio.sleep(seconds)
+                smtp.up()
+                returned.append(utcnow())
+                run.record_fault("SMTP server back")
 
-    try:
-        await run.run(faults())
-        summary = await run.verify()
-    finally:
-        worker.stop()
+        summary = await run.play(faults())
     with session_scope(engine) as s:
         retried = [r for r in s.exec(select(OutboxMail)) if r.attempts > 1]
     # the mails the outages held back: each sent after a return, and not long after it

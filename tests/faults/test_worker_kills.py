@@ -23,28 +23,24 @@ pytestmark = pytest.mark.slow
 
 
 async def test_worker_killed_at_random_moments(dev_env, engine, settings, smtp, tmp_path):
-    run = RoundRun("worker-kills", engine=engine, settings=settings, client=dev_env.client, smtp=smtp)
-    run.gap_faults = True
-    worker = run.begin(dev_env.client.service_client.config.target_host, tmp_path / "worker.log")
-    kills = 10 if long_form() else 3
-    first = run.t0 + timedelta(seconds=1) if long_form() else run.confirm_from - timedelta(seconds=3)
-    planned = run.moments(kills, first, run.escalation_at + timedelta(seconds=5))
+    async with RoundRun.start_with_worker("worker-kills", engine=engine, settings=settings, client=dev_env.client,
+                                          smtp=smtp, worker_log=tmp_path / "worker.log") as run:
+        run.gap_faults = True
+        kills = 10 if long_form() else 3
+        first = run.t0 + timedelta(seconds=1) if long_form() else run.confirm_from - timedelta(seconds=3)
+        planned = run.moments(kills, first, run.escalation_at + timedelta(seconds=5))
 
-    async def faults() -> None:
-        for at in planned:
-            await until(at)
-            pause = round(run.rng.uniform(0.2, 3.0), 1)
-            worker.kill()
-            run.record_fault("SIGKILL worker", restart_after_s=pause)
-            await asyncio.sleep(pause)
-            worker.start()
+        async def faults() -> None:
+            for at in planned:
+                await until(at)
+                pause = round(run.rng.uniform(0.2, 3.0), 1)
+                run.worker.kill()
+                run.record_fault("SIGKILL worker", restart_after_s=pause)
+                await asyncio.sleep(pause)
+                run.worker.start()
 
-    try:
-        await run.run(faults())
-        summary = await run.verify()
-    finally:
-        worker.stop()
-    summary["found"]["worker_starts"] = worker.starts
+        summary = await run.play(faults())
+    summary["found"]["worker_starts"] = run.worker.starts
     report(summary)
     assert len(summary["tried"]) == kills
     assert summary["problems"] == []

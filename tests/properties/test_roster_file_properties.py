@@ -17,7 +17,7 @@ from tests.hypothesis_profiles import examples
 from tests.properties.email_strategies import id_values
 
 FILE_CODES = {"file_too_large", "file_unreadable", "file_type", "file_encoding", "file_empty", "file_headers",
-              # the caps of domain/spreadsheet_stream.py (a flipped byte can declare a huge zip member)
+              # the caps of domain/spreadsheet_limits.py (a flipped byte can declare a huge zip member)
               "file_too_many_rows", "file_too_many_columns", "file_cell_too_large", "file_row_too_long",
               "file_too_many_parts", "file_compression_ratio"}
 HEADER_NAMES = list(HEADERS)
