@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 
 from pydantic import BaseModel, Field
 from sqlalchemy.engine import Engine
+from sqlmodel import Session
 
 from api.schemas import Instant, Person
 from api.views import instant
@@ -226,11 +227,14 @@ def _risk_json(risk: Risk | None) -> str:
     return "null" if risk is None else _json({"code": risk.code, "th": risk.th, "en": risk.en})
 
 
-def area_dashboard_json(engine: Engine, round_id: str, area: str, now: datetime) -> str:
-    """The `AreaDashboardOut` of an area at `now`, as JSON text."""
-    with session_scope(engine) as session:
-        part = _area_part(session, engine, round_id, area)
-        cases = reads.area_cases(session, round_id, area)
+def area_dashboard_json(engine: Engine, round_id: str, area: str, now: datetime, session: Session | None = None) -> str:
+    """The `AreaDashboardOut` of an area at `now`, as JSON text; read in `session` when given (the caller's,
+    which checked the viewer's scope: one transaction a request, not two)."""
+    if session is None:
+        with session_scope(engine) as session:
+            return area_dashboard_json(engine, round_id, area, now, session)
+    part = _area_part(session, engine, round_id, area)
+    cases = reads.area_cases(session, round_id, area)
     figures = area_figures([p.snapshot for p in part.schools], now)  # in school-code order, as part.schools
     idc, dro, dup = cases.id_corrections, cases.dropouts, cases.duplicates
     risks: dict[str, str] = {}

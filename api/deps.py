@@ -22,15 +22,16 @@ from domain.school_round import Actor
 bearer = HTTPBearer(auto_error=False, description="a user's token, from `dmcflow users add`")
 
 
-def get_engine(request: Request) -> Engine:
+# `async`: FastAPI runs a plain `def` dependency in its thread pool, a hop per request for a dictionary read.
+async def get_engine(request: Request) -> Engine:
     return request.app.state.engine
 
 
-def get_settings_dep(request: Request) -> Settings:
+async def get_settings_dep(request: Request) -> Settings:
     return request.app.state.settings
 
 
-def get_temporal(request: Request) -> Client:
+async def get_temporal(request: Request) -> Client:
     return request.app.state.temporal
 
 

@@ -29,6 +29,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import lru_cache
 
 from domain.funnel import SchoolSnapshot
 from domain.rounds import Schedule
@@ -70,7 +71,11 @@ def attention_horizon(schedule: Schedule) -> timedelta:
 
 
 def english_duration(delta: timedelta) -> str:
-    minutes = max(0, int(delta.total_seconds() // 60))
+    return _english_minutes(max(0, int(delta.total_seconds() // 60)))
+
+
+@lru_cache(maxsize=4096)  # said for every school of an area, most sharing their cutoff (domain.thai_time)
+def _english_minutes(minutes: int) -> str:
     days, rest = divmod(minutes, 24 * 60)
     hours, mins = divmod(rest, 60)
     parts = [f"{days} d"] if days else []

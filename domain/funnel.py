@@ -80,10 +80,14 @@ class SchoolSnapshot:
     def schedule(self) -> Schedule:
         return _schedule(self.opens_at, self.confirm_from, self.cutoff_at)
 
+    @cached_property
+    def _decisions(self) -> tuple[Decision | None, Decision | None]:
+        """Made once: the dashboard keeps a snapshot between requests and asks its stage on each."""
+        return (Decision.model_construct(by=self.confirmed_by or "", at=self.confirmed_at) if self.confirmed_at else None,
+                Decision.model_construct(by=self.certified_by or "", at=self.certified_at) if self.certified_at else None)
+
     def stage(self, now: datetime) -> Stage:
-        confirmed = Decision.model_construct(by=self.confirmed_by or "", at=self.confirmed_at) if self.confirmed_at else None
-        certified = Decision.model_construct(by=self.certified_by or "", at=self.certified_at) if self.certified_at else None
-        return stage_at(now, self.schedule, confirmed, certified)
+        return stage_at(now, self.schedule, *self._decisions)
 
 
 def bucket_of(stage: Stage, gate: GateProgress) -> Bucket:

@@ -7,6 +7,7 @@ workflow sandbox, where `zoneinfo` objects are restricted proxies.
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta, timezone
+from functools import lru_cache
 
 BANGKOK = timezone(timedelta(hours=7), "Asia/Bangkok")
 
@@ -81,7 +82,11 @@ def english_datetime(instant: datetime) -> str:
 
 
 def thai_duration(delta: timedelta) -> str:
-    minutes = max(0, int(delta.total_seconds() // 60))
+    return _thai_minutes(max(0, int(delta.total_seconds() // 60)))
+
+
+@lru_cache(maxsize=4096)  # a dashboard says it for every school of an area, most sharing their cutoff
+def _thai_minutes(minutes: int) -> str:
     days, rest = divmod(minutes, 24 * 60)
     hours, mins = divmod(rest, 60)
     parts = []

@@ -35,8 +35,11 @@ def check_area(engine, user, round_id: str, area: str) -> None:
             summary="An area at a glance: funnel of schools by stage, every school's progress and open cases, "
                     "time left, and the schools at risk with a one-line reason (district: own area; admin)")
 def get_area_dashboard(round_id: str, area: str, user: ViewerDep, engine: EngineDep, now: NowDep) -> Response:
-    check_area(engine, user, round_id, area)
-    return Response(area_dashboard_json(engine, round_id, area, now).encode(), media_type="application/json")
+    with session_scope(engine) as session:
+        round_row(session, round_id)
+        area_in_scope(session, user, area)
+        text = area_dashboard_json(engine, round_id, area, now, session)
+    return Response(text.encode(), media_type="application/json")
 
 
 @router.get("/rounds/{round_id}/overview", operation_id="round_overview", response_model=RoundOverviewOut,

@@ -94,7 +94,7 @@ def dashboard_page(request: Request, engine: EngineDep, settings: SettingsDep, n
             raise forbidden("ดูภาพรวมการติดตาม (เฉพาะเจ้าหน้าที่เขตและผู้ดูแลระบบ)",
                             "see the monitoring dashboard (district officers and administrators only)")
         with session_scope(engine) as session:
-            rounds = [r.id for r in session.scalars(select(Round).order_by(Round.created_at.desc()))]
+            rounds = list(session.scalars(select(Round.id).order_by(Round.created_at.desc())))
             if round is not None:
                 chosen = round_row(session, round)
             else:
@@ -102,14 +102,13 @@ def dashboard_page(request: Request, engine: EngineDep, settings: SettingsDep, n
                 if chosen is None:
                     raise refusal("no_round", "ยังไม่มีรอบให้ติดตาม", "There is no round to watch yet", 404)
             watched = area or (user.area if user.role == "district" else None)
+            page = {"round_id": chosen.id, "rounds": rounds, "lang": language, "user": user, "area": watched,
+                    "is_admin": user.role == "admin"}
             if watched is not None:
                 area_in_scope(session, user, watched)
-        page = {"round_id": chosen.id, "rounds": rounds, "lang": language, "user": user, "area": watched,
-                "is_admin": user.role == "admin"}
-        if watched is not None:
-            page["mode"] = "area"
-            page["data"] = area_dashboard_json(engine, chosen.id, watched, now)
-        else:
+                page["mode"] = "area"
+                page["data"] = area_dashboard_json(engine, chosen.id, watched, now, session)
+        if watched is None:
             page["mode"] = "overview"
             page["data"] = round_overview_json(engine, chosen.id, now)
         return page
