@@ -30,6 +30,7 @@ from mailer import outbox
 from mailer.render import render
 from workflows import activity_calls as calls
 from workflows.refusal_errors import as_application_error
+from workflows.school_round import SchoolRoundWorkflow
 
 log = logging.getLogger(__name__)
 
@@ -55,9 +56,13 @@ class SchoolRoundActivities:
 
     @activity.defn(name=calls.RECORD_CHANGE)
     def record_school_change(self, change: SchoolChange) -> None:
-        """An area-timed school's projection write: what changed, not its whole state (issue 18)."""
-        with session_scope(self.engine) as session:
-            write_change(session, change)
+        """An area-timed school's projection write: what changed, not its whole state (issue 18). Run as a local
+        activity by a round's newer schools (workflows/school_round.py `_record`): its refusal is the update's."""
+        try:
+            with session_scope(self.engine) as session:
+                write_change(session, change)
+        except Refusal as r:
+            raise as_application_error(r) from None
 
     @activity.defn(name=calls.APPLY_ROSTER_BATCH)
     def apply_roster_batch(self, batch: ApplyRosterBatch, round_id: str, school_code: str) -> BatchOutcome:
@@ -113,5 +118,5 @@ class SchoolSignalActivities:
         starts it (signal-with-start): its block must hold when it first acts. Any other news for a school that
         never started is dropped: a school told a case closed never knew of it, and its gate is counted afresh
         when it starts. False when not delivered."""
-        starts = self.engine if signal == "case_opened" else None
+        starts = self.engine if signal == calls.signal_name(SchoolRoundWorkflow.case_opened) else None
         return await signal_school(self.client, starts, round_id, school_code, signal, arg)

@@ -184,3 +184,74 @@ class AuditOut(BaseModel):
     before: dict | None
     after: dict | None
     reason: str | None
+
+
+# --- R8 dropout consultations (api/routers/dropouts.py) ---------------------------------------------------------
+
+class ThreadEntryOut(BaseModel):
+    id: int
+    kind: str
+    side: str
+    author: str | None
+    author_name: str | None
+    text: str
+    evidence: str | None
+    at: Instant
+
+
+class DropoutOut(BaseModel):
+    id: str
+    round_id: str
+    school_code: str
+    school_name: str
+    area: str
+    student_id: str
+    student_name: str
+    grade: str
+    reason: str
+    reason_th: str
+    reason_en: str
+    status: str
+    status_th: str
+    requested_by: str
+    requested_at: Instant
+    decided_by: str | None
+    decided_at: Instant | None
+    closed_at: Instant | None
+    cutoff_at: Instant | None
+    thread: list[ThreadEntryOut] = Field(default_factory=list)
+
+
+class WithdrawalIn(BaseModel):
+    reason: str = Field(min_length=1, max_length=2000, description="why the school takes its request back")
+
+
+class DropoutDecisionIn(BaseModel):
+    approve: bool
+    reason: str = Field(min_length=1, max_length=2000, description="told to the school, whatever the decision")
+
+
+# --- R3 duplicates (api/routers/duplicates.py) ------------------------------------------------------------------
+
+class DuplicateCaseOut(BaseModel):
+    id: str
+    kind: str
+    status: str
+    student_id: str
+    student_name: str  # empty for the claimant's side: the holder's record of the student is not theirs
+    holder_school: str | None  # None for the claimant's side: which school has the student is not theirs to know
+    claimant_school: str | None
+    agency: str | None
+    declarations: dict
+    decision: dict | None
+    outcome: str | None
+    opened_at: dict
+    resolved_at: dict | None
+
+
+class AffiliationReport(BaseModel):
+    agency: str
+    rows: int
+    matches: int
+    cases: list[str]
+    issues: list[dict]

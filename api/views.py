@@ -11,14 +11,14 @@ from api.schemas import (
 )
 from db.directory import round_spec
 from db.models import DropoutRequest, DuplicateCase, Round, School, SchoolRound, Student, User
-from db.projection_rows import stage_of
+from db.projection_rows import decisions_of, gate_of, stage_of
 from domain.refusals import refusal
 from domain.dropouts import REASONS, STATUS_TH
 from domain.existence import EXCEPTION_TH, ExceptionKind, ExistenceCounts
 from domain.at_risk import blocking_warning
 from domain.rounds import Schedule
 from domain.messages import SchoolDecided
-from domain.school_round import STAGE_TH, BlockingCase, Decision, GateProgress, SchoolRoundState, stage_at
+from domain.school_round import STAGE_TH, BlockingCase, Decision, SchoolRoundState, stage_at
 from domain.thai_time import thai_datetime, to_bangkok
 from workflows.ids import school_round_id
 
@@ -53,10 +53,10 @@ def school_round_view(session: Session, round_id: str, school: School, now: date
         raise refusal("round_not_started", f"ยังไม่ได้เริ่มรอบ {round_id} ของโรงเรียนนี้",
                       f"Round {round_id} has not been started for this school", 404)
     stage = stage_of(row, now)
-    gate = GateProgress.model_validate(row.gate)
+    gate = gate_of(row)
     confirmed_out = _person(session, row.confirmed_by, row.confirmed_at)
     if confirmed_out is not None:
-        counts = ExistenceCounts.model_validate(row.confirmed_counts) if row.confirmed_counts else None
+        counts = decisions_of(row)[0].counts
         confirmed_out = ConfirmedOut(**confirmed_out.model_dump(),
                                      existence=existence_counts_out(counts) if counts else None)
     excused = set(gate.excused_cases)

@@ -22,9 +22,9 @@ from sqlmodel import Session
 from db.models import (
     AuditEvent, DropoutRequest, DuplicateCase, IdCorrection, Round, School, SchoolRound, Student, User,
 )
+from db.projection_rows import blocking_of, gate_of
 from domain.at_risk import ATTENTION_HORIZON, DECISION_TIME, LAST_CALL, MIN_OBSERVED
 from domain.funnel import Bucket, SchoolSnapshot, empty_funnel
-from domain.school_round import BlockingCase, GateProgress
 
 OPEN_ID_CORRECTION = ("pending",)
 OPEN_DROPOUT = ("waiting_district", "waiting_school")
@@ -71,9 +71,9 @@ def snapshot(r, idc: int = 0, dro: int = 0, dup: int = 0) -> SchoolSnapshot:
     """From a row of `_ROW`."""
     return SchoolSnapshot(
         school_code=r.school_code, school_name=r.name, area=r.area, opens_at=r.opens_at, confirm_from=r.confirm_from,
-        cutoff_at=r.cutoff_at, gate=GateProgress.model_validate(r.gate or {}), confirmed_by=r.confirmed_by,
+        cutoff_at=r.cutoff_at, gate=gate_of(r), confirmed_by=r.confirmed_by,
         confirmed_at=r.confirmed_at, certified_by=r.certified_by, certified_at=r.certified_at,
-        blocking=tuple(BlockingCase.model_validate(b) for b in r.blocking or []), open_id_corrections=idc,
+        blocking=tuple(blocking_of(r)), open_id_corrections=idc,
         open_dropouts=dro, open_duplicates=dup, updated_at=r.updated_at)
 
 

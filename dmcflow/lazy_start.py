@@ -29,11 +29,11 @@ from db.deferred_changes import apply_deferred
 from db.engine import get_for_update, session_scope
 from db.gate import gate_progress, gate_progress_many
 from db.models import DeferredRosterChange, Round, School, SchoolRound, utcnow
-from domain.existence import ExistenceCounts
+from db.projection_rows import state_of
 from domain.messages import SchoolRoundInput
 from domain.refusals import Refusal, refusal
 from domain.rounds import RoundPolicy, Schedule
-from domain.school_round import BlockingCase, Decision, SchoolRoundState, Stage, stage_at
+from domain.school_round import Stage, stage_at
 from workflows import search_attributes as sa
 from workflows.ids import school_round_id
 from workflows.school_round import SchoolRoundWorkflow
@@ -108,16 +108,9 @@ def _start_input(session: Session, round_id: str, school_code: str) -> tuple[Sch
     gate = gate_progress(session, round_id, school_code)
     if gate.model_dump() != row.gate:
         row.gate = gate.model_dump()  # the roster moved without the school (a case's outcome): the projection too
-    state = SchoolRoundState(
-        round_id=round_id, school_code=school_code, area=row.area,
-        schedule=Schedule(opens_at=row.opens_at, confirm_from=row.confirm_from, cutoff_at=row.cutoff_at),
-        policy=RoundPolicy.model_validate(rnd.policy), gate=gate,
-        confirmed=Decision(by=row.confirmed_by, at=row.confirmed_at, counts=ExistenceCounts.model_validate(
-            row.confirmed_counts) if row.confirmed_counts else None) if row.confirmed_at else None,
-        certified=Decision(by=row.certified_by, at=row.certified_at) if row.certified_at else None,
-        blocking=[BlockingCase.model_validate(c) for c in row.blocking])
+    state = state_of(row, RoundPolicy.model_validate(rnd.policy))
     return SchoolRoundInput(state=state, version=row.version, projected=True, projected_stage=Stage(row.stage),
-                            area_timed=True), rnd.school_queue
+                            area_timed=True, local_records=True), rnd.school_queue
 
 
 def start_input(engine: Engine, round_id: str, school_code: str) -> tuple[SchoolRoundInput, str] | None:

@@ -24,6 +24,10 @@ class SchoolRoundInput(BaseModel):
     # `late`); the school's workflow waits for events, with one timer (closing after the late grace). False, as in
     # every history stored before it, = the school keeps its own timers.
     area_timed: bool = False
+    # issue 18: True = a staff or district decision's projection write is a local activity inside its update's
+    # workflow task (workflows/school_round.py `_record`; a certification's stays a regular activity). False, as
+    # in every history stored before it (the v7 area-timed ones), = a regular activity, as those were recorded.
+    local_records: bool = False
 
 
 class SchoolRoundResult(BaseModel):

@@ -214,6 +214,14 @@ def _closed(schedule: Schedule) -> Refusal:
     )
 
 
+def decision_not_recorded() -> Refusal:
+    """A decision whose projection write failed past its bound (the database stayed down): undone, to try again."""
+    return refusal("database_unavailable",
+                   "ฐานข้อมูลไม่พร้อมให้บริการชั่วคราว การดำเนินการนี้ยังไม่ถูกบันทึก กรุณาลองใหม่ในอีกสักครู่",
+                   "The database is unavailable for the moment; this decision was not recorded: try again shortly",
+                   503)
+
+
 def _not_open(schedule: Schedule) -> Refusal:
     return refusal(
         "round_not_open",

@@ -10,17 +10,25 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+import asyncio
+
 import pytest
 from sqlmodel import select
 
 
+from temporalio.api.enums.v1 import EventType
+
+from activities import school_round as school_activities
+from activities.area_round import AreaRoundActivities
 from db.engine import session_scope
 from tests.db_backends import BOTH_BACKENDS
 from db.models import AuditEvent, OutboxMail, SchoolRound
+from domain.messages import AreaInstant
 from tests.stack import AREA, OTHER_AREA, OTHER_SCHOOL, SCHOOL, SCHOOL_2, add_round, keep_history, make_ready, \
     running_stack, unique_round
 from tests.timing import bangkok_on_day, eventually, skip_to
 from workflows.area_round import SETTLE, AreaRoundWorkflow
+from workflows import search_attributes as sa
 from workflows.ids import area_round_id, school_round_id
 
 
@@ -120,7 +128,7 @@ async def test_late_at_the_cutoff_in_bangkok_whatever_the_servers_zone(time_env,
 
         r = await stack.http.post(f"/rounds/{rid}/schools/{SCHOOL_2}/confirmation", headers=stack.auth("staff2"))
         assert r.status_code == 409 and r.json()["code"] == "round_closed"
-        await keep_history(stack, school_round_id(rid, SCHOOL), "v7-school_round_area_timed_certified")
+        await keep_history(stack, school_round_id(rid, SCHOOL), "v8-school_round_area_timed_local_records_certified")
 
 
 async def test_a_school_extension_moves_that_school_only(time_env, engine, settings, smtp):
@@ -188,5 +196,57 @@ async def test_an_extension_after_the_cutoff_reopens_a_late_school(time_env, eng
         assert SCHOOL in body and SCHOOL_2 not in body  # the second cutoff concerned that school alone
         assert sorted(e.at for e in late_events(engine, rid) if e.school_code == SCHOOL) == [cutoff, reopened]
         await keep_history(stack, area_round_id(rid, AREA), "v7-area_round_reopened")
-        await keep_history(stack, school_round_id(rid, SCHOOL), "v7-school_round_area_timed_reopened")
+        await keep_history(stack, school_round_id(rid, SCHOOL), "v8-school_round_area_timed_local_records_reopened")
 
+
+async def event_counts(stack, rid: str, school: str) -> tuple[int, int]:
+    """(activity tasks scheduled, workflow tasks completed) in the school's history so far."""
+    history = await stack.client.get_workflow_handle(school_round_id(rid, school)).fetch_history()
+    kinds = [e.event_type for e in history.events]
+    return (kinds.count(EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED),
+            kinds.count(EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED))
+
+
+async def certified_by_attributes(stack, rid: str) -> set[str]:
+    described = await stack.client.get_workflow_handle(school_round_id(rid, SCHOOL)).describe()
+    return {SCHOOL} if described.typed_search_attributes.get(sa.STAGE) == "certified" else set()
+
+
+@pytest.mark.parametrize("backend", BOTH_BACKENDS, indirect=True)
+async def test_a_certification_accepted_before_the_cutoff_is_never_late_whenever_its_write_lands(
+        time_env, engine, settings, smtp, monkeypatch):
+    """Issue 18: staff decisions are written inside their update (a local activity: no activity task, one workflow
+    task). A certification is not: its acceptance is made durable first, with the DmcStage search attribute, and the
+    row is written by an activity after it. The race: certified at 16:29:59, its write lands only after the area's
+    16:30:02 late step. The late step asks visibility, leaves the school alone, and the school is certified, never
+    late."""
+    async with running_stack(time_env, engine, settings) as stack:
+        rid, now, confirm_from, cutoff = await tomorrows_area_round(stack)
+        await make_ready(stack, rid, SCHOOL)  # its roster batches start its workflow
+        await skip_to(stack, cutoff - timedelta(minutes=10))
+        activities, tasks = await event_counts(stack, rid, SCHOOL)
+        await post(stack, rid, SCHOOL, "confirmation", "staff")
+        assert rows(engine, rid)[SCHOOL].confirmed_at is not None  # in the projection when the answer comes
+        assert await event_counts(stack, rid, SCHOOL) == (activities, tasks + 1)
+
+        area = AreaRoundActivities(engine, settings, stack.client)
+        loop = asyncio.get_running_loop()
+
+        def late_step_first(session, change):  # the area's 16:30:02 step runs while this write is on its way
+            if "certified" in change.fields:  # what visibility answers the late step (the time-skipping server
+                # has no list API: the school's own search attributes, upserted when the certification was accepted)
+                certified = asyncio.run_coroutine_threadsafe(certified_by_attributes(stack, rid), loop).result(30)
+                area._late(AreaInstant(round_id=rid, area=AREA, at=cutoff + SETTLE), certified)
+            return write_change(session, change)
+
+        write_change = school_activities.write_change
+        monkeypatch.setattr(school_activities, "write_change", late_step_first)
+        await skip_to(stack, cutoff - timedelta(seconds=1))  # 16:29:59
+        r = await stack.http.post(f"/rounds/{rid}/schools/{SCHOOL}/certification", headers=stack.auth("director"))
+        assert r.status_code == 200 and r.json()["stage"] == "certified", r.text
+        row = rows(engine, rid)[SCHOOL]
+        assert row.stage == "certified" and row.certified_at is not None
+        with session_scope(engine) as s:
+            actions = list(s.exec(select(AuditEvent.action).where(
+                AuditEvent.round_id == rid, AuditEvent.school_code == SCHOOL)))
+        assert "certify" in actions and "late" not in actions

@@ -6,6 +6,7 @@ from datetime import date, datetime, timedelta
 
 import pytest
 from sqlmodel import select
+from temporalio.service import RPCError, RPCStatusCode
 
 from db.directory import create_user
 from db.engine import session_scope
@@ -139,6 +140,7 @@ async def test_approval_records_the_student_as_dropped_out_and_tells_the_school(
         r = await decide(stack, rid, rid_, "district", False, "เปลี่ยนใจ")
         assert r.status_code == 409 and r.json()["code"] == "dropout_closed"
         await keep_history(stack, dropout_id(rid_), "dropout_approved")
+        await keep_history(stack, dropout_id(rid_), "v8-dropout_opened_by_update")  # issue 19: update-with-start
 
 
 async def test_rejection_keeps_the_student_and_frees_the_confirmation(time_env, engine, settings, smtp):
@@ -317,6 +319,27 @@ async def test_requests_are_refused_with_their_reason(time_env, engine, settings
                                   json={"approve": True, "reason": "  "})
         assert r.status_code == 422 and r.json()["code"] == "reason_required"
         assert student_status(engine) == ("studying", None)
+
+
+async def test_a_request_temporal_does_not_take_leaves_nothing_behind(time_env, engine, settings, monkeypatch):
+    """Issue 19: the staged request goes when its workflow cannot open it; the school's next try is not refused as
+    a request already made."""
+    async with running_stack(time_env, engine, settings) as stack:
+        now = await stack.now()
+        rid = await open_round(stack, engine, cutoff=now + timedelta(days=3))
+
+        async def unavailable(*args, **kwargs):
+            raise RPCError("Temporal is unavailable", RPCStatusCode.UNAVAILABLE, b"")
+
+        monkeypatch.setattr(time_env.client, "execute_update_with_start_workflow", unavailable)
+        r = await request(stack, rid)
+        assert r.status_code == 503 and r.json()["code"] == "temporal_unavailable", r.text
+        with session_scope(engine) as s:
+            assert s.exec(select(DropoutRequest).where(DropoutRequest.round_id == rid)).all() == []
+            assert s.exec(select(DropoutMessage)).all() == []
+        monkeypatch.undo()
+        r = await request(stack, rid)
+        assert r.status_code == 201 and r.json()["status"] == "waiting_district", r.text  # open when answered
 
 
 async def test_no_request_once_the_school_has_confirmed(time_env, engine, settings):

@@ -106,6 +106,8 @@ async def test_holder_says_absent_so_the_student_moves_to_the_claimant(time_env,
         await eventually(lambda: gate_students(engine, rid, SCHOOL) == 2 and gate_students(engine, rid, SCHOOL_2) == 0)
         await eventually(lambda: len([m for m in smtp.messages if case_id in m["Subject"]]) == 5)
         await keep_history(stack, f"duplicate/{case_id}", "v5-duplicate_case_claim_opened_resolved")
+        # issue 19: the resolving declaration answered once the outcome was applied
+        await keep_history(stack, f"duplicate/{case_id}", "v8-duplicate_case_answered_when_applied")
 
 
 async def test_both_claim_so_the_district_decides(time_env, engine, settings, smtp):

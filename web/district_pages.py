@@ -20,6 +20,7 @@ from fastapi.responses import RedirectResponse
 from pydantic import ValidationError
 from sqlalchemy import func, select
 
+from api.case_views import case_view
 from api.deps import EngineDep, NowDep, SettingsDep, TemporalDep, require_role
 from api.downloads import Sha256, evidence_download
 from api.routers import dropouts as dropout_api
@@ -33,7 +34,7 @@ from db.models import DropoutMessage, DropoutRequest, DuplicateCase, IdCorrectio
     SchoolRound, Student
 from db.monitoring import latest_round
 from domain.refusals import Refusal, invalid
-from intake.email_parser import message_text
+from intake.email_parsing.message import message_text
 from web import waiting
 from web.app import PageRoute, path_of, remember
 from web.forms import CsrfForm
@@ -262,7 +263,7 @@ DUPLICATE_FIELD = {"decision_incomplete": "keep_school", "reason_required": "not
 def _duplicate_page(request, page_user, engine, round_id: str, case_id: str, problem: Refusal | None = None,
                     problem_for: str | None = None, form: dict | None = None) -> Response:
     with session_scope(engine) as session:
-        case = duplicate_api.case_view(session, page_user.user, round_id, case_id)
+        case = case_view(session, page_user.user, round_id, case_id)
         schools = {code: getattr(session.get(School, code), "name", code)
                    for code in (case.holder_school, case.claimant_school, *case.declarations) if code}
         row = session.get(DuplicateCase, case_id)

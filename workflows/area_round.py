@@ -12,6 +12,7 @@ The schools' own workflows keep no timer for any of this (`SchoolRoundInput.area
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 
 from temporalio import workflow
@@ -19,6 +20,7 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from domain.messages import AreaInstant, AreaRoundInput, AreaSchedule, DeadlineMoved
     from workflows import activity_calls as calls
+    from workflows.timers import RearmableTimer
 
 # A certification accepted at 16:29:59 is projected within milliseconds; the late step also leaves out any
 # school whose certification visibility already shows (its projection write may be retrying).
@@ -29,14 +31,14 @@ STEPS_PER_RUN = 150  # about ten events a step: continue-as-new well before the 
 @workflow.defn
 class AreaRoundWorkflow:
     def __init__(self) -> None:
-        self._moved = False
+        self._timer = RearmableTimer()
         self._mailing: list[asyncio.Task] = []
         self.counts = {"reminded": 0, "late": 0}
 
     @workflow.run
     async def run(self, inp: AreaRoundInput) -> dict:
         reminded_through = inp.reminded_through
-        plan = await self._step(calls.AREA_SCHEDULE, inp, reminded_through)
+        plan = await self._step(calls.area_schedule, inp, reminded_through)
         for _ in range(STEPS_PER_RUN):
             now = workflow.now()
             if plan.close_at is None or now >= plan.close_at:
@@ -45,15 +47,15 @@ class AreaRoundWorkflow:
                 return dict(self.counts)
             wake = min(i for i in (plan.next_reminder, plan.next_cutoff and plan.next_cutoff + SETTLE,
                                    plan.close_at) if i is not None)
-            if await self._wait(wake - now):
-                plan = await self._step(calls.AREA_SCHEDULE, inp, reminded_through)  # an extension moved a cutoff
+            if await self._timer.sleep(wake - now):
+                plan = await self._step(calls.area_schedule, inp, reminded_through)  # an extension moved a cutoff
                 continue
             now = workflow.now()
             if plan.next_cutoff is not None and plan.next_cutoff + SETTLE <= now:
-                plan = await self._step(calls.AREA_LATE, inp, reminded_through)
+                plan = await self._step(calls.area_late, inp, reminded_through)
                 self.counts["late"] += plan.late
             if plan.next_reminder is not None and plan.next_reminder <= now:
-                plan = await self._step(calls.AREA_REMINDERS, inp, reminded_through)
+                plan = await self._step(calls.area_reminders, inp, reminded_through)
                 reminded_through = now
                 self.counts["reminded"] += plan.reminded
             if workflow.info().is_continue_as_new_suggested():
@@ -63,13 +65,11 @@ class AreaRoundWorkflow:
         workflow.continue_as_new(AreaRoundInput(round_id=inp.round_id, area=inp.area,
                                                 reminded_through=reminded_through))
 
-    async def _step(self, activity: str, inp: AreaRoundInput, since: datetime | None) -> AreaSchedule:
-        plan = await workflow.execute_activity(
-            activity, AreaInstant(round_id=inp.round_id, area=inp.area, at=workflow.now(), since=since),
-            result_type=AreaSchedule, **calls.DATABASE)
+    async def _step(self, step: Callable[[AreaInstant], Awaitable[AreaSchedule]], inp: AreaRoundInput,
+                    since: datetime | None) -> AreaSchedule:
+        plan = await step(AreaInstant(round_id=inp.round_id, area=inp.area, at=workflow.now(), since=since))
         if plan.mail:  # delivered beside the loop: a mail server that is down holds back no cutoff
-            self._mailing.append(asyncio.create_task(workflow.execute_activity(
-                calls.AREA_DELIVER, plan.mail, result_type=int, **calls.MAIL)))
+            self._mailing.append(asyncio.create_task(calls.area_deliver(plan.mail)))
         return plan
 
     async def _mail_sent(self) -> None:
@@ -77,21 +77,9 @@ class AreaRoundWorkflow:
             await asyncio.gather(*self._mailing)
             self._mailing.clear()
 
-    async def _wait(self, delay: timedelta) -> bool:
-        """True when woken by a deadline change, False when the delay ran out."""
-        try:
-            if delay > timedelta(0) or self._moved:
-                await workflow.wait_condition(lambda: self._moved, timeout=max(delay, timedelta(0)) or None)
-                return True
-            return False
-        except asyncio.TimeoutError:
-            return False
-        finally:
-            self._moved = False
-
     @workflow.signal
     def deadline_moved(self, moved: DeadlineMoved | None = None) -> None:
-        self._moved = True
+        self._timer.wake()
 
     @workflow.query
     def status(self) -> dict:

@@ -13,24 +13,29 @@ The thread's text stays in the database: updates carry the id of an entry the AP
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
 
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from domain.actor_scope import SCHOOL_ROLES, check_actor_scope
     from domain.dropouts import (
-        CommentDropout, DecideDropout, DropoutCalendar, DropoutInput, DropoutState, ThreadEntry, WithdrawDropout,
-        apply_comment, check_comment, check_decide, check_withdraw, closes_at, next_due,
+        CommentDropout, DecideDropout, DropoutCalendar, DropoutInput, DropoutState, OpenDropout, ThreadEntry,
+        WithdrawDropout, apply_comment, check_comment, check_decide, check_withdraw, closes_at, next_due,
     )
     from domain.refusals import Refusal, refusal
     from domain.school_round import BlockingCase
     from workflows import activity_calls as calls
     from workflows.ids import school_round_id
+    from workflows.school_round import SchoolRoundWorkflow
     from workflows.refusal_errors import as_application_error
 
 # Issue 16: at the cutoff, a request excused under R11 is held open for the district instead of expiring.
 HELD_PAST_CUTOFF = "dropout-held-past-cutoff"
+# Issue 19: a request opened by update-with-start whose update was refused (or never came) is left to the API, which
+# removes it; the workflow ends without touching it.
+OPENING_WAIT = timedelta(minutes=10)
 
 
 @workflow.defn
@@ -44,12 +49,20 @@ class DropoutConsultationWorkflow:
         self._closing = False  # a decision or the expiry is being applied: no more entries
         self._wake = False
         self._lock = asyncio.Lock()  # entries and the decision are applied one at a time, in order
+        self._open_accepted = False  # the `open_request` update passed its validator
+        self._school_blocked = False  # the school's confirmation is held back: the request is open for all
 
     @workflow.run
     async def run(self, inp: DropoutInput) -> str:
-        await workflow.execute_activity(calls.OPEN_DROPOUT, inp.request_id, **calls.DATABASE)
+        if inp.opened_by_update:
+            try:
+                await workflow.wait_condition(lambda: self._open_accepted, timeout=OPENING_WAIT)
+            except asyncio.TimeoutError:
+                return "failed"
+        await calls.open_dropout(inp.request_id)
         self.calendar = await self._load_calendar()
-        await self._tell_school("case_opened", BlockingCase(kind="dropout", ref=inp.request_id))
+        await self._tell_school(SchoolRoundWorkflow.case_opened, BlockingCase(kind="dropout", ref=inp.request_id))
+        self._school_blocked = True
         await self._notify("requested")
         while not self._closing:
             at, what = next_due(self.state, self.calendar)
@@ -63,7 +76,7 @@ class DropoutConsultationWorkflow:
                 continue
             await self._on_due(what)
         await workflow.wait_condition(workflow.all_handlers_finished)
-        await self._tell_school("case_closed", inp.request_id)
+        await self._tell_school(SchoolRoundWorkflow.case_closed, inp.request_id)
         await self._notify(self.state.status)
         return self.state.status
 
@@ -76,16 +89,13 @@ class DropoutConsultationWorkflow:
                 if self._closing:
                     return
                 if self.state.held_until is None and workflow.patched(HELD_PAST_CUTOFF):
-                    held = await workflow.execute_activity(
-                        calls.HOLD_DROPOUT_PAST_CUTOFF, args=[self.inp.request_id, workflow.now()],
-                        result_type=datetime | None, **calls.DATABASE)
+                    held = await calls.hold_dropout_past_cutoff(self.inp.request_id, workflow.now())
                     if held is not None and held > workflow.now():
                         self.state.held_until = held
                 if self.state.held_until is None or workflow.now() >= self.state.held_until:
                     self._closing = True
-                    self.state.status = await workflow.execute_activity(
-                        calls.SETTLE_DROPOUT, args=[self.inp.request_id, "expire", None, workflow.now(), None],
-                        result_type=str, **calls.DATABASE)
+                    self.state.status = await calls.settle_dropout(self.inp.request_id, "expire", None,
+                                                                   workflow.now(), None)
                     return
             await self._notify("held")  # outside the lock: a decision need not wait for the mail
         elif what == "escalate":
@@ -96,26 +106,40 @@ class DropoutConsultationWorkflow:
             await self._notify(what, str(self.state.waits))
 
     async def _load_calendar(self) -> DropoutCalendar:
-        return await workflow.execute_activity(calls.DROPOUT_CALENDAR, self.inp.request_id,
-                                               result_type=DropoutCalendar, **calls.DATABASE)
+        return await calls.dropout_calendar(self.inp.request_id)
 
     async def _notify(self, event: str, ref: str = "") -> None:
-        await workflow.execute_activity(calls.NOTIFY_DROPOUT, args=[self.inp.request_id, event, ref], **calls.MAIL)
+        await calls.notify_dropout(self.inp.request_id, event, ref)
 
-    async def _tell_school(self, signal: str, arg) -> None:
+    async def _tell_school(self, signal: Callable[..., Awaitable[None]], arg: BlockingCase | str) -> None:
         if workflow.patched("tell-school-by-activity"):
             # issue 18: the school of an area-timed round may have no workflow yet; the activity starts it with the
             # block (signal-with-start), which a workflow cannot do
-            await workflow.execute_activity(calls.TELL_SCHOOL, args=[self.inp.round_id, self.inp.school_code, signal,
-                                                                     arg], result_type=bool, **calls.DATABASE)
+            await calls.tell_school(self.inp.round_id, self.inp.school_code, signal, arg)
             return
         handle = workflow.get_external_workflow_handle(school_round_id(self.inp.round_id, self.inp.school_code))
         try:
             await handle.signal(signal, arg)
         except Exception:  # noqa: BLE001  the school's round has ended: nothing left to block
-            workflow.logger.info("school round %s not running; %s not delivered", self.inp.school_code, signal)
+            workflow.logger.info("school round %s not running; %s not delivered", self.inp.school_code,
+                                 calls.signal_name(signal))
 
     # --- the conversation ----------------------------------------------------------------------
+
+    @workflow.update
+    async def open_request(self, o: OpenDropout) -> DropoutState:
+        """Issue 19: the API's update-with-start. Answers once the staged request is open and blocks the school's
+        confirmation, so that the school cannot confirm in between (the mail to the district follows)."""
+        self._open_accepted = True
+        await workflow.wait_condition(lambda: self._school_blocked)
+        return self.state
+
+    @open_request.validator
+    def _validate_open_request(self, o: OpenDropout) -> None:
+        self._check_actor_scope(o.actor, "staff")
+        if self._closing:
+            raise as_application_error(refusal(
+                "dropout_closed", f"คำขอ {self.inp.request_id} ได้ข้อยุติแล้ว", f"Request {self.inp.request_id} is settled"))
 
     @workflow.update
     async def comment(self, c: CommentDropout) -> DropoutState:
@@ -124,9 +148,7 @@ class DropoutConsultationWorkflow:
             entry = ThreadEntry(message_id=c.message_id, kind=kind, side="district" if kind == "question" else "school",
                                 by=c.actor.user_id, at=workflow.now())
             apply_comment(self.state, entry)
-            await workflow.execute_activity(
-                calls.POST_DROPOUT_MESSAGE, args=[self.inp.request_id, c.message_id, kind, self.state.status, entry.at],
-                **calls.DATABASE)
+            await calls.post_dropout_message(self.inp.request_id, c.message_id, kind, self.state.status, entry.at)
             if kind != "note":
                 await self._notify(kind, str(c.message_id))
             self._wake = True  # a new wait: the clock's next instant moved
@@ -153,10 +175,8 @@ class DropoutConsultationWorkflow:
             self.state.thread.append(ThreadEntry(message_id=d.message_id, kind="approve" if d.approve else "reject",
                                                  side="district", by=d.actor.user_id, at=now))
             self.state.decided_by, self.state.decided_at = d.actor.user_id, now
-            self.state.status = await workflow.execute_activity(
-                calls.SETTLE_DROPOUT,
-                args=[self.inp.request_id, "approve" if d.approve else "reject", d.actor.user_id, now, d.message_id],
-                result_type=str, **calls.DATABASE)
+            self.state.status = await calls.settle_dropout(
+                self.inp.request_id, "approve" if d.approve else "reject", d.actor.user_id, now, d.message_id)
         return self.state
 
     @decide.validator
@@ -181,9 +201,8 @@ class DropoutConsultationWorkflow:
             now = workflow.now()
             self.state.thread.append(ThreadEntry(message_id=w.message_id, kind="withdrawn", side="school",
                                                  by=w.actor.user_id, at=now))
-            self.state.status = await workflow.execute_activity(
-                calls.SETTLE_DROPOUT, args=[self.inp.request_id, "withdraw", w.actor.user_id, now, w.message_id],
-                result_type=str, **calls.DATABASE)
+            self.state.status = await calls.settle_dropout(self.inp.request_id, "withdraw", w.actor.user_id, now,
+                                                           w.message_id)
         return self.state
 
     @withdraw.validator

@@ -11,7 +11,7 @@ party's cutoff goes to the district, which may then decide on what the schools d
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime
+from collections.abc import Awaitable, Callable
 
 from temporalio import workflow
 
@@ -25,7 +25,11 @@ with workflow.unsafe.imports_passed_through():
     from domain.school_round import BlockingCase
     from workflows import activity_calls as calls
     from workflows.ids import school_round_id
+    from workflows.school_round import SchoolRoundWorkflow
     from workflows.refusal_errors import as_application_error
+
+# Issue 19: an update that resolves the case answers once the outcome is on the rosters (the API no longer polls).
+ANSWER_WHEN_APPLIED = "duplicate-answer-when-applied"
 
 
 @workflow.defn
@@ -34,6 +38,7 @@ class DuplicateCaseWorkflow:
     def __init__(self, inp: DuplicateCaseInput) -> None:
         self.state = CaseState(inp=inp)
         self._unblocked: list[str] = []  # parties told `case_closed` when they declared their part
+        self._applied = False  # the outcome is on the rosters
 
     @workflow.run
     async def run(self, inp: DuplicateCaseInput) -> str:
@@ -43,32 +48,32 @@ class DuplicateCaseWorkflow:
             # issue 15, finding 3: a bare claim must not let any school look up, or block, another's student
             holder, claimant = inp.parties[:1], inp.parties[1:]
             self.state.awaiting_district = True
-            await self._tell_schools("case_opened", blocking, claimant)
-            await workflow.execute_activity(calls.NOTIFY_DUPLICATE, args=[inp.case_id, "claimed"], **calls.MAIL)
+            await self._tell_schools(SchoolRoundWorkflow.case_opened, blocking, claimant)
+            await calls.notify_duplicate(inp.case_id, "claimed")
             await workflow.wait_condition(lambda: not self.state.awaiting_district)
             dismissed = self.state.decision is not None and self.state.decision.claim_dismissed
             if not dismissed:
-                await self._tell_schools("case_opened", blocking, holder)
-                await workflow.execute_activity(calls.NOTIFY_DUPLICATE, args=[inp.case_id, "opened"], **calls.MAIL)
+                await self._tell_schools(SchoolRoundWorkflow.case_opened, blocking, holder)
+                await calls.notify_duplicate(inp.case_id, "opened")
         else:
-            await self._tell_schools("case_opened", blocking)
-            await workflow.execute_activity(calls.NOTIFY_DUPLICATE, args=[inp.case_id, "opened"], **calls.MAIL)
+            await self._tell_schools(SchoolRoundWorkflow.case_opened, blocking)
+            await calls.notify_duplicate(inp.case_id, "opened")
         if workflow.patched("duplicate-cutoff-to-district"):
             await self._wait_for_outcome_or_cutoff()
         await workflow.wait_condition(lambda: self.state.resolved)
         outcome = self.state.outcome()
-        await workflow.execute_activity(calls.RESOLVE_DUPLICATE, args=[inp.case_id, outcome, workflow.now()],
-                                        **calls.DATABASE)
+        await calls.resolve_duplicate(inp.case_id, outcome, workflow.now())
+        self._applied = True
         if dismissed:  # the holder never knew of it: only the claimant is unblocked and told
-            await self._tell_schools("case_closed", inp.case_id, inp.parties[1:])
-            await workflow.execute_activity(calls.NOTIFY_DUPLICATE, args=[inp.case_id, "dismissed"], **calls.MAIL)
+            await self._tell_schools(SchoolRoundWorkflow.case_closed, inp.case_id, inp.parties[1:])
+            await calls.notify_duplicate(inp.case_id, "dismissed")
         else:
-            await self._tell_schools("case_closed", inp.case_id)
+            await self._tell_schools(SchoolRoundWorkflow.case_closed, inp.case_id)
             if self._unblocked and workflow.patched("recount-unblocked-parties"):
                 # their block is gone already, so `case_closed` no longer counts their gate: the outcome may have
                 # added or removed a student there
-                await self._tell_schools("roster_changed", inp.case_id, self._unblocked)
-            await workflow.execute_activity(calls.NOTIFY_DUPLICATE, args=[inp.case_id, "resolved"], **calls.MAIL)
+                await self._tell_schools(SchoolRoundWorkflow.roster_changed, inp.case_id, self._unblocked)
+            await calls.notify_duplicate(inp.case_id, "resolved")
         await workflow.wait_condition(workflow.all_handlers_finished)
         return outcome
 
@@ -77,8 +82,7 @@ class DuplicateCaseWorkflow:
         when the case goes to the district with the schools' declarations."""
         case_id = self.state.inp.case_id
         while not self.state.resolved:
-            cutoffs = await workflow.execute_activity(calls.DUPLICATE_CUTOFFS, case_id, result_type=list[datetime],
-                                                      **calls.DATABASE)
+            cutoffs = await calls.duplicate_cutoffs(case_id)
             if not cutoffs:
                 return  # no party's round is running: nothing to hand over at a cutoff
             delay = min(cutoffs) - workflow.now()
@@ -89,30 +93,34 @@ class DuplicateCaseWorkflow:
                     pass
                 continue
             self.state.at_district_since = workflow.now()
-            await workflow.execute_activity(calls.HAND_DUPLICATE_TO_DISTRICT, args=[case_id, workflow.now()],
-                                            **calls.MAIL)
+            await calls.hand_duplicate_to_district(case_id, workflow.now())
             return
 
-    async def _tell_schools(self, signal: str, arg, schools: list[str] | None = None) -> None:
+    async def _tell_schools(self, signal: Callable[..., Awaitable[None]], arg: BlockingCase | str,
+                            schools: list[str] | None = None) -> None:
         for school in self.state.inp.parties if schools is None else schools:
             if workflow.patched("tell-school-by-activity"):
                 # issue 18: a party of an area-timed round may have no workflow yet; the activity starts it with
                 # the block (signal-with-start), which a workflow cannot do
-                await workflow.execute_activity(calls.TELL_SCHOOL, args=[self.state.inp.round_id, school, signal, arg],
-                                                result_type=bool, **calls.DATABASE)
+                await calls.tell_school(self.state.inp.round_id, school, signal, arg)
                 continue
             handle = workflow.get_external_workflow_handle(school_round_id(self.state.inp.round_id, school))
             try:
                 await handle.signal(signal, arg)
             except Exception:  # noqa: BLE001  the school's round has ended: nothing left to block
-                workflow.logger.info("school round %s not running; %s not delivered", school, signal)
+                workflow.logger.info("school round %s not running; %s not delivered", school, calls.signal_name(signal))
+
+    async def _answer(self) -> CaseState:
+        """The state once settled: a resolving update waits for the run to apply the outcome (a running case's
+        history answered before: the patch keeps its replay)."""
+        if self.state.resolved and workflow.patched(ANSWER_WHEN_APPLIED):
+            await workflow.wait_condition(lambda: self._applied)
+        return self.state
 
     async def _record(self) -> None:
-        await workflow.execute_activity(
-            calls.RECORD_DUPLICATE_DECLARATIONS,
-            args=[self.state.inp.case_id, {k: v.model_dump(mode="json") for k, v in self.state.declarations.items()},
-                  self.state.decision.model_dump(mode="json") if self.state.decision else None],
-            **calls.DATABASE)
+        await calls.record_duplicate_declarations(
+            self.state.inp.case_id, {k: v.model_dump(mode="json") for k, v in self.state.declarations.items()},
+            self.state.decision.model_dump(mode="json") if self.state.decision else None)
 
     @workflow.update
     async def declare(self, d: DeclareIn) -> CaseState:
@@ -121,13 +129,12 @@ class DuplicateCaseWorkflow:
                                                         at=workflow.now(), evidence=d.evidence, note=d.note)
         await self._record()
         if self.state.both_claim():
-            await workflow.execute_activity(calls.NOTIFY_DUPLICATE, args=[self.state.inp.case_id, "to_district"],
-                                            **calls.MAIL)
+            await calls.notify_duplicate(self.state.inp.case_id, "to_district")
         if not self.state.resolved and unblocks(d) and workflow.patched("present-unblocks-declarer"):
             # its part is done: the case no longer keeps this school from confirming (the others' blocks stay)
             self._unblocked.append(d.school)
-            await self._tell_schools("case_closed", self.state.inp.case_id, [d.school])
-        return self.state
+            await self._tell_schools(SchoolRoundWorkflow.case_closed, self.state.inp.case_id, [d.school])
+        return await self._answer()
 
     @declare.validator
     def _validate_declare_update(self, d: DeclareIn) -> None:
@@ -151,7 +158,7 @@ class DuplicateCaseWorkflow:
         self.state.decision = Decision(keep_school=d.keep_school, by=d.actor.user_id, at=workflow.now(),
                                        reason=d.reason)
         await self._record()
-        return self.state
+        return await self._answer()
 
     @decide.validator
     def _validate_decide_update(self, d: DecideIn) -> None:
@@ -181,9 +188,7 @@ class DuplicateCaseWorkflow:
     async def open_case(self, d: ClaimReviewIn) -> CaseState:
         self._validate_open(d)
         self.state.awaiting_district = False  # first: a second request while the row is written is refused
-        await workflow.execute_activity(calls.OPEN_DUPLICATE_CASE,
-                                        args=[self.state.inp.case_id, d.actor.user_id, workflow.now()],
-                                        **calls.DATABASE)
+        await calls.open_duplicate_case(self.state.inp.case_id, d.actor.user_id, workflow.now())
         return self.state
 
     @open_case.validator
@@ -201,7 +206,7 @@ class DuplicateCaseWorkflow:
         self.state.decision = Decision(keep_school=self.state.inp.parties[0], by=d.actor.user_id, at=workflow.now(),
                                        reason=d.reason, claim_dismissed=True)
         await self._record()
-        return self.state
+        return await self._answer()
 
     @dismiss_claim.validator
     def _validate_dismiss(self, d: ClaimReviewIn) -> None:

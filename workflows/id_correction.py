@@ -10,7 +10,6 @@ school is told the outcome by email.
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime
 
 from temporalio import workflow
 
@@ -47,17 +46,15 @@ class IdCorrectionWorkflow:
                     break
                 # R4 follows the school's current cutoff (issue 16): an extension since the request came in
                 # keeps it open until the new cutoff, as a resent copy would be
-                cutoff = await workflow.execute_activity(calls.ID_CORRECTION_CUTOFF, inp.ref, result_type=datetime,
-                                                         **calls.DATABASE)
+                cutoff = await calls.id_correction_cutoff(inp.ref)
                 if self._decided or cutoff <= workflow.now():
                     break
                 self.cutoff_at, delay = cutoff, cutoff - workflow.now()
         await workflow.wait_condition(workflow.all_handlers_finished)
         if self.state.status == "pending":
             self.state.status = "expired"
-            await workflow.execute_activity(calls.SETTLE_ID_CORRECTION, args=[inp.ref, "expired", None, workflow.now(),
-                                                                              None], result_type=str, **calls.DATABASE)
-        await workflow.execute_activity(calls.NOTIFY_ID_CORRECTION, inp.ref, **calls.MAIL)
+            await calls.settle_id_correction(inp.ref, "expired", None, workflow.now(), None)
+        await calls.notify_id_correction(inp.ref)
         return self.state.status
 
     @workflow.update
@@ -66,13 +63,10 @@ class IdCorrectionWorkflow:
         self._decided = True  # from here the request is the officer's: the cutoff no longer expires it
         self.state.decided_by, self.state.decided_at, self.state.reason = d.actor.user_id, workflow.now(), d.reason
         if d.approve:
-            self.state.status = await workflow.execute_activity(
-                calls.APPLY_ID_CORRECTION, args=[self.inp.ref, d.actor.user_id, workflow.now()], result_type=str,
-                **calls.DATABASE)
+            self.state.status = await calls.apply_id_correction(self.inp.ref, d.actor.user_id, workflow.now())
         else:
-            self.state.status = await workflow.execute_activity(
-                calls.SETTLE_ID_CORRECTION, args=[self.inp.ref, "rejected", d.actor.user_id, workflow.now(), d.reason],
-                result_type=str, **calls.DATABASE)
+            self.state.status = await calls.settle_id_correction(self.inp.ref, "rejected", d.actor.user_id,
+                                                                 workflow.now(), d.reason)
         return self.state
 
     @decide.validator

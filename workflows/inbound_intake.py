@@ -101,8 +101,7 @@ class InboundIntakeWorkflow:
 
     async def _expire(self) -> None:
         self.noted = None
-        found = await workflow.execute_activity(calls.EXPIRE_ID_CORRECTIONS, workflow.now(),
-                                                result_type=datetime | None, **calls.DATABASE)
+        found = await calls.expire_id_corrections(workflow.now())
         self.next_cutoff, self.expiring, self.rearm = _earliest(found, self.noted), False, True
 
     def _note(self, cutoff: datetime | None) -> None:
@@ -112,8 +111,7 @@ class InboundIntakeWorkflow:
 
     async def _batch(self, shas: list[str]) -> None:
         try:
-            result = await workflow.execute_activity(calls.PROCESS_INBOUND_BATCH, args=[shas, False],
-                                                     result_type=InboundBatch, **calls.DATABASE)
+            result = await calls.process_inbound_batch(shas, False)
         except ActivityError:  # not retried any more (it is, without end): each message goes on its own
             result = InboundBatch(failed=shas)
         finally:
@@ -128,8 +126,7 @@ class InboundIntakeWorkflow:
         await self._reply({sha: key for sha, key in result.replies.items() if sha not in self.alone})
 
     async def _alone(self, sha: str) -> None:
-        result = await workflow.execute_activity(calls.PROCESS_INBOUND_BATCH, args=[[sha], True],
-                                                 result_type=InboundBatch, **calls.DATABASE)
+        result = await calls.process_inbound_batch([sha], True)
         del self.alone[sha]
         self._note(result.next_cutoff)
         if sha not in result.replies:
@@ -144,9 +141,7 @@ class InboundIntakeWorkflow:
         if self.closing:
             self.unsent.update(replies)
             return
-        handle = workflow.start_activity(calls.DELIVER_MAILS, list(replies.values()), result_type=int,
-                                         cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-                                         **calls.MAIL)
+        handle = calls.start_deliver_mails(list(replies.values()))
         self.sending.append(handle)
         try:
             await handle

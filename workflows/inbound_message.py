@@ -13,8 +13,8 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
-    from domain.intake_messages import InboundOutcome
     from workflows import activity_calls as calls
+    from workflows.id_correction import IdCorrectionWorkflow
     from workflows.ids import id_correction_id
 
 
@@ -22,18 +22,17 @@ with workflow.unsafe.imports_passed_through():
 class InboundMessageWorkflow:
     @workflow.run
     async def run(self, sha256: str) -> str:
-        result = await workflow.execute_activity(calls.PROCESS_INBOUND, sha256, result_type=InboundOutcome,
-                                                 **calls.DATABASE)
+        result = await calls.process_inbound(sha256)
         children = []
         for request in result.requests:
             try:
                 children.append(await workflow.start_child_workflow(
-                    "IdCorrectionWorkflow", request, id=id_correction_id(request.ref),
+                    IdCorrectionWorkflow.run, request, id=id_correction_id(request.ref),
                     parent_close_policy=ParentClosePolicy.ABANDON))
             except WorkflowAlreadyStartedError:
                 pass
         if result.reply_key:
-            await workflow.execute_activity(calls.DELIVER_MAIL, result.reply_key, result_type=bool, **calls.MAIL)
+            await calls.deliver_mail(result.reply_key)
         # The message's story ends when each of its requests is settled (decided or expired).
         await asyncio.gather(*children)
         return result.outcome

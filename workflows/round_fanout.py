@@ -10,7 +10,7 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from domain.actor_scope import check_actor_scope, role_refused
-    from domain.messages import FanoutInput, FanoutPage, FanoutPageResult
+    from domain.messages import FanoutInput, FanoutPage
     from domain.refusals import Refusal
     from workflows import activity_calls as calls
     from workflows.refusal_errors import as_application_error
@@ -29,11 +29,8 @@ class RoundFanoutWorkflow:
             _check_extension_scope(inp)  # before any page: each school would refuse it too, one by one
         after, done, skipped = inp.after, inp.done, inp.skipped
         for _ in range(PAGES_PER_RUN):
-            page = await workflow.execute_activity(
-                calls.FANOUT_PAGE,
-                FanoutPage(round_id=inp.round_id, operation=inp.operation, area=inp.area,
-                           extension=inp.extension, after=after, limit=inp.page_size),
-                result_type=FanoutPageResult, **calls.FANOUT)
+            page = await calls.fanout_page(FanoutPage(round_id=inp.round_id, operation=inp.operation, area=inp.area,
+                                                      extension=inp.extension, after=after, limit=inp.page_size))
             done, skipped = done + page.done, skipped + page.skipped
             self.progress.update(done=done, skipped=skipped)
             if page.last is None:

@@ -8,7 +8,9 @@ Time, in a round started before (every stored history): one durable timer at a t
 next instant that matters (opening, confirmation window, a reminder, the cutoff); an extension wakes the
 loop so the timer is re-armed.
 Humans: confirmation, withdrawal, certification, extension and roster changes are updates whose
-validators answer at once with the domain's refusal.
+validators answer at once with the domain's refusal. A school started with local records
+(`SchoolRoundInput.local_records`, every lazily started one) writes a decision by a local activity in the
+update's own workflow task: one workflow task per decision, no activity task, no search attribute.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from contextlib import nullcontext
 from datetime import datetime, timedelta
 
 from temporalio import workflow
-from temporalio.exceptions import FailureError, WorkflowAlreadyStartedError
+from temporalio.exceptions import ActivityError, ApplicationError, FailureError, WorkflowAlreadyStartedError
 from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
@@ -30,11 +32,12 @@ with workflow.unsafe.imports_passed_through():
     from domain.refusals import Refusal
     from domain.end_of_year import check_step_order
     from domain.school_round import (
-        Actor, BlockingCase, Decision, GateProgress, SchoolRoundState, Stage, check_can_certify,
-        check_can_confirm, check_can_withdraw, check_extension, check_roster_editable,
+        Actor, BlockingCase, Decision, SchoolRoundState, Stage, check_can_certify,
+        check_can_confirm, check_can_withdraw, check_extension, check_roster_editable, decision_not_recorded,
     )
     from workflows import activity_calls as calls
     from workflows import search_attributes as sa
+    from workflows.area_round import AreaRoundWorkflow
     from workflows.ids import area_round_id, duplicate_case_id
     from workflows.refusal_errors import as_application_error
 
@@ -71,15 +74,15 @@ class SchoolRoundWorkflow:
         self._lock = asyncio.Lock()  # roster changes and decisions never interleave
         self._recorded: Stage | None = None  # the stage the last projection write carried
         self._area_timed = inp.area_timed
+        self._local_records = inp.local_records
+        self._resync = False  # a decision's write failed and was undone: the next write carries every field
 
     # --- the lifecycle ------------------------------------------------------------------------
 
     @workflow.run
     async def run(self, inp: SchoolRoundInput) -> SchoolRoundResult:
         if not inp.continued and not inp.projected:
-            self.state.gate = await workflow.execute_activity(
-                calls.LOAD_GATE, args=[self.state.round_id, self.state.school_code],
-                result_type=GateProgress, **calls.DATABASE)
+            self.state.gate = await calls.load_gate(self.state.round_id, self.state.school_code)
             async with self._signal_lock():
                 await self._record(None, *ALL_FIELDS)
         if inp.area_timed:
@@ -104,7 +107,7 @@ class SchoolRoundWorkflow:
             if self._history_is_long():
                 await workflow.wait_condition(workflow.all_handlers_finished)
                 workflow.continue_as_new(SchoolRoundInput(state=self.state, version=self.version, continued=True,
-                                                          area_timed=True))
+                                                          area_timed=True, local_records=self._local_records))
 
     async def _keep_own_time(self, inp: SchoolRoundInput) -> None:
         """A round started before issue 18: the school's own timers for its stages and reminders."""
@@ -152,17 +155,16 @@ class SchoolRoundWorkflow:
             self.state.reminders_sent.append(due)  # marked first: a reminder is never sent twice
             if now - due > REMINDER_TOLERANCE:
                 continue
-            await workflow.execute_activity(
-                calls.SEND_SCHOOL_REMINDER,
+            await calls.send_school_reminder(
                 ReminderRequest(round_id=self.state.round_id, school_code=self.state.school_code,
-                                stage=self.state.stage(now), cutoff_at=self.state.schedule.cutoff_at, due_at=due),
-                result_type=bool, **calls.MAIL)
+                                stage=self.state.stage(now), cutoff_at=self.state.schedule.cutoff_at, due_at=due))
 
     async def _tell_area(self, cutoff_at: datetime) -> None:
         """The area keeps this school's reminders and cutoff: it looks again once the new cutoff is projected."""
         area = workflow.get_external_workflow_handle(area_round_id(self.state.round_id, self.state.area))
         try:
-            await area.signal("deadline_moved", DeadlineMoved(school_code=self.state.school_code, cutoff_at=cutoff_at))
+            await area.signal(AreaRoundWorkflow.deadline_moved,
+                              DeadlineMoved(school_code=self.state.school_code, cutoff_at=cutoff_at))
         except FailureError:
             # no area workflow any more: it ends only after the last late grace, when this school has closed too
             workflow.logger.warning("area workflow of round %s not reachable", self.state.round_id)
@@ -180,31 +182,57 @@ class SchoolRoundWorkflow:
         info = workflow.info()
         return info.is_continue_as_new_suggested() or info.get_current_history_length() > HISTORY_LIMIT
 
-    async def _record(self, audit: AuditEntry | None, *fields: str) -> None:
+    async def _record(self, audit: AuditEntry | None, *fields: str, undo: dict | None = None) -> None:
         """Project the state (database row and search attribute) and write the audit event, once.
 
         Area-timed, the write carries only `fields`, what changed (the row is there from the round's start, and
         every write is made under the lock, one after the other); the DmcStage search attribute is set only on
         certification, the one stage a reader of visibility asks for (the area's late step): each upsert costs
-        the server about 40 % of an update's CPU."""
+        the server about 40 % of an update's CPU. With local records (`SchoolRoundInput.local_records`) a
+        decision passed with `undo` (the state's values before it: confirm, withdraw, extend) is written by a local
+        activity in its update's own workflow task, so the update answers once the row holds it. A certification
+        is not: a local activity's write commits before the update's acceptance is in the history, and a worker
+        lost in between at 16.29.59 would leave the row certified and the update, delivered again, refused."""
         self.version += 1
         stage = self.state.stage(workflow.now())
-        self._recorded = stage
+        recorded, self._recorded = self._recorded, stage
         if not self._area_timed:
             workflow.upsert_search_attributes([sa.STAGE.value_set(stage.value)])
-            await workflow.execute_activity(
-                calls.RECORD_TRANSITION, Transition(state=self.state, stage=stage, version=self.version, audit=audit),
-                **calls.DATABASE)
+            await calls.record_transition(Transition(state=self.state, stage=stage, version=self.version, audit=audit))
         else:
+            local = undo is not None and self._local_records
             if stage is Stage.certified:
                 workflow.upsert_search_attributes([sa.STAGE.value_set(stage.value)])
             s = self.state
+            fields = ALL_FIELDS if self._resync else fields
             change = SchoolChange(round_id=s.round_id, school_code=s.school_code, version=self.version, stage=stage,
                                   fields=list(fields), audit=audit,
                                   **{f: getattr(s, f) if f != "cutoff_at" else s.schedule.cutoff_at for f in fields})
-            await workflow.execute_activity(calls.RECORD_CHANGE, change, **calls.DATABASE)
+            if local:
+                await self._record_decision(change, undo, recorded)
+            else:
+                await calls.record_school_change(change)
+            self._resync = False
         if self._history_is_long():
             self._wake = True  # many roster changes on one day: let the loop continue as new
+
+    async def _record_decision(self, change: SchoolChange, undo: dict, recorded: Stage | None) -> None:
+        """A decision's write as a local activity. When it fails (refused: the area marked the school late first; or
+        the database stayed down past its bound) the decision is undone, so its update answers the refusal and the
+        workflow is as before it; the version stays spent and the next write carries every field, since an attempt
+        whose answer was lost may have committed."""
+        try:
+            await calls.record_school_change_locally(change)
+        except FailureError as failed:
+            for name, value in undo.items():
+                setattr(self.state, name, value)
+            self._recorded, self._resync = recorded, True
+            # a local activity's failure comes as the activity's own error (no ActivityError around it)
+            cause = failed.cause if isinstance(failed, ActivityError) else failed
+            if isinstance(cause, ApplicationError) and cause.non_retryable:
+                raise cause from None  # a refusal: the update's caller gets its code and status
+            workflow.logger.warning("decision of round %s not recorded: %r", self.state.round_id, failed)
+            raise as_application_error(decision_not_recorded()) from None
 
     def _patched(self, patch_id: str) -> bool:
         """An area-timed workflow runs today's code only: every patch is on, and asking would cost a marker event and
@@ -255,9 +283,10 @@ class SchoolRoundWorkflow:
             # again under the lock: the gate may have moved meanwhile
             self._check(lambda: check_can_confirm(self.state, workflow.now(), existence=every_record))
             counts = self.state.gate.existence if every_record else None
+            undo = {"confirmed": self.state.confirmed}
             self.state.confirmed = Decision(by=actor.user_id, at=workflow.now(), counts=counts)
             after = {"stage": Stage.confirmed.value, **({"existence": counts.model_dump()} if counts else {})}
-            await self._record(self._audit(actor.user_id, "confirm", after=after), "confirmed")
+            await self._record(self._audit(actor.user_id, "confirm", after=after), "confirmed", undo=undo)
             return self._decided()
 
     @confirm.validator
@@ -270,8 +299,10 @@ class SchoolRoundWorkflow:
         async with self._lock:
             self._check(check_can_withdraw, self.state, workflow.now())
             before = self.state.confirmed.model_dump(mode="json") if self.state.confirmed else None
+            undo = {"confirmed": self.state.confirmed}
             self.state.confirmed = None
-            await self._record(self._audit(actor.user_id, "withdraw_confirmation", before=before), "confirmed")
+            await self._record(self._audit(actor.user_id, "withdraw_confirmation", before=before), "confirmed",
+                               undo=undo)
             return self._decided()
 
     @withdraw_confirmation.validator
@@ -284,6 +315,8 @@ class SchoolRoundWorkflow:
         async with self._lock:
             self._check(check_can_certify, self.state, workflow.now())
             self.state.certified = Decision(by=actor.user_id, at=workflow.now())
+            # not a local activity: its write would commit before the acceptance is durable, and a worker lost in
+            # between at 16.29.59 would leave the row certified and the update, delivered again, refused
             await self._record(self._audit(actor.user_id, "certify", after={"stage": Stage.certified.value}),
                                "certified")
             self._wake = True  # certified is final: let the loop finish
@@ -301,10 +334,11 @@ class SchoolRoundWorkflow:
             only_later = self._patched("extension-only-later")
             self._check(lambda: check_extension(self.state, workflow.now(), change.cutoff_at, only_later=only_later))
             before = {"cutoff_at": self.state.schedule.cutoff_at.isoformat()}
+            undo = {"schedule": self.state.schedule}
             self.state.schedule = self.state.schedule.with_cutoff(change.cutoff_at)
             await self._record(self._audit(change.actor.user_id, "extend_deadline", before=before,
                                            after={"cutoff_at": change.cutoff_at.isoformat(), "scope": change.scope},
-                                           reason=change.reason), "cutoff_at")
+                                           reason=change.reason), "cutoff_at", undo=undo)
             self._wake = True  # re-arm the timers against the new cutoff
             if self._area_timed:
                 await self._tell_area(change.cutoff_at)
@@ -319,16 +353,16 @@ class SchoolRoundWorkflow:
     async def apply_roster_batch(self, batch: ApplyRosterBatch) -> BatchOutcome:
         async with self._lock:
             self._check_batch(batch)  # the gate and the window may have moved while it waited for the lock
-            outcome = await workflow.execute_activity(
-                calls.APPLY_ROSTER_BATCH, args=[batch, self.state.round_id, self.state.school_code],
-                result_type=BatchOutcome, **calls.DATABASE)
+            outcome = await calls.apply_roster_batch(batch, self.state.round_id, self.state.school_code)
             if outcome.gate != self.state.gate:
                 self.state.gate = outcome.gate
                 await self._record(None, "gate")
             for case in outcome.cases:  # R3: a duplicate found by this change becomes its own process
+                with workflow.unsafe.imports_passed_through():  # here, not above: that module imports this one
+                    from workflows.duplicate_case import DuplicateCaseWorkflow
                 try:
                     await workflow.start_child_workflow(
-                        "DuplicateCaseWorkflow", case, id=duplicate_case_id(case.case_id),
+                        DuplicateCaseWorkflow.run, case, id=duplicate_case_id(case.case_id),
                         parent_close_policy=ParentClosePolicy.ABANDON)
                 except WorkflowAlreadyStartedError:
                     pass  # the same duplicate found again (a re-import): its case is already running
@@ -361,9 +395,7 @@ class SchoolRoundWorkflow:
                 self.state.blocking = [c for c in self.state.blocking if c.ref != ref]
                 if self._patched("gate-reload-on-case-close"):
                     # the case's outcome may have added or removed a student: count the gate again
-                    self.state.gate = await workflow.execute_activity(
-                        calls.LOAD_GATE, args=[self.state.round_id, self.state.school_code],
-                        result_type=GateProgress, **calls.DATABASE)
+                    self.state.gate = await calls.load_gate(self.state.round_id, self.state.school_code)
                 await self._record(None, "blocking", "gate")
 
     @workflow.signal
@@ -372,9 +404,7 @@ class SchoolRoundWorkflow:
         it closed: count the gate again, as `case_closed` does for a blocked school. A new signal: no stored
         history holds one."""
         async with self._signal_lock():
-            gate = await workflow.execute_activity(
-                calls.LOAD_GATE, args=[self.state.round_id, self.state.school_code], result_type=GateProgress,
-                **calls.DATABASE)
+            gate = await calls.load_gate(self.state.round_id, self.state.school_code)
             if gate != self.state.gate:
                 self.state.gate = gate
                 await self._record(None, "gate")

@@ -1,125 +1,47 @@
 """R8 dropout consultations: a school asks, the district asks back or decides, both see the thread.
 
 Text (details, questions, answers, the decision's reason) is written to the database first, as a staged
-entry; the consultation workflow accepts it by id, or refuses it and the entry is removed.
+entry; the consultation's workflow accepts it by id, or refuses it and the entry is removed. Each update answers once
+its effect is in the database (a new request: once it is open and holds the school's confirmation back), so a route
+reads the request once, after it.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
 from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, File, Form, Response, UploadFile
-from pydantic import BaseModel, Field
 from sqlmodel import Session, select
-from temporalio.client import WorkflowUpdateFailedError
+from temporalio.client import WithStartWorkflowOperation, WorkflowUpdateFailedError
+from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.service import RPCError, RPCStatusCode
 
+from api.case_views import dropout_evidence, dropout_out, dropout_view, load_dropout
 from api.deps import (
     EngineDep, NowDep, SessionDep, SettingsDep, TemporalDep, UserDep, actor_of, require_role, school_in_scope,
 )
 from api.downloads import evidence_download
 from api.errors import ERROR_RESPONSES
-from api.views import Instant, instant
-from api.workflow_updates import refusal_from_update_failure
+from api.schemas import DropoutDecisionIn, DropoutOut, WithdrawalIn
+from api.workflow_updates import case_update, refusal_from_update_failure
 from db import dropouts
 from db.engine import session_scope
 from db.evidence import MAX_EVIDENCE_BYTES, store_evidence
-from db.models import DropoutMessage, DropoutRequest, EvidenceFile, School, SchoolRound, Student, User
+from db.models import DropoutRequest, SchoolRound, Student, User
 from db.projection_rows import state_of
-from dmcflow.lazy_start import signal_school
-from domain.dropouts import REASONS, STATUS_TH, CommentDropout, DecideDropout, WithdrawDropout, reason_code
+from domain.dropouts import (
+    REASONS, CommentDropout, DecideDropout, DropoutInput, OpenDropout, WithdrawDropout, reason_code,
+)
 from domain.ids import normalise_student_id
 from domain.refusals import invalid, not_found, refusal
-from domain.school_round import BlockingCase, check_roster_editable
+from domain.school_round import Actor, check_roster_editable
 from workflows.dropout_consultation import DropoutConsultationWorkflow
 from workflows.ids import dropout_id
 
 router = APIRouter(prefix="/rounds/{round_id}", tags=["dropouts"], responses=ERROR_RESPONSES)
-log = logging.getLogger(__name__)
 ACTIVE = "studying"
-
-
-class ThreadEntryOut(BaseModel):
-    id: int
-    kind: str
-    side: str
-    author: str | None
-    author_name: str | None
-    text: str
-    evidence: str | None
-    at: Instant
-
-
-class DropoutOut(BaseModel):
-    id: str
-    round_id: str
-    school_code: str
-    school_name: str
-    area: str
-    student_id: str
-    student_name: str
-    grade: str
-    reason: str
-    reason_th: str
-    reason_en: str
-    status: str
-    status_th: str
-    requested_by: str
-    requested_at: Instant
-    decided_by: str | None
-    decided_at: Instant | None
-    closed_at: Instant | None
-    cutoff_at: Instant | None
-    thread: list[ThreadEntryOut] = Field(default_factory=list)
-
-
-class WithdrawalIn(BaseModel):
-    reason: str = Field(min_length=1, max_length=2000, description="why the school takes its request back")
-
-
-class DecisionIn(BaseModel):
-    approve: bool
-    reason: str = Field(min_length=1, max_length=2000, description="told to the school, whatever the decision")
-
-
-def _visible(user: User, row: DropoutRequest) -> bool:
-    return (user.role == "admin" or (user.role == "district" and user.area == row.area)
-            or (user.role in ("staff", "director") and user.school_code == row.school_code))
-
-
-def _load(session: Session, user: User, round_id: str, request_id: str) -> DropoutRequest:
-    row = session.get(DropoutRequest, request_id)
-    if row is None or row.round_id != round_id or not _visible(user, row):
-        raise not_found("คำขอออกกลางคัน", "dropout request", request_id)
-    return row
-
-
-def _view(session: Session, row: DropoutRequest, *, thread: bool) -> DropoutOut:
-    student = session.get(Student, row.student_pk)
-    school = session.get(School, row.school_code)
-    school_round = session.get(SchoolRound, (row.round_id, row.school_code))
-    entries = []
-    if thread:
-        names: dict[str, str | None] = {}
-        for m in session.exec(select(DropoutMessage).where(DropoutMessage.request_id == row.id, DropoutMessage.posted)
-                              .order_by(DropoutMessage.id)):
-            if m.author and m.author not in names:
-                names[m.author] = getattr(session.get(User, m.author), "display_name", None)
-            entries.append(ThreadEntryOut(id=m.id, kind=m.kind, side=m.side, author=m.author,
-                                          author_name=names.get(m.author or ""), text=m.text, evidence=m.evidence,
-                                          at=instant(m.at)))
-    return DropoutOut(
-        id=row.id, round_id=row.round_id, school_code=row.school_code, school_name=school.name, area=row.area,
-        student_id=student.student_id, student_name=f"{student.prefix}{student.first_name} {student.last_name}".strip(),
-        grade=student.grade, reason=row.reason, reason_th=REASONS[row.reason][0], reason_en=REASONS[row.reason][1],
-        status=row.status, status_th=STATUS_TH[row.status], requested_by=row.requested_by,
-        requested_at=instant(row.requested_at), decided_by=row.decided_by,
-        decided_at=instant(row.decided_at) if row.decided_at else None,
-        closed_at=instant(row.closed_at) if row.closed_at else None,
-        cutoff_at=instant(school_round.cutoff_at) if school_round else None, thread=entries)
 
 
 def _check_roster_open(session: Session, round_id: str, school_code: str, now: datetime) -> SchoolRound:
@@ -136,19 +58,9 @@ async def _read_evidence(evidence: UploadFile | None) -> bytes | None:
     return await evidence.read(MAX_EVIDENCE_BYTES + 1) if evidence is not None and evidence.filename else None
 
 
-async def _settled_view(engine, user, round_id: str, request_id: str, until) -> DropoutOut:
-    """The view once the workflow's database step is done (it follows the accepted update at once)."""
-    def load() -> tuple[bool, DropoutOut]:
-        with session_scope(engine) as session:
-            row = _load(session, user, round_id, request_id)
-            return until(session, row), _view(session, row, thread=True)
-
-    for _ in range(200):
-        done, view = await asyncio.to_thread(load)
-        if done:
-            break
-        await asyncio.sleep(0.05)
-    return view
+def _read(engine, user: User, round_id: str, request_id: str) -> DropoutOut:
+    with session_scope(engine) as session:
+        return dropout_view(session, user, round_id, request_id)
 
 
 @router.post("/schools/{school_code}/dropouts", operation_id="request_dropout", response_model=DropoutOut,
@@ -188,20 +100,40 @@ async def request_dropout(
             return row.id, inp
 
     request_id, inp = await asyncio.to_thread(create)
+    await _open(engine, client, settings.task_queue, inp, actor_of(user))
+    return await asyncio.to_thread(_read, engine, user, round_id, request_id)
+
+
+async def _open(engine, client, task_queue: str, inp: DropoutInput, actor: Actor) -> None:
+    """The consultation's workflow starts with the update that opens the staged request; it answers once the
+    school's confirmation is held back. A request the workflow will not open (the update refused, the start refused)
+    is removed: nothing half-made."""
+    start = WithStartWorkflowOperation(DropoutConsultationWorkflow.run, inp, id=dropout_id(inp.request_id),
+                                       task_queue=task_queue, id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING)
     try:
-        await client.start_workflow(DropoutConsultationWorkflow.run, inp, id=dropout_id(request_id),
-                                    task_queue=settings.task_queue)
-    except BaseException:
-        await asyncio.to_thread(_discard_request, engine, request_id)  # no workflow: no request
+        await client.execute_update_with_start_workflow(DropoutConsultationWorkflow.open_request,
+                                                        OpenDropout(actor=actor), start_workflow_operation=start)
+    except BaseException as exc:
+        if isinstance(exc, WorkflowUpdateFailedError) or not await _may_have_started(start):
+            await asyncio.to_thread(_discard_request, engine, inp.request_id)
+        if isinstance(exc, WorkflowUpdateFailedError):
+            raise refusal_from_update_failure(exc) from None
         raise
-    # Block the confirmation now, not when the consultation's workflow first runs (its own signal, which
-    # the school ignores as a repeat, can come much later when the worker is down or behind).
-    try:  # an area-timed school with no workflow yet gets one, blocked from the start (issue 18)
-        await signal_school(client, engine, round_id, inp.school_code, "case_opened",
-                            BlockingCase(kind="dropout", ref=request_id))
-    except RPCError:
-        log.warning("dropout %s: the school's round did not take the block; the consultation will send it", request_id)
-    return await _settled_view(engine, user, round_id, request_id, lambda _, r: r.status != "starting")
+
+
+async def _may_have_started(start: WithStartWorkflowOperation) -> bool:
+    """False when the server refused the start, or the call never left. An answer lost on the way (a timeout, a
+    cancelled call) may follow a start: the request is left to the workflow, which opens it once its update is
+    accepted (a request still `starting` after db.dropouts.STARTING_GRACE is ignored)."""
+    try:
+        await asyncio.wait_for(start.workflow_handle(), timeout=0.1)  # set, if at all, before the call raised
+        return True
+    except RPCError as exc:
+        return exc.status in (RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.CANCELLED)
+    except asyncio.TimeoutError:
+        return False  # failed before it was sent (the start's outcome is set by any answer)
+    except BaseException:  # noqa: BLE001  cancelled on the way: unknown
+        return True
 
 
 def _discard_request(engine, request_id: str) -> None:
@@ -231,7 +163,7 @@ def list_dropouts(round_id: str, user: UserDep, session: SessionDep, area: str |
         stmt = stmt.where(DropoutRequest.area == user.area)
     elif user.role in ("staff", "director"):
         stmt = stmt.where(DropoutRequest.school_code == user.school_code)
-    return [_view(session, r, thread=False) for r in session.exec(stmt)]
+    return [dropout_out(session, r, thread=False) for r in session.exec(stmt)]
 
 
 @router.get("/dropouts/{request_id}", operation_id="get_dropout", response_model=DropoutOut,
@@ -240,31 +172,17 @@ def get_dropout(round_id: str, request_id: str, user: UserDep, session: SessionD
     return dropout_view(session, user, round_id, request_id)
 
 
-def dropout_view(session: Session, user: User, round_id: str, request_id: str) -> DropoutOut:
-    """One request with its thread, as far as the user may see it (the API's answer and the workbench's page)."""
-    return _view(session, _load(session, user, round_id, request_id), thread=True)
-
-
-def dropout_evidence(session: Session, user: User, round_id: str, request_id: str, sha256: str) -> EvidenceFile:
-    row = _load(session, user, round_id, request_id)
-    shas = {m.evidence for m in session.exec(select(DropoutMessage).where(
-        DropoutMessage.request_id == row.id, DropoutMessage.posted))}
-    if sha256 not in shas - {None}:
-        raise not_found("หลักฐาน", "evidence", sha256[:12])
-    return session.get(EvidenceFile, sha256)
-
-
-async def _send(engine, client, request_id: str, message_id: int, update, arg):
-    """The workflow accepts the staged entry, or the entry goes: nothing half-done either way."""
+async def _send(engine, client, user: User, round_id: str, request_id: str, message_id: int, update,
+                arg) -> DropoutOut:
+    """The workflow accepts the staged entry and answers once it is in the thread (or the decision applied), or the
+    entry goes: nothing half-done either way."""
     try:
-        return await client.get_workflow_handle(dropout_id(request_id)).execute_update(update, arg)
-    except BaseException as exc:
+        await case_update(client, dropout_id(request_id), update, arg, refusal(
+            "dropout_closed", f"คำขอ {request_id} ได้ข้อยุติแล้ว", f"Request {request_id} is settled"))
+    except BaseException:
         await asyncio.to_thread(_discard_message, engine, message_id)
-        if isinstance(exc, WorkflowUpdateFailedError):
-            raise refusal_from_update_failure(exc) from None
-        if isinstance(exc, RPCError) and exc.status == RPCStatusCode.NOT_FOUND:  # not an outage: the workflow ended
-            raise refusal("dropout_closed", f"คำขอ {request_id} ได้ข้อยุติแล้ว", f"Request {request_id} is settled") from None
         raise
+    return await asyncio.to_thread(_read, engine, user, round_id, request_id)
 
 
 def _discard_message(engine, message_id: int) -> None:
@@ -293,7 +211,7 @@ async def post_comment(engine, client, user: User, now: datetime, round_id: str,
 
     def stage() -> int:
         with session_scope(engine) as session:
-            row = _load(session, user, round_id, request_id)
+            row = load_dropout(session, user, round_id, request_id)
             if not text.strip():
                 raise invalid("text_required", "ข้อความว่าง", "The message is empty")
             sha = store_evidence(session, data, filename or "").sha256 if data else None
@@ -301,17 +219,15 @@ async def post_comment(engine, client, user: User, now: datetime, round_id: str,
                                           else "school", author=user.id, text=text.strip(), evidence=sha, at=now)
 
     message_id = await asyncio.to_thread(stage)
-    await _send(engine, client, request_id, message_id, DropoutConsultationWorkflow.comment, CommentDropout(
-        message_id=message_id, actor=actor_of(user), area=user.area,
-        school_code=user.school_code))
-    return await _settled_view(engine, user, round_id, request_id,
-                               lambda session, _: session.get(DropoutMessage, message_id).posted)
+    return await _send(engine, client, user, round_id, request_id, message_id, DropoutConsultationWorkflow.comment,
+                       CommentDropout(message_id=message_id, actor=actor_of(user), area=user.area,
+                                      school_code=user.school_code))
 
 
 @router.post("/dropouts/{request_id}/decision", operation_id="decide_dropout", response_model=DropoutOut,
              summary="A district officer of the school's area approves (the student is recorded as dropped out) "
                      "or rejects, with a reason")
-async def decide_dropout(round_id: str, request_id: str, body: DecisionIn, user: UserDep, engine: EngineDep,
+async def decide_dropout(round_id: str, request_id: str, body: DropoutDecisionIn, user: UserDep, engine: EngineDep,
                          client: TemporalDep, now: NowDep) -> DropoutOut:
     return await decide_request(engine, client, user, now, round_id, request_id, body.approve, body.reason)
 
@@ -326,15 +242,14 @@ async def decide_request(engine, client, user: User, now: datetime, round_id: st
 
     def stage() -> int:
         with session_scope(engine) as session:
-            row = _load(session, user, round_id, request_id)
+            row = load_dropout(session, user, round_id, request_id)
             return dropouts.stage_message(session, request_id=row.id, side="district", author=user.id,
                                           text=reason.strip(), evidence=None, at=now,
                                           kind="approve" if approve else "reject")
 
     message_id = await asyncio.to_thread(stage)
-    await _send(engine, client, request_id, message_id, DropoutConsultationWorkflow.decide, DecideDropout(
-        message_id=message_id, approve=approve, actor=actor_of(user), area=user.area))
-    return await _settled_view(engine, user, round_id, request_id, lambda _, r: r.status not in dropouts.OPEN_STATUSES)
+    return await _send(engine, client, user, round_id, request_id, message_id, DropoutConsultationWorkflow.decide,
+                       DecideDropout(message_id=message_id, approve=approve, actor=actor_of(user), area=user.area))
 
 
 @router.get("/dropouts/{request_id}/evidence/{sha256}", operation_id="get_dropout_evidence", response_class=Response,
@@ -356,11 +271,10 @@ async def withdraw_dropout(round_id: str, request_id: str, body: WithdrawalIn, u
 
     def stage() -> int:
         with session_scope(engine) as session:
-            row = _load(session, user, round_id, request_id)
+            row = load_dropout(session, user, round_id, request_id)
             return dropouts.stage_message(session, request_id=row.id, side="school", author=user.id,
                                           text=body.reason.strip(), evidence=None, at=now, kind="withdrawn")
 
     message_id = await asyncio.to_thread(stage)
-    await _send(engine, client, request_id, message_id, DropoutConsultationWorkflow.withdraw, WithdrawDropout(
-        message_id=message_id, actor=actor_of(user)))
-    return await _settled_view(engine, user, round_id, request_id, lambda _, r: r.status not in dropouts.OPEN_STATUSES)
+    return await _send(engine, client, user, round_id, request_id, message_id, DropoutConsultationWorkflow.withdraw,
+                       WithdrawDropout(message_id=message_id, actor=actor_of(user)))

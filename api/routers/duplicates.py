@@ -7,29 +7,28 @@ import asyncio
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, File, Form, Response, UploadFile
-from pydantic import BaseModel
 from sqlalchemy import or_
 from sqlmodel import select
-from temporalio.client import WorkflowUpdateFailedError
 from temporalio.common import WorkflowIDConflictPolicy
-from temporalio.service import RPCError, RPCStatusCode
 
+from api.case_views import case_evidence, case_out, case_visible, load_case
 from api.deps import EngineDep, SessionDep, SettingsDep, TemporalDep, UserDep, actor_of, require_role
 from api.downloads import Sha256, evidence_download
 from api.errors import ERROR_RESPONSES
-from api.views import instant
-from api.workflow_updates import refusal_from_update_failure
+from api.schemas import AffiliationReport, DuplicateCaseOut
+from api.workflow_updates import case_update
 from db.bulk import select_in
-from db.duplicates import CLAIMED, open_affiliation_case
+from db.duplicates import open_affiliation_case
 from db.duplicates import case_id as case_key
 from db.engine import session_scope
 from db.evidence import MAX_EVIDENCE_BYTES, store_evidence
-from db.models import DuplicateCase, EvidenceFile, School, Student
+from db.models import DuplicateCase, School, Student
 from domain.actor_scope import check_actor_scope
 from domain.duplicates import AGENCIES, ClaimReviewIn, DecideIn, DeclareIn
 from domain.ids import normalise_student_id
-from domain.refusals import Refusal, forbidden, invalid, not_found, refusal
-from domain.spreadsheet_stream import MAX_BYTES, FileLimits, spreadsheet_rows
+from domain.refusals import Refusal, forbidden, invalid, refusal
+from domain.spreadsheet_limits import MAX_BYTES, FileLimits
+from domain.spreadsheet_stream import spreadsheet_rows
 from workflows.duplicate_case import DuplicateCaseWorkflow
 from workflows.ids import duplicate_case_id
 
@@ -38,75 +37,13 @@ ACTIVE = "studying"
 NO_NUL = r"^[^\x00]*$"  # text fields of a multipart form (api/body_limit.py checks the other bodies)
 
 
-class CaseOut(BaseModel):
-    id: str
-    kind: str
-    status: str
-    student_id: str
-    student_name: str  # empty for the claimant's side: the holder's record of the student is not theirs
-    holder_school: str | None  # None for the claimant's side: which school has the student is not theirs to know
-    claimant_school: str | None
-    agency: str | None
-    declarations: dict
-    decision: dict | None
-    outcome: str | None
-    opened_at: dict
-    resolved_at: dict | None
-
-
-def _visible(user, session, case: DuplicateCase) -> bool:
-    parties = {case.holder_school, case.claimant_school} - {None}
-    if user.role == "admin":
-        return True
-    if user.role in ("staff", "director"):
-        if user.school_code == case.holder_school and (case.status == CLAIMED
-                                                       or (case.decision or {}).get("claim_dismissed")):
-            return False  # a bare claim: the holder school learns of it only if its district opens it
-        return user.school_code in parties
-    if user.role == "district":
-        return any(session.get(School, p).area == user.area for p in parties)
-    return False
-
-
-def _holder_side(user, session, case: DuplicateCase) -> bool:
-    """Who may see the student's record and the school that has them: admins, the holder school, its district.
-    The claimant's side (its school, a district of its area only) sees its own claim and nothing of theirs."""
-    if case.kind != "obec" or user.role == "admin":
-        return True
-    if user.role in ("staff", "director"):
-        return user.school_code == case.holder_school
-    return user.role == "district" and session.get(School, case.holder_school).area == user.area
-
-
-def _view(session, case: DuplicateCase, user) -> CaseOut:
-    if not _holder_side(user, session, case):
-        own = case.claimant_school
-        kept = case.outcome if case.outcome in (None, "none", own) else "other_school"
-        return CaseOut(
-            id=case.id, kind=case.kind, status=case.status, student_id=case.student_id, student_name="",
-            holder_school=None, claimant_school=own, agency=None,
-            declarations={k: v for k, v in case.declarations.items() if k == own},
-            decision={"keep_school": kept, "at": case.decision.get("at"),
-                      "claim_dismissed": case.decision.get("claim_dismissed", False)} if case.decision else None,
-            outcome=kept, opened_at=instant(case.opened_at).model_dump(mode="json"),
-            resolved_at=instant(case.resolved_at).model_dump(mode="json") if case.resolved_at else None)
-    student = session.get(Student, case.student_pk)
-    return CaseOut(
-        id=case.id, kind=case.kind, status=case.status, student_id=case.student_id,
-        student_name=f"{student.prefix}{student.first_name} {student.last_name}".strip() if student else "",
-        holder_school=case.holder_school, claimant_school=case.claimant_school, agency=case.agency,
-        declarations=case.declarations, decision=case.decision, outcome=case.outcome,
-        opened_at=instant(case.opened_at).model_dump(mode="json"),
-        resolved_at=instant(case.resolved_at).model_dump(mode="json") if case.resolved_at else None)
-
-
-@router.get("/duplicates", operation_id="list_duplicates", response_model=list[CaseOut],
+@router.get("/duplicates", operation_id="list_duplicates", response_model=list[DuplicateCaseOut],
             summary="Duplicate-student cases the user may see: own school, own area, or all (admin); "
                     "`at_district`: waiting for the district's decision (both schools claim the student, or the "
                     "case was still open at the cutoff)")
 def list_duplicates(round_id: str, user: UserDep, session: SessionDep,
                     status: Literal["claimed", "open", "at_district", "resolved"] | None = None,
-                    school: str | None = None) -> list[CaseOut]:
+                    school: str | None = None) -> list[DuplicateCaseOut]:
     stmt = select(DuplicateCase).where(DuplicateCase.round_id == round_id).order_by(DuplicateCase.opened_at)
     if status:
         stmt = stmt.where(DuplicateCase.status == status)
@@ -115,12 +52,12 @@ def list_duplicates(round_id: str, user: UserDep, session: SessionDep,
     if user.role in ("staff", "director"):
         stmt = stmt.where(or_(DuplicateCase.holder_school == user.school_code,
                               DuplicateCase.claimant_school == user.school_code))
-    views = [_view(session, c, user) for c in session.exec(stmt) if _visible(user, session, c)]
+    views = [case_out(session, c, user) for c in session.exec(stmt) if case_visible(user, session, c)]
     # the filter again on what the caller may see: `school=<a guess>` must not find the holder of a claim
     return [v for v in views if not school or school in (v.holder_school, v.claimant_school)]
 
 
-@router.post("/duplicates/{case_id}/resolution", operation_id="resolve_duplicate", response_model=CaseOut,
+@router.post("/duplicates/{case_id}/resolution", operation_id="resolve_duplicate", response_model=DuplicateCaseOut,
              summary="A party school declares the student present (with evidence) or absent; "
                      "the district decides when both claim the student")
 async def resolve_duplicate(
@@ -130,18 +67,18 @@ async def resolve_duplicate(
                         "waiting for it), decide (both schools claim the student)")],
         keep_school: Annotated[str | None, Form(max_length=10, pattern=NO_NUL)] = None,
         note: Annotated[str | None, Form(max_length=1000, pattern=NO_NUL)] = None,
-        evidence: Annotated[UploadFile | None, File(description="PDF, JPEG or PNG")] = None) -> CaseOut:
+        evidence: Annotated[UploadFile | None, File(description="PDF, JPEG or PNG")] = None) -> DuplicateCaseOut:
     data = await evidence.read(MAX_EVIDENCE_BYTES + 1) if evidence is not None else None
     return await resolve_case(engine, client, user, round_id, case_id, action, keep_school, note, data,
                               evidence.filename if data else None)
 
 
 async def resolve_case(engine, client, user, round_id: str, case_id: str, action: str, keep_school: str | None,
-                       note: str | None, data: bytes | None, filename: str | None) -> CaseOut:
+                       note: str | None, data: bytes | None, filename: str | None) -> DuplicateCaseOut:
     """A party's declaration or the district's review and decision (the API's route and the workbench's form)."""
     def prepare() -> str | None:
         with session_scope(engine) as session:
-            case = _case(session, user, round_id, case_id)
+            case = load_case(session, user, round_id, case_id)
             if action in ("decide", "open", "dismiss"):  # finding 4: only the district of the holder's area
                 check_actor_scope(actor_of(user), school_code=case.holder_school,
                                   area=session.get(School, case.holder_school).area, roles=("district",))
@@ -149,39 +86,31 @@ async def resolve_case(engine, client, user, round_id: str, case_id: str, action
 
     sha = await asyncio.to_thread(prepare)
     actor = actor_of(user)
-    handle = client.get_workflow_handle(duplicate_case_id(case_id))
-    try:
-        if action == "decide":
-            require_role(user, "district", what_th="ตัดสินเรื่องนักเรียนซ้ำซ้อน", what_en="decide duplicate cases")
-            if not keep_school or not note:
-                raise invalid("decision_incomplete", "ต้องระบุโรงเรียนที่นักเรียนอยู่ และเหตุผล",
-                              "Give the school that keeps the student, and the reason")
-            state = await handle.execute_update(DuplicateCaseWorkflow.decide,
-                                                DecideIn(keep_school=keep_school, actor=actor, reason=note))
-        elif action in ("open", "dismiss"):
-            if action == "dismiss" and not note:
-                raise invalid("reason_required", "ต้องระบุเหตุผลที่ไม่เปิดเรื่อง", "Give the reason for dismissing the claim")
-            update = DuplicateCaseWorkflow.open_case if action == "open" else DuplicateCaseWorkflow.dismiss_claim
-            state = await handle.execute_update(update, ClaimReviewIn(actor=actor, reason=note))
-        else:
-            if user.role not in ("staff", "director"):
-                raise forbidden("แจ้งแทนโรงเรียน", "declare for a school")
-            state = await handle.execute_update(DuplicateCaseWorkflow.declare, DeclareIn(
-                school=user.school_code, claim=action, actor=actor, evidence=sha, note=note))
-    except WorkflowUpdateFailedError as exc:
-        raise refusal_from_update_failure(exc) from None
-    except RPCError as exc:
-        if exc.status != RPCStatusCode.NOT_FOUND:
-            raise  # Temporal unreachable: a 503 to retry, not an answer about the case
-        raise refusal("case_closed", "เรื่องนี้ปิดแล้ว", "This case is closed") from None
+    if action == "decide":
+        require_role(user, "district", what_th="ตัดสินเรื่องนักเรียนซ้ำซ้อน", what_en="decide duplicate cases")
+        if not keep_school or not note:
+            raise invalid("decision_incomplete", "ต้องระบุโรงเรียนที่นักเรียนอยู่ และเหตุผล",
+                          "Give the school that keeps the student, and the reason")
+        update, arg = DuplicateCaseWorkflow.decide, DecideIn(keep_school=keep_school, actor=actor, reason=note)
+    elif action in ("open", "dismiss"):
+        if action == "dismiss" and not note:
+            raise invalid("reason_required", "ต้องระบุเหตุผลที่ไม่เปิดเรื่อง", "Give the reason for dismissing the claim")
+        update = DuplicateCaseWorkflow.open_case if action == "open" else DuplicateCaseWorkflow.dismiss_claim
+        arg = ClaimReviewIn(actor=actor, reason=note)
+    else:
+        if user.role not in ("staff", "director"):
+            raise forbidden("แจ้งแทนโรงเรียน", "declare for a school")
+        update, arg = DuplicateCaseWorkflow.declare, DeclareIn(school=user.school_code, claim=action, actor=actor,
+                                                                evidence=sha, note=note)
+    # the workflow answers once settled: a resolving update, once the outcome is on the rosters
+    await case_update(client, duplicate_case_id(case_id), update, arg,
+                      refusal("case_closed", "เรื่องนี้ปิดแล้ว", "This case is closed"))
+    return await asyncio.to_thread(_load_view, engine, case_id, user)
 
-    view = await asyncio.to_thread(_load_view, engine, case_id, user)
-    for _ in range(200):  # settled: answer once the outcome is on the rosters (the workflow's next activity)
-        if not state.resolved or view.status == "resolved":
-            break
-        await asyncio.sleep(0.05)
-        view = await asyncio.to_thread(_load_view, engine, case_id, user)
-    return view
+
+def _load_view(engine, case_id: str, user) -> DuplicateCaseOut:
+    with session_scope(engine) as session:
+        return case_out(session, session.get(DuplicateCase, case_id), user)
 
 
 @router.get("/duplicates/{case_id}/evidence/{sha256}", operation_id="get_duplicate_evidence", response_class=Response,
@@ -189,38 +118,6 @@ async def resolve_case(engine, client, user, round_id: str, case_id: str, action
 def get_duplicate_evidence(round_id: str, case_id: str, sha256: Sha256, user: UserDep,
                            session: SessionDep) -> Response:
     return evidence_download(case_evidence(session, user, round_id, case_id, sha256))
-
-
-def _case(session, user, round_id: str, case_id: str) -> DuplicateCase:
-    case = session.get(DuplicateCase, case_id)
-    if case is None or case.round_id != round_id or not _visible(user, session, case):
-        raise not_found("เรื่องนักเรียนซ้ำซ้อน", "duplicate case", case_id)
-    return case
-
-
-def case_view(session, user, round_id: str, case_id: str) -> CaseOut:
-    """One case as far as the user may see it (the workbench's page; the API lists them)."""
-    return _view(session, _case(session, user, round_id, case_id), user)
-
-
-def case_evidence(session, user, round_id: str, case_id: str, sha256: str) -> EvidenceFile:
-    # the claimant's side: its own declaration's file only (finding 3)
-    if sha256 not in {d.get("evidence") for d in case_view(session, user, round_id, case_id).declarations.values()}:
-        raise not_found("หลักฐาน", "evidence", sha256[:12])
-    return session.get(EvidenceFile, sha256)
-
-
-def _load_view(engine, case_id: str, user) -> CaseOut:
-    with session_scope(engine) as session:
-        return _view(session, session.get(DuplicateCase, case_id), user)
-
-
-class AffiliationReport(BaseModel):
-    agency: str
-    rows: int
-    matches: int
-    cases: list[str]
-    issues: list[dict]
 
 
 @router.post("/affiliation-lists", operation_id="import_affiliation_list", response_model=AffiliationReport,

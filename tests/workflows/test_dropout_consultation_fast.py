@@ -6,9 +6,10 @@ import uuid
 from datetime import datetime, timedelta
 
 import pytest
-from temporalio.client import WorkflowUpdateFailedError
+from temporalio.client import WithStartWorkflowOperation, WorkflowUpdateFailedError
+from temporalio.common import WorkflowIDConflictPolicy
 
-from domain.dropouts import DecideDropout, DropoutCalendar, DropoutInput, WithdrawDropout
+from domain.dropouts import DecideDropout, DropoutCalendar, DropoutInput, OpenDropout, WithdrawDropout
 from domain.school_round import Actor
 from domain.working_days import working_deadline
 from tests.timing import eventually
@@ -103,3 +104,49 @@ async def test_a_request_excused_under_r11_is_held_open_for_the_district_past_th
         assert state.status == "approved"  # decided after the cutoff: applied, the audit trail says so
         assert await handle.result() == "approved"
     assert told(log) == ["requested", "held", "approved"]
+
+
+# --- issue 19: the API opens a request with update-with-start and the workflow answers once it is open ----------
+
+async def open_by_update(env, queue: str, actor: Actor = STAFF):
+    """As api/routers/dropouts.py does: the start and the `open_request` update in one call."""
+    rid = f"DO-{uuid.uuid4().hex[:6].upper()}"
+    inp = DropoutInput(request_id=rid, round_id="r", school_code=SCHOOL, area=AREA, reason="moved",
+                       opened_by_update=True)
+    start = WithStartWorkflowOperation(DropoutConsultationWorkflow.run, inp, id=f"fast-{rid}", task_queue=queue,
+                                       id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING)
+    try:
+        return await env.client.execute_update_with_start_workflow(
+            DropoutConsultationWorkflow.open_request, OpenDropout(actor=actor), start_workflow_operation=start), start
+    except WorkflowUpdateFailedError as exc:
+        return exc, start
+
+
+async def test_a_request_opened_by_the_api_answers_once_the_school_is_blocked(time_env):
+    log = Calls()
+    cutoff = (await time_env.get_current_time()) + timedelta(days=20)
+    async with stub_worker(time_env, [DropoutConsultationWorkflow], activities(log, cutoff)) as queue:
+        state, start = await open_by_update(time_env, queue)
+        assert state.status == "waiting_district"
+        # by the answer the request is open and the school's confirmation held back: no polling in the API
+        assert log.names()[:3] == [calls.OPEN_DROPOUT, calls.DROPOUT_CALENDAR, calls.TELL_SCHOOL]
+        assert log.of(calls.TELL_SCHOOL)[0][2] == "case_opened"
+        handle = await start.workflow_handle()
+        await until_open(log)
+        state = await handle.execute_update(DropoutConsultationWorkflow.decide,
+                                            DecideDropout(message_id=7, approve=False, actor=OFFICER, area=AREA))
+        assert await handle.result() == "rejected"
+    assert told(log) == ["requested", "rejected"]
+
+
+async def test_a_refused_opening_leaves_the_staged_request_alone_and_the_workflow_ends(time_env):
+    log = Calls()
+    cutoff = (await time_env.get_current_time()) + timedelta(days=20)
+    other = Actor(user_id="u-other", role="staff", school_code="1044449002")
+    async with stub_worker(time_env, [DropoutConsultationWorkflow], activities(log, cutoff)) as queue:
+        refused, start = await open_by_update(time_env, queue, other)
+        assert isinstance(refused, WorkflowUpdateFailedError) and refused.cause.type == "out_of_scope"
+        # the API removes the staged row; the workflow never opens it, blocks the school or mails anyone
+        await time_env.sleep(timedelta(minutes=11))  # (a handle from update-with-start does not skip time itself)
+        assert await (await start.workflow_handle()).result() == "failed"
+    assert log.names() == []
