@@ -57,7 +57,7 @@ def create_request(session: Session, *, round_id: str, area: str, student: Stude
     session.add(DropoutMessage(request_id=row.id, kind="request", side="school", author=by, text=details,
                                evidence=evidence, at=at))
     return row, DropoutInput(request_id=row.id, round_id=round_id, school_code=student.school_code, area=area,
-                             reason=reason, opened_by_update=True)
+                             reason=reason)
 
 
 def discard_request(session: Session, request_id: str) -> None:

@@ -77,9 +77,6 @@ class DropoutInput(BaseModel):
     school_code: str
     area: str
     reason: str  # a REASONS code; the details are in the database
-    # issue 19: the API opens the request with the `open_request` update (update-with-start); the workflow opens it
-    # only once that update is accepted. False for consultations started before (their histories replay as they were).
-    opened_by_update: bool = False
 
 
 class DropoutCalendar(BaseModel):

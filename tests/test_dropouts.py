@@ -140,7 +140,7 @@ async def test_approval_records_the_student_as_dropped_out_and_tells_the_school(
         r = await decide(stack, rid, rid_, "district", False, "เปลี่ยนใจ")
         assert r.status_code == 409 and r.json()["code"] == "dropout_closed"
         await keep_history(stack, dropout_id(rid_), "dropout_approved")
-        await keep_history(stack, dropout_id(rid_), "v8-dropout_opened_by_update")  # issue 19: update-with-start
+        await keep_history(stack, dropout_id(rid_), "v8-dropout_answered_when_open")  # issue 19: update-with-start
 
 
 async def test_rejection_keeps_the_student_and_frees_the_confirmation(time_env, engine, settings, smtp):

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from temporalio import workflow
 
@@ -35,7 +35,6 @@ with workflow.unsafe.imports_passed_through():
 HELD_PAST_CUTOFF = "dropout-held-past-cutoff"
 # Issue 19: a request opened by update-with-start whose update was refused (or never came) is left to the API, which
 # removes it; the workflow ends without touching it.
-OPENING_WAIT = timedelta(minutes=10)
 
 
 @workflow.defn
@@ -49,16 +48,10 @@ class DropoutConsultationWorkflow:
         self._closing = False  # a decision or the expiry is being applied: no more entries
         self._wake = False
         self._lock = asyncio.Lock()  # entries and the decision are applied one at a time, in order
-        self._open_accepted = False  # the `open_request` update passed its validator
         self._school_blocked = False  # the school's confirmation is held back: the request is open for all
 
     @workflow.run
     async def run(self, inp: DropoutInput) -> str:
-        if inp.opened_by_update:
-            try:
-                await workflow.wait_condition(lambda: self._open_accepted, timeout=OPENING_WAIT)
-            except asyncio.TimeoutError:
-                return "failed"
         await calls.open_dropout(inp.request_id)
         self.calendar = await self._load_calendar()
         await self._tell_school(SchoolRoundWorkflow.case_opened, BlockingCase(kind="dropout", ref=inp.request_id))
@@ -128,9 +121,9 @@ class DropoutConsultationWorkflow:
 
     @workflow.update
     async def open_request(self, o: OpenDropout) -> DropoutState:
-        """Issue 19: the API's update-with-start. Answers once the staged request is open and blocks the school's
-        confirmation, so that the school cannot confirm in between (the mail to the district follows)."""
-        self._open_accepted = True
+        """Issue 19: the API's update-with-start. The workflow opens the staged request on its own (a start is durable,
+        so a request answered while no worker runs is still opened when one does); this update answers once it is
+        open and the school's confirmation held back, so the API does not poll (the mail to the district follows)."""
         await workflow.wait_condition(lambda: self._school_blocked)
         return self.state
 

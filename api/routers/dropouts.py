@@ -9,7 +9,8 @@ reads the request once, after it.
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime
+import logging
+from datetime import datetime, timedelta
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, File, Form, Response, UploadFile
@@ -34,11 +35,20 @@ from db.projection_rows import state_of
 from domain.dropouts import (
     REASONS, CommentDropout, DecideDropout, DropoutInput, OpenDropout, WithdrawDropout, reason_code,
 )
+from dmcflow.lazy_start import signal_school
 from domain.ids import normalise_student_id
 from domain.refusals import invalid, not_found, refusal
-from domain.school_round import Actor, check_roster_editable
+from domain.school_round import Actor, BlockingCase, check_roster_editable
+from workflows.activity_calls import signal_name
 from workflows.dropout_consultation import DropoutConsultationWorkflow
+from workflows.school_round import SchoolRoundWorkflow
 from workflows.ids import dropout_id
+
+log = logging.getLogger(__name__)
+
+# How long a new request's answer waits for the workflow to open it (it opens in well under a second when a worker
+# runs); past it the request is answered as staged, and opens when a worker runs.
+OPEN_ANSWER_WAIT = timedelta(seconds=10)
 
 router = APIRouter(prefix="/rounds/{round_id}", tags=["dropouts"], responses=ERROR_RESPONSES)
 ACTIVE = "studying"
@@ -105,26 +115,42 @@ async def request_dropout(
 
 
 async def _open(engine, client, task_queue: str, inp: DropoutInput, actor: Actor) -> None:
-    """The consultation's workflow starts with the update that opens the staged request; it answers once the
-    school's confirmation is held back. A request the workflow will not open (the update refused, the start refused)
-    is removed: nothing half-made."""
+    """The consultation's workflow starts with the update that answers once the request is open and the school's
+    confirmation held back. The start is durable and the workflow opens the request on its own; with no worker
+    running the answer waits OPEN_ANSWER_WAIT, then the staged request is shown as it is. A request whose workflow
+    did not start is removed: nothing half-made."""
     start = WithStartWorkflowOperation(DropoutConsultationWorkflow.run, inp, id=dropout_id(inp.request_id),
                                        task_queue=task_queue, id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING)
+    answer = asyncio.ensure_future(client.execute_update_with_start_workflow(
+        DropoutConsultationWorkflow.open_request, OpenDropout(actor=actor), start_workflow_operation=start))
     try:
-        await client.execute_update_with_start_workflow(DropoutConsultationWorkflow.open_request,
-                                                        OpenDropout(actor=actor), start_workflow_operation=start)
-    except BaseException as exc:
-        if isinstance(exc, WorkflowUpdateFailedError) or not await _may_have_started(start):
+        await asyncio.wait_for(asyncio.shield(answer), OPEN_ANSWER_WAIT.total_seconds())
+    except asyncio.TimeoutError:
+        answer.cancel()  # the workflow opens the request when a worker runs, answered or not
+        if not await _may_have_started(start):
             await asyncio.to_thread(_discard_request, engine, inp.request_id)
-        if isinstance(exc, WorkflowUpdateFailedError):
-            raise refusal_from_update_failure(exc) from None
+            raise RPCError("Temporal did not take the request", RPCStatusCode.UNAVAILABLE, b"") from None
+        log.info("dropout %s: no worker answered yet; the workflow opens it when one runs", inp.request_id)
+    except WorkflowUpdateFailedError as exc:  # started; the API checked the scope already: the request still opens
+        log.warning("dropout %s: opening answer refused: %s", inp.request_id, refusal_from_update_failure(exc).code)
+    except BaseException:
+        if not await _may_have_started(start):
+            await asyncio.to_thread(_discard_request, engine, inp.request_id)
         raise
+    # The school's block, durable now even when the consultation's workflow has not run (the worker down or
+    # behind); when it has, a repeat the school ignores.
+    try:  # an area-timed school with no workflow yet gets one, blocked from the start (issue 18)
+        await signal_school(client, engine, inp.round_id, inp.school_code, signal_name(SchoolRoundWorkflow.case_opened),
+                            BlockingCase(kind="dropout", ref=inp.request_id))
+    except RPCError:
+        log.warning("dropout %s: the school's round did not take the block; the consultation will send it",
+                    inp.request_id)
 
 
 async def _may_have_started(start: WithStartWorkflowOperation) -> bool:
     """False when the server refused the start, or the call never left. An answer lost on the way (a timeout, a
-    cancelled call) may follow a start: the request is left to the workflow, which opens it once its update is
-    accepted (a request still `starting` after db.dropouts.STARTING_GRACE is ignored)."""
+    cancelled call) may follow a start: the request is left to the workflow (a request still `starting` after
+    db.dropouts.STARTING_GRACE is ignored)."""
     try:
         await asyncio.wait_for(start.workflow_handle(), timeout=0.1)  # set, if at all, before the call raised
         return True
