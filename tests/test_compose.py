@@ -133,7 +133,7 @@ def test_api_and_worker_commands_and_start_order(blocks):
     assert "api.app:app_from_env" in api and "--factory" in api and "0.0.0.0" in api
     assert re.search(r"^\s+- python\n\s+- worker.py$", worker, re.M), worker
     assert re.search(r"replicas: 2$", worker, re.M), worker
-    assert has(worker, "DMCFLOW_WORKFLOW_CACHE_SIZE", "7500"), worker  # its schools all cached at the cutoff
+    assert has(worker, "DMCFLOW_WORKFLOW_CACHE_SIZE", "7500"), worker  # docs/performance.md's sizing
     for block in (api, worker, blocks["intake"]):
         for dependency in ("migrate", "temporal-setup"):
             assert re.search(rf"^      {dependency}:\n\s+condition: service_completed_successfully$", block, re.M), block
@@ -144,6 +144,7 @@ def test_temporal_on_postgresql_with_dmcflow_search_attributes(blocks):
     temporal = blocks["temporal"]
     assert "temporalio/auto-setup" in temporal
     assert has(temporal, "DB", "postgres12") and has(temporal, "POSTGRES_SEEDS", "postgresql")
+    assert has(temporal, "NUM_HISTORY_SHARDS", "128"), temporal  # fixed at creation: docs/performance.md
     assert re.search(r"^      postgresql:\n\s+condition: service_healthy$", temporal, re.M), temporal
     assert "healthcheck:" in blocks["postgresql"] and "postgres:15" in blocks["postgresql"]
     setup = unfolded(blocks["temporal-setup"])
