@@ -35,10 +35,10 @@ SOURCE = (wm.ROOT / "workflows" / "id_correction.py").read_text(encoding="utf-8"
 def test_the_hash_sees_code_not_comments_or_docstrings():
     assert wm.code_hash(SOURCE.replace("\n\n", "\n\n# a comment\n", 1)) == wm.code_hash(SOURCE)
     assert wm.code_hash(SOURCE.replace('"""', '"""Reworded. ', 1)) == wm.code_hash(SOURCE)
-    changed = SOURCE.replace("await workflow.execute_activity", "await  workflow.execute_activity", 1)
+    changed = SOURCE.replace("await calls.notify_id_correction", "await  calls.notify_id_correction", 1)
     assert wm.code_hash(changed) == wm.code_hash(SOURCE)  # formatting
     assert "IdCorrectionWorkflow" in wm.workflow_types(SOURCE)
-    renamed = SOURCE.replace("calls.SETTLE_ID_CORRECTION", "calls.APPLY_ID_CORRECTION", 1)
+    renamed = SOURCE.replace("await calls.settle_id_correction(inp.ref", "await calls.apply_id_correction(inp.ref", 1)
     assert renamed != SOURCE and wm.code_hash(renamed) != wm.code_hash(SOURCE)
 
 
@@ -52,8 +52,8 @@ def repo(tmp_path):
     manifest, errors = wm.update({"workflows": {}, "histories": {}}, tree, {p: "copy" for p in tree.workflows})
     assert not errors
     wm.write(manifest, tmp_path)
-    (tmp_path / "workflows" / "id_correction.py").write_text(
-        SOURCE.replace("calls.SETTLE_ID_CORRECTION", "calls.APPLY_ID_CORRECTION", 1), encoding="utf-8")
+    renamed = SOURCE.replace("await calls.settle_id_correction(inp.ref", "await calls.apply_id_correction(inp.ref", 1)
+    (tmp_path / "workflows" / "id_correction.py").write_text(renamed, encoding="utf-8")
     return tmp_path
 
 
