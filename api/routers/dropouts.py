@@ -134,6 +134,7 @@ async def _open(engine, client, task_queue: str, inp: DropoutInput, actor: Actor
     except WorkflowUpdateFailedError as exc:  # started; the API checked the scope already: the request still opens
         log.warning("dropout %s: opening answer refused: %s", inp.request_id, refusal_from_update_failure(exc).code)
     except BaseException:
+        answer.cancel()  # the caller is gone or the call failed: nothing is left waiting for the answer
         if not await _may_have_started(start):
             await asyncio.to_thread(_discard_request, engine, inp.request_id)
         raise
